@@ -1,0 +1,125 @@
+#!/usr/bin/env -S uv run --script
+# /// script
+# dependencies = ["nox==2026.10.20"]
+# ///
+"""The pipeline, defined once: `make ci`, GitHub Actions and developers all run these sessions.
+
+Each session installs from a hash-pinned lock in `requirements/`, installs mlci without
+dependencies, and runs one tool. No ML logic lives here: it is in `mlci`'s own commands.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import nox
+
+nox.needs_version = ">=2026.10.20"
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.error_on_missing_interpreters = True  # locally too: `make ci` never skips a Python
+nox.options.reuse_venv = "yes"  # installs are exact syncs from the locks, so reuse is safe
+
+ROOT = Path(__file__).parent
+PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
+PYTHONS = nox.project.python_versions(PYPROJECT)  # from the trove classifiers: the list exists once
+DEFAULT_PYTHON = "3.11"  # the Python of the single-interpreter sessions (lint, train, coverage)
+LOCKS = ROOT / "requirements"
+MAIN_LOCK = LOCKS / "main.txt"  # runtime dependencies
+TEST_LOCK = LOCKS / "test.txt"  # runtime + the `test` group
+LINT_LOCK = LOCKS / "lint.txt"  # the `lint` group
+TOOLS_LOCK = LOCKS / "tools.txt"  # nox and uv themselves, for the Makefile and the workflow
+IN_GITHUB = bool(os.environ.get("GITHUB_ACTIONS"))
+
+
+def install_locked(session: nox.Session, lock: Path, *, project: bool = True) -> None:
+    """Make the venv exactly the lock (hashes required), then add mlci without dependencies."""
+    if session.venv_backend == "uv":
+        # `sync` also removes what a changed lock dropped, which keeps reused venvs honest.
+        session.run_install("uv", "pip", "sync", "--require-hashes", "--quiet", str(lock))
+    else:
+        session.install("--require-hashes", "-r", str(lock))
+    if project:
+        session.install("--no-deps", "--quiet", "-e", ".")
+
+
+@nox.session(python=DEFAULT_PYTHON, tags=["ci"])
+def lint(session: nox.Session) -> None:
+    """Lint and format-check the code with ruff."""
+    install_locked(session, LINT_LOCK, project=False)
+    output = ["--output-format=github"] if IN_GITHUB else []
+    session.run("ruff", "check", *output, ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=DEFAULT_PYTHON, tags=["ci"])
+def train(session: nox.Session) -> None:
+    """Validate the data, then train and evaluate the model (skipped when up to date)."""
+    install_locked(session, MAIN_LOCK)
+    session.run("mlci", "train", *session.posargs)
+
+
+@nox.session(python=PYTHONS, tags=["ci"])
+def test(session: nox.Session) -> None:
+    """Run the test suite on one interpreter, writing its own coverage data file."""
+    install_locked(session, TEST_LOCK)
+    session.run(
+        "pytest",
+        "--cov",
+        "--cov-report=",
+        "--cov-fail-under=0",
+        *session.posargs,
+        env={"COVERAGE_FILE": f".coverage.{session.python}"},
+    )
+
+
+@nox.session(python=DEFAULT_PYTHON)
+def coverage(session: nox.Session) -> None:
+    """Combine every interpreter's coverage data, report it, and fail under the threshold."""
+    install_locked(session, TEST_LOCK, project=False)
+    data = sorted(str(path.name) for path in ROOT.glob(".coverage.*"))
+    if not data:
+        session.error("no .coverage.<python> data files: run the test sessions first")
+    session.run("coverage", "combine", "--keep", "--quiet", *data)
+    session.run("coverage", "xml", "--quiet")
+    session.run("coverage", "html", "--quiet")
+    session.run("coverage", "report")
+
+
+@nox.session(python=DEFAULT_PYTHON, default=False)
+def lock(session: nox.Session) -> None:
+    """Regenerate the hash-pinned universal lock files from pyproject.toml."""
+    install_locked(session, TOOLS_LOCK, project=False)
+    compile_ = ["uv", "pip", "compile", "--quiet", "--universal", "--generate-hashes", "--no-annotate"]
+    compile_ += ["--custom-compile-command", "nox -s lock", "--upgrade", *session.posargs]
+    floor = PYTHONS[0]
+    session.run(*compile_, "--python-version", floor, "pyproject.toml", "-o", str(MAIN_LOCK))
+    session.run(
+        *compile_, "--python-version", floor, "pyproject.toml", "--group", "test",
+        "--constraint", str(MAIN_LOCK.relative_to(ROOT)), "-o", str(TEST_LOCK),
+    )
+    # The tools run on one interpreter only: nox needs >= 3.10 and zizmor >= 3.11.
+    session.run(
+        *compile_, "--python-version", DEFAULT_PYTHON, "--group", "pyproject.toml:lint",
+        "-o", str(LINT_LOCK),
+    )
+    session.run(
+        *compile_, "--python-version", "3.10", "--group", "pyproject.toml:tools",
+        "-o", str(TOOLS_LOCK),
+    )
+
+
+@nox.session(python=False, default=False)
+def clean(session: nox.Session) -> None:
+    """Remove generated artifacts and coverage data (not the venvs: `rm -rf .nox .tools`)."""
+    for path in [ROOT / "artifacts", ROOT / ".coverage", *ROOT.glob(".coverage.*")]:
+        session.log(f"removing {path.relative_to(ROOT)}")
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
+if __name__ == "__main__":
+    nox.main()

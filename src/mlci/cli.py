@@ -1,0 +1,172 @@
+"""The ``mlci`` command: one subcommand per pipeline stage, each a thin call into its module."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Callable
+
+from mlci import __version__
+from mlci.config import Config, load_config
+from mlci.errors import MlciError
+
+
+def _config(args: argparse.Namespace) -> Config:
+    return load_config(Path(args.project))
+
+
+def cmd_data_validate(args: argparse.Namespace) -> int:
+    """Check a CSV against the manifest and print every problem."""
+    from mlci.data import format_problems, load_manifest, validate
+
+    config = _config(args)
+    manifest = load_manifest(Path(args.manifest) if args.manifest else config.manifest)
+    path = Path(args.csv) if args.csv else config.data
+    display = args.csv or config.relative(config.data)
+    report = validate(path, manifest, check_hash=not args.schema_only, display=display)
+    if not report.ok:
+        print(format_problems(report), file=sys.stderr)
+        return 2
+    print(f"{display}: OK, {report.rows} rows match {config.relative(manifest.path)}")
+    return 0
+
+
+def cmd_data_accept(args: argparse.Namespace) -> int:
+    """Record a deliberately changed data file (hash and rows) in the manifest."""
+    from mlci.data import accept, load_manifest
+
+    config = _config(args)
+    manifest = load_manifest(Path(args.manifest) if args.manifest else config.manifest)
+    updated = accept(manifest, Path(args.csv) if args.csv else None)
+    print(
+        f"{config.relative(updated.path)}: recorded {updated.file} "
+        f"({updated.rows} rows, sha256 {updated.sha256[:12]}…)"
+    )
+    return 0
+
+
+def cmd_data_init(args: argparse.Namespace) -> int:
+    """Draft a manifest for a new CSV: review its ranges and labels, then commit it."""
+    from mlci.data import infer_manifest
+
+    csv_path = Path(args.csv)
+    manifest_path = Path(args.manifest) if args.manifest else csv_path.with_name(f"{csv_path.stem}.manifest.json")
+    if manifest_path.exists() and not args.force:
+        raise MlciError(f"{manifest_path}: already exists; pass --force to overwrite it")
+    manifest = infer_manifest(csv_path, args.target, manifest_path)
+    manifest.save()
+    print(f"{manifest_path}: wrote a manifest for {manifest.rows} rows; review its ranges and labels")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Validate the data, then train unless the artifacts are up to date."""
+    from mlci.train import train
+
+    config = _config(args)
+    result = train(config, force=args.force)
+    folder = config.relative(result.artifacts.folder)
+    if result.up_to_date:
+        print(f"up to date: {folder}/ was trained from the current inputs (use --force to retrain)")
+    else:
+        print(f"trained {config.estimator.class_path} on {result.lineage['data']['rows']} rows")
+    metrics = result.metrics
+    print(
+        f"  accuracy {metrics['accuracy']:.4f}   macro_f1 {metrics['macro_f1']:.4f}   "
+        f"train {metrics['train_size']} / test {metrics['test_size']} rows"
+    )
+    print(f"  model    {config.relative(result.artifacts.model)}")
+    print(f"  metrics  {config.relative(result.artifacts.metrics)}")
+    print(f"  lineage  {config.relative(result.artifacts.lineage)}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Say whether the artifacts are up to date; exit 1 when they are stale."""
+    from mlci import stage
+
+    config = _config(args)
+    status = stage.check(config)
+    if status.up_to_date:
+        print(f"up to date (stage key {status.key[:12]}…)")
+        return 0
+    print("stale: " + "; ".join(status.reasons))
+    return 1
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Predict labels for rows from a CSV file or stdin with the verified model."""
+    from mlci.predict import load_trained, predict_rows
+
+    config = _config(args)
+    model = load_trained(config)
+    if args.csv in (None, "-"):
+        labels = predict_rows(config, model, sys.stdin, "<stdin>")
+    else:
+        with Path(args.csv).open(encoding="utf-8-sig", newline="") as stream:
+            labels = predict_rows(config, model, stream, args.csv)
+    if args.json:
+        print(json.dumps({"predictions": labels}))
+    else:
+        print("\n".join(labels))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; each subcommand sets ``handler``."""
+    parser = argparse.ArgumentParser(prog="mlci", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"mlci {__version__}")
+    parser.add_argument(
+        "-C", "--project", default=".", metavar="DIR", help="project folder holding pyproject.toml (default: .)"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    data = commands.add_parser("data", help="validate data against its manifest, record changes")
+    data_commands = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    validate = _add(data_commands, "validate", cmd_data_validate)
+    validate.add_argument("csv", nargs="?", help="CSV file (default: [tool.mlci] data)")
+    validate.add_argument("--manifest", help="manifest file (default: [tool.mlci] manifest)")
+    validate.add_argument("--schema-only", action="store_true", help="skip the hash check (new batches)")
+    accept = _add(data_commands, "accept", cmd_data_accept)
+    accept.add_argument("csv", nargs="?", help="CSV file (default: the manifest's file)")
+    accept.add_argument("--manifest", help="manifest file (default: [tool.mlci] manifest)")
+    init = _add(data_commands, "init", cmd_data_init)
+    init.add_argument("csv", help="CSV file to describe")
+    init.add_argument("--target", required=True, help="the label column")
+    init.add_argument("--manifest", help="where to write it (default: <csv stem>.manifest.json)")
+    init.add_argument("--force", action="store_true", help="overwrite an existing manifest")
+
+    train = _add(commands, "train", cmd_train)
+    train.add_argument("--force", action="store_true", help="retrain even when up to date")
+    _add(commands, "status", cmd_status)
+    predict = _add(commands, "predict", cmd_predict)
+    predict.add_argument("csv", nargs="?", help="CSV with the feature columns (default: stdin)")
+    predict.add_argument("--json", action="store_true", help='print {"predictions": [...]}')
+    return parser
+
+
+def _add(commands: Any, name: str, handler: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+    doc = (handler.__doc__ or "").strip()
+    parser = commands.add_parser(name, help=doc, description=doc)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; user errors print a message and exit non-zero, without a traceback."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except MlciError as error:
+        print(f"mlci: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("mlci: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

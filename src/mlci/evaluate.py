@@ -1,0 +1,59 @@
+"""Held-out metrics for a classifier: what the gate, the baseline and the report compare."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+HEADLINE = ("accuracy", "macro_f1")
+
+
+def compute_metrics(
+    y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str], *, train_size: int
+) -> dict[str, Any]:
+    """Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix."""
+    from sklearn.metrics import (
+        accuracy_score,
+        confusion_matrix,
+        f1_score,
+        precision_recall_fscore_support,
+    )
+
+    labels = list(labels)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=0
+    )
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
+        "per_class": {
+            label: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
+            for i, label in enumerate(labels)
+        },
+        "confusion_matrix": {
+            "labels": labels,
+            "matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        },
+        "train_size": int(train_size),
+        "test_size": len(y_true),
+    }
+
+
+def predictions_fingerprint(predictions: Sequence[Any]) -> str:
+    """SHA-256 of the predicted labels in order, one per line: equal iff every prediction is."""
+    return hashlib.sha256("\n".join(str(p) for p in predictions).encode("utf-8")).hexdigest()
+
+
+def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """The flat numeric metrics, per-class ones as ``<metric>.<label>``: what gets compared."""
+    flat = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and k in HEADLINE}
+    for label, scores in metrics.get("per_class", {}).items():
+        for name in ("precision", "recall", "f1"):
+            flat[f"{name}.{label}"] = float(scores[name])
+    return flat

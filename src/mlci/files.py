@@ -1,0 +1,77 @@
+"""Atomic writes and hashing: a write that fails or is killed leaves the previous file intact."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from mlci.errors import MlciError
+
+_CHUNK = 1 << 20
+
+
+def sha256_file(path: Path) -> str:
+    """Hash a file in chunks so that memory stays bounded whatever its size."""
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hash bytes already in memory."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def canonical_json(value: Any) -> str:
+    """Serialise with sorted keys and no spacing, so equal values hash equally."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write through a temp file in the same folder, fsync it, then rename it over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write UTF-8 text atomically."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, value: Any, *, sort_keys: bool = True) -> None:
+    """Write indented JSON atomically, ending with a newline."""
+    atomic_write_text(path, json.dumps(value, indent=2, sort_keys=sort_keys) + "\n")
+
+
+def read_json(path: Path, what: str) -> Any:
+    """Read a JSON file, turning a missing or malformed file into an error that names it."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise MlciError(f"{path}: {what} not found") from None
+    except OSError as exc:
+        raise MlciError(f"{path}: cannot read {what}: {exc.strerror}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise MlciError(
+            f"{path}:{exc.lineno}:{exc.colno}: {what} is not valid JSON: {exc.msg}"
+        ) from None
