@@ -53,12 +53,18 @@ def cmd_data_init(args: argparse.Namespace) -> int:
     from mlci.data import infer_manifest
 
     csv_path = Path(args.csv)
-    manifest_path = Path(args.manifest) if args.manifest else csv_path.with_name(f"{csv_path.stem}.manifest.json")
+    manifest_path = (
+        Path(args.manifest)
+        if args.manifest
+        else csv_path.with_name(f"{csv_path.stem}.manifest.json")
+    )
     if manifest_path.exists() and not args.force:
         raise MlciError(f"{manifest_path}: already exists; pass --force to overwrite it")
     manifest = infer_manifest(csv_path, args.target, manifest_path)
     manifest.save()
-    print(f"{manifest_path}: wrote a manifest for {manifest.rows} rows; review its ranges and labels")
+    print(
+        f"{manifest_path}: wrote a manifest for {manifest.rows} rows; review its ranges and labels"
+    )
     return 0
 
 
@@ -120,7 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlci", description=__doc__)
     parser.add_argument("--version", action="version", version=f"mlci {__version__}")
     parser.add_argument(
-        "-C", "--project", default=".", metavar="DIR", help="project folder holding pyproject.toml (default: .)"
+        "-C",
+        "--project",
+        default=".",
+        metavar="DIR",
+        help="project folder holding pyproject.toml (default: .)",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -129,7 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     validate = _add(data_commands, "validate", cmd_data_validate)
     validate.add_argument("csv", nargs="?", help="CSV file (default: [tool.mlci] data)")
     validate.add_argument("--manifest", help="manifest file (default: [tool.mlci] manifest)")
-    validate.add_argument("--schema-only", action="store_true", help="skip the hash check (new batches)")
+    validate.add_argument(
+        "--schema-only", action="store_true", help="skip the hash check (new batches)"
+    )
     accept = _add(data_commands, "accept", cmd_data_accept)
     accept.add_argument("csv", nargs="?", help="CSV file (default: the manifest's file)")
     accept.add_argument("--manifest", help="manifest file (default: [tool.mlci] manifest)")
@@ -148,7 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add(commands: Any, name: str, handler: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+def _add(
+    commands: Any, name: str, handler: Callable[[argparse.Namespace], int]
+) -> argparse.ArgumentParser:
     doc = (handler.__doc__ or "").strip()
     parser = commands.add_parser(name, help=doc, description=doc)
     parser.set_defaults(handler=handler)

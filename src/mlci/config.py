@@ -108,7 +108,9 @@ def load_config(root: Path) -> Config:
 
     data = root / _get(table, "data", str, where)
     manifest_name = _get(table, "manifest", str, where, default="")
-    manifest = root / manifest_name if manifest_name else data.with_name(f"{data.stem}.manifest.json")
+    manifest = (
+        root / manifest_name if manifest_name else data.with_name(f"{data.stem}.manifest.json")
+    )
     test_size = _get(table, "test_size", float, where, default=0.2)
     if not 0.0 < test_size < 1.0:
         raise MlciError(f"{where} test_size: must be between 0 and 1 (exclusive), got {test_size}")
@@ -124,7 +126,9 @@ def load_config(root: Path) -> Config:
         artifacts=root / _get(table, "artifacts", str, where, default="artifacts"),
         lock=root / lock if lock else None,
         baseline=root / _get(table, "baseline", str, where, default="metrics/baseline.json"),
-        estimator=_estimator_spec(table.get("estimator", {}), f"{pyproject}: [tool.mlci.estimator]"),
+        estimator=_estimator_spec(
+            table.get("estimator", {}), f"{pyproject}: [tool.mlci.estimator]"
+        ),
         gate=_gate_config(table.get("gate", {}), f"{pyproject}: [tool.mlci.gate]"),
     )
 
@@ -147,13 +151,16 @@ def _gate_config(table: Any, where: str) -> GateConfig:
             continue
         if not key.startswith(_GATE_FLOOR_PREFIX):
             raise MlciError(
-                f"{where}: unknown key '{key}'; expected min_<metric>, max_drop or max_relative_drop"
+                f"{where}: unknown key '{key}'; "
+                "expected min_<metric>, max_drop or max_relative_drop"
             )
         floors[key[len(_GATE_FLOOR_PREFIX) :]] = _number(value, f"{where} {key}")
     return GateConfig(
         floors=floors,
         max_drop=_number(table.get("max_drop", 0.0), f"{where} max_drop"),
-        max_relative_drop=_number(table.get("max_relative_drop", 0.0), f"{where} max_relative_drop"),
+        max_relative_drop=_number(
+            table.get("max_relative_drop", 0.0), f"{where} max_relative_drop"
+        ),
     )
 
 
@@ -195,7 +202,9 @@ def build_estimator(spec: EstimatorSpec) -> Any:
     where = "[tool.mlci.estimator]"
     module_name, _, class_name = spec.class_path.rpartition(".")
     if not module_name:
-        raise MlciError(f"{where} class: '{spec.class_path}' is not an import path like {DEFAULT_ESTIMATOR}")
+        raise MlciError(
+            f"{where} class: '{spec.class_path}' is not an import path like {DEFAULT_ESTIMATOR}"
+        )
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -207,7 +216,11 @@ def build_estimator(spec: EstimatorSpec) -> Any:
         estimator = cls()
     except TypeError as exc:
         raise MlciError(f"{where} class: cannot construct {class_name}(): {exc}") from None
-    if not (hasattr(estimator, "fit") and hasattr(estimator, "predict") and hasattr(estimator, "get_params")):
+    if not (
+        hasattr(estimator, "fit")
+        and hasattr(estimator, "predict")
+        and hasattr(estimator, "get_params")
+    ):
         raise MlciError(
             f"{where} class: {spec.class_path} is not a scikit-learn estimator "
             "(it needs fit, predict and get_params)"

@@ -128,10 +128,18 @@ def load_manifest(path: Path) -> Manifest:
     where = str(path)
     if not isinstance(raw, dict):
         raise MlciError(f"{where}: the manifest must be a JSON object")
-    for key, kind in (("file", str), ("sha256", str), ("rows", int), ("target", str), ("columns", list)):
+    for key, kind in (
+        ("file", str),
+        ("sha256", str),
+        ("rows", int),
+        ("target", str),
+        ("columns", list),
+    ):
         if not isinstance(raw.get(key), kind):
             raise MlciError(f"{where}: field '{key}' is missing or not a {kind.__name__}")
-    columns = tuple(_column(item, f"{where}: columns[{index}]") for index, item in enumerate(raw["columns"]))
+    columns = tuple(
+        _column(item, f"{where}: columns[{index}]") for index, item in enumerate(raw["columns"])
+    )
     names = [column.name for column in columns]
     if len(set(names)) != len(names):
         raise MlciError(f"{where}: columns: duplicated column name")
@@ -145,17 +153,27 @@ def _column(item: Any, where: str) -> Column:
         raise MlciError(f"{where}: must be an object with a string 'name'")
     dtype = item.get("dtype")
     if dtype not in DTYPES:
-        raise MlciError(f"{where} ({item['name']}): dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        raise MlciError(
+            f"{where} ({item['name']}): dtype must be one of {', '.join(DTYPES)}, got {dtype!r}"
+        )
     if dtype == "category":
         labels = item.get("labels")
-        if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
-            raise MlciError(f"{where} ({item['name']}): 'labels' must be a non-empty list of strings")
+        if (
+            not isinstance(labels, list)
+            or not labels
+            or not all(isinstance(x, str) for x in labels)
+        ):
+            raise MlciError(
+                f"{where} ({item['name']}): 'labels' must be a non-empty list of strings"
+            )
         return Column(item["name"], dtype, labels=tuple(labels))
     bounds = [item.get("min"), item.get("max")]
     if not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds):
         raise MlciError(f"{where} ({item['name']}): numeric columns need numbers 'min' and 'max'")
     if bounds[0] > bounds[1]:
-        raise MlciError(f"{where} ({item['name']}): min {bounds[0]} is greater than max {bounds[1]}")
+        raise MlciError(
+            f"{where} ({item['name']}): min {bounds[0]} is greater than max {bounds[1]}"
+        )
     return Column(item["name"], dtype, min=float(bounds[0]), max=float(bounds[1]))
 
 
@@ -189,7 +207,9 @@ def _header(
             continue
         slot = expected[position - 1] if position <= len(expected) else None
         if slot in missing:
-            report.add(f"column '{name}' is not in the manifest: renamed from '{slot}'?", 1, position)
+            report.add(
+                f"column '{name}' is not in the manifest: renamed from '{slot}'?", 1, position
+            )
             missing.remove(slot)
         else:
             report.add(f"unexpected column '{name}' (not in the manifest)", 1, position)
@@ -207,7 +227,11 @@ def _cell(value: str, column: Column, report: Report, line: int, position: int) 
         return None
     if column.dtype == "category":
         if text not in column.labels:
-            report.add(f"{name}: unknown label '{text}'; allowed: {', '.join(column.labels)}", line, position)
+            report.add(
+                f"{name}: unknown label '{text}'; allowed: {', '.join(column.labels)}",
+                line,
+                position,
+            )
             return None
         return text
     try:
@@ -224,9 +248,15 @@ def _cell(value: str, column: Column, report: Report, line: int, position: int) 
     if column.dtype == "int" and not number.is_integer():
         report.add(f"{name}: expected an integer, got '{text}'", line, position)
         return None
-    assert column.min is not None and column.max is not None
-    if not column.min <= number <= column.max:
-        report.add(f"{name}: {text} is outside the allowed range [{column.min:g}, {column.max:g}]", line, position)
+    low, high = column.min, column.max
+    assert low is not None
+    assert high is not None
+    if not low <= number <= high:
+        report.add(
+            f"{name}: {text} is outside the allowed range [{column.min:g}, {column.max:g}]",
+            line,
+            position,
+        )
         return None
     return number
 
@@ -274,7 +304,9 @@ def scan(
         report.add("no data rows: the file has a header only", 1)
 
 
-def validate(path: Path, manifest: Manifest, *, check_hash: bool = True, display: str | None = None) -> Report:
+def validate(
+    path: Path, manifest: Manifest, *, check_hash: bool = True, display: str | None = None
+) -> Report:
     """Check a CSV file against the manifest's schema and, unless told not to, its recorded hash."""
     report = Report(display or str(path))
     with _open_text(path) as stream:
@@ -290,7 +322,9 @@ def validate(path: Path, manifest: Manifest, *, check_hash: bool = True, display
     return report
 
 
-def read_table(stream: Iterable[str], source: str, manifest: Manifest, *, require_target: bool = True) -> Table:
+def read_table(
+    stream: Iterable[str], source: str, manifest: Manifest, *, require_target: bool = True
+) -> Table:
     """Read rows into memory, refusing the whole input if any row is invalid."""
     report = Report(source)
     features: list[list[float]] = []
@@ -346,7 +380,7 @@ def infer_manifest(path: Path, target: str, manifest_path: Path) -> Manifest:
             raise MlciError(f"{path}:1: duplicated column names in the header")
         if target not in header:
             raise MlciError(f"{path}:1: target column '{target}' is not in the header {header}")
-        numeric = {name: True for name in header}
+        numeric = dict.fromkeys(header, True)
         lows: dict[str, float] = {}
         highs: dict[str, float] = {}
         labels: dict[str, set[str]] = {name: set() for name in header}
@@ -356,7 +390,9 @@ def infer_manifest(path: Path, target: str, manifest_path: Path) -> Manifest:
                 continue
             rows += 1
             if len(row) != len(header):
-                raise MlciError(f"{path}:{reader.line_num}: expected {len(header)} fields, found {len(row)}")
+                raise MlciError(
+                    f"{path}:{reader.line_num}: expected {len(header)} fields, found {len(row)}"
+                )
             for name, cell in zip(header, row):
                 cell = cell.strip()
                 try:
@@ -377,7 +413,11 @@ def infer_manifest(path: Path, target: str, manifest_path: Path) -> Manifest:
             low, high = lows[name], highs[name]
             span = (high - low) or abs(high) or 1.0
             floor = 0.0 if low >= 0 else low - span
-            columns.append(Column(name, "float", min=max(floor, round(low - span, 6)), max=round(high + span, 6)))
+            columns.append(
+                Column(
+                    name, "float", min=max(floor, round(low - span, 6)), max=round(high + span, 6)
+                )
+            )
         else:
             columns.append(Column(name, "category", labels=tuple(sorted(labels[name]))))
     file = _relative_to(path, manifest_path.parent)

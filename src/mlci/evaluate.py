@@ -26,7 +26,9 @@ def compute_metrics(
     )
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
+        "macro_f1": float(
+            f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)
+        ),
         "per_class": {
             label: {
                 "precision": float(precision[i]),
@@ -52,7 +54,9 @@ def predictions_fingerprint(predictions: Sequence[Any]) -> str:
 
 def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     """The flat numeric metrics, per-class ones as ``<metric>.<label>``: what gets compared."""
-    flat = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and k in HEADLINE}
+    flat = {
+        k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and k in HEADLINE
+    }
     for label, scores in metrics.get("per_class", {}).items():
         for name in ("precision", "recall", "f1"):
             flat[f"{name}.{label}"] = float(scores[name])

@@ -35,7 +35,8 @@ def load_verified(path: Path, expected_sha256: str) -> Any:
     if actual != expected_sha256:
         raise MlciError(
             f"{path}: SHA-256 {actual[:12]}… does not match the recorded {expected_sha256[:12]}…; "
-            "the file was modified or truncated, refusing to load it (retrain with 'mlci train --force')"
+            "the file was modified or truncated, refusing to load it "
+            "(retrain with 'mlci train --force')"
         )
     import joblib
 

@@ -17,7 +17,9 @@ def load_trained(config: Config) -> Any:
     artifacts = stage.Artifacts(config.artifacts)
     lineage = stage.read_lineage(artifacts)
     if lineage is None or lineage.get("status") != stage.COMPLETE:
-        raise MlciError(f"{config.relative(artifacts.lineage)}: no complete training run; run 'mlci train'")
+        raise MlciError(
+            f"{config.relative(artifacts.lineage)}: no complete training run; run 'mlci train'"
+        )
     return load_verified(artifacts.model, lineage.get("outputs", {}).get("model", ""))
 
 

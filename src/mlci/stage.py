@@ -114,7 +114,9 @@ def check(config: Config) -> Status:
     artifacts = Artifacts(config.artifacts)
     lineage = read_lineage(artifacts)
     if lineage is None:
-        return Status(key, inputs, [f"no complete training run in {config.relative(artifacts.folder)}/"])
+        return Status(
+            key, inputs, [f"no complete training run in {config.relative(artifacts.folder)}/"]
+        )
     reasons = []
     if lineage.get("status") != COMPLETE:
         reasons.append("the last training run did not finish")

@@ -105,7 +105,9 @@ def fit(config: Config, manifest: Manifest) -> Fitted:
     try:
         estimator.fit(features[train_rows], labels[train_rows])
     except (TypeError, ValueError) as exc:
-        raise MlciError(f"[tool.mlci.estimator]: training {config.estimator.class_path} failed: {exc}") from None
+        raise MlciError(
+            f"[tool.mlci.estimator]: training {config.estimator.class_path} failed: {exc}"
+        ) from None
     predicted = [str(p) for p in estimator.predict(features[test_rows])]
     expected = [str(label) for label in labels[test_rows]]
     metrics = compute_metrics(
@@ -148,7 +150,11 @@ def train(config: Config, *, force: bool = False) -> TrainResult:
             status=stage.COMPLETE,
             mlci_version=__version__,
             config=config.resolved(),
-            data={"path": config.relative(config.data), "sha256": status.inputs["data"], "rows": manifest.rows},
+            data={
+                "path": config.relative(config.data),
+                "sha256": status.inputs["data"],
+                "rows": manifest.rows,
+            },
             python=stage.python_id(),
             packages=package_versions(),
             git_commit=git_commit(config.root),

@@ -1,0 +1,70 @@
+"""Fixtures that build small mlci projects in temp dirs; tests never touch the repo's artifacts."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mlci.config import Config, load_config
+from mlci.train import TrainResult, train
+
+REPO = Path(__file__).resolve().parents[1]
+IRIS = REPO / "data" / "iris.csv"
+IRIS_MANIFEST = REPO / "data" / "iris.manifest.json"
+
+PYPROJECT = """\
+[project]
+name = "example"
+version = "0"
+
+[tool.mlci]
+data = "data/iris.csv"
+manifest = "data/iris.manifest.json"
+target = "species"
+test_size = 0.2
+seed = 42
+artifacts = "artifacts"
+lock = "requirements/main.txt"
+{extra}
+[tool.mlci.estimator]
+class = "sklearn.ensemble.RandomForestClassifier"
+params = {{ n_estimators = {trees}, random_state = 42 }}
+
+[tool.mlci.gate]
+min_accuracy = 0.8
+min_macro_f1 = 0.8
+max_drop = 0.02
+"""
+
+
+def write_pyproject(root: Path, *, trees: int = 10, extra: str = "") -> None:
+    """Write a pyproject.toml with a [tool.mlci] table pointing at the project's Iris copy."""
+    (root / "pyproject.toml").write_text(
+        PYPROJECT.format(trees=trees, extra=extra), encoding="utf-8"
+    )
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A project folder with the Iris data, its manifest, a lock file and a config."""
+    (tmp_path / "data").mkdir()
+    shutil.copy(IRIS, tmp_path / "data" / "iris.csv")
+    shutil.copy(IRIS_MANIFEST, tmp_path / "data" / "iris.manifest.json")
+    (tmp_path / "requirements").mkdir()
+    (tmp_path / "requirements" / "main.txt").write_text("scikit-learn==0\n", encoding="utf-8")
+    write_pyproject(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def config(project: Path) -> Config:
+    """The loaded config of ``project``."""
+    return load_config(project)
+
+
+@pytest.fixture
+def trained(config: Config) -> TrainResult:
+    """``project`` after one training run."""
+    return train(config)
