@@ -10,6 +10,7 @@ dependencies, and runs one tool. No ML logic lives here: it is in `mlci`'s own c
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -24,7 +25,8 @@ nox.options.reuse_venv = "yes"  # installs are exact syncs from the locks, so re
 ROOT = Path(__file__).parent
 PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
 PYTHONS = nox.project.python_versions(PYPROJECT)  # from the trove classifiers: the list exists once
-DEFAULT_PYTHON = "3.11"  # the Python of the single-interpreter sessions (lint, train, coverage)
+# The Python of the single-interpreter sessions (lint, train, coverage); setup-python reads it too.
+DEFAULT_PYTHON = (ROOT / ".python-version").read_text(encoding="utf-8").strip()
 LOCKS = ROOT / "requirements"
 MAIN_LOCK = LOCKS / "main.txt"  # runtime dependencies
 TEST_LOCK = LOCKS / "test.txt"  # runtime + the `test` group
@@ -58,6 +60,21 @@ def train(session: nox.Session) -> None:
     """Validate the data, then train and evaluate the model (skipped when up to date)."""
     install_locked(session, MAIN_LOCK)
     session.run("mlci", "train", *session.posargs)
+
+
+@nox.session(python=DEFAULT_PYTHON, tags=["ci"], requires=["train"])
+def gate(session: nox.Session) -> None:
+    """Pass or fail the trained model against the floors and this Python's baseline."""
+    install_locked(session, MAIN_LOCK)
+    session.run("mlci", "gate")
+    session.run("mlci", "diff", "--md", silent=True)
+
+
+@nox.session(python=PYTHONS, default=False)
+def baseline(session: nox.Session) -> None:
+    """Retrain on every Python of the matrix and record the results in metrics/baseline.json."""
+    install_locked(session, MAIN_LOCK)
+    session.run("mlci", "baseline", "update")
 
 
 @nox.session(python=PYTHONS, tags=["ci"])
@@ -145,6 +162,16 @@ def clean(session: nox.Session) -> None:
             shutil.rmtree(path)
         else:
             path.unlink()
+
+
+@nox.session(name="all-green", python=False, default=False)
+def all_green(session: nox.Session) -> None:
+    """The workflow's one required check: fail unless every job it needs succeeded."""
+    needs = json.loads(os.environ.get("NEEDS", "{}"))
+    failed = {job: need["result"] for job, need in needs.items() if need["result"] != "success"}
+    if failed:
+        session.error(f"not green: {failed}")
+    session.log(f"all green: {', '.join(sorted(needs)) or 'no jobs'}")
 
 
 if __name__ == "__main__":

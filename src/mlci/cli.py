@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -70,6 +71,8 @@ def cmd_data_init(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Validate the data, then train unless the artifacts are up to date."""
+    from mlci.evaluate import SUMMARY_HEADER, summary_rows
+    from mlci.report import markdown_table, publish
     from mlci.train import train
 
     config = _config(args)
@@ -87,6 +90,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"  model    {config.relative(result.artifacts.model)}")
     print(f"  metrics  {config.relative(result.artifacts.metrics)}")
     print(f"  lineage  {config.relative(result.artifacts.lineage)}")
+    verb = "up to date" if result.up_to_date else "trained"
+    markdown = (
+        f"## Training: {verb}\n\n{config.estimator.class_path} on "
+        f"{result.lineage['data']['rows']} rows of `{result.lineage['data']['path']}`, "
+        f"{metrics['train_size']} train / {metrics['test_size']} held out, "
+        f"{result.lineage['python']}\n\n" + markdown_table(SUMMARY_HEADER, summary_rows(metrics))
+    )
+    publish(config.artifacts, "train", markdown)
     return 0
 
 
@@ -118,6 +129,121 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(json.dumps({"predictions": labels}))
     else:
         print("\n".join(labels))
+    return 0
+
+
+def _current_run(config: Config) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The metrics and lineage of up-to-date artifacts; stale or missing ones are an error."""
+    from mlci import stage
+    from mlci.files import read_json
+
+    status = stage.check(config)
+    if not status.up_to_date:
+        raise MlciError(
+            "the artifacts are not up to date (" + "; ".join(status.reasons) + "); run 'mlci train'"
+        )
+    artifacts = stage.Artifacts(config.artifacts)
+    return read_json(artifacts.metrics, "metrics"), stage.read_lineage(artifacts) or {}
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    """Pass or fail the trained model: floors, and the largest drop against the baseline."""
+    from mlci import baseline, gate
+    from mlci.evaluate import scalar_metrics
+    from mlci.report import markdown_table, publish, text_table
+
+    config = _config(args)
+    metrics, lineage = _current_run(config)
+    python = baseline.minor_of(lineage.get("python", ""))
+    reference = baseline.entry(config, python)
+    name = f"baseline for Python {python}" if reference else None
+    verdict = gate.evaluate(
+        scalar_metrics(metrics), reference["metrics"] if reference else None, config.gate, name
+    )
+    notes = []
+    if reference is None:
+        notes.append(
+            f"no {config.relative(config.baseline)} entry for Python {python}: floors only; "
+            "run 'nox -s baseline' and commit it to start guarding against regressions"
+        )
+    for check in verdict.failures:
+        notes.append(f"FAILED: {check.describe()}")
+    if verdict.passed and verdict.improved:
+        notes.append(
+            f"better than the baseline on {', '.join(verdict.improved)}: "
+            "run 'mlci baseline update' (or 'nox -s baseline') and commit metrics/baseline.json"
+        )
+    result = "passed" if verdict.passed else "FAILED"
+    title = f"quality gate {result} (reference: {verdict.reference or 'none'})"
+    publish(
+        config.artifacts,
+        "gate",
+        f"## Quality gate: {result}\n\nReference: {verdict.reference or 'none'}\n\n"
+        + markdown_table(gate.HEADER, gate.rows(verdict))
+        + "".join(f"\n\n{note}" for note in notes),
+    )
+    if args.json:
+        print(json.dumps(gate.to_dict(verdict), indent=2))
+    else:
+        print(title)
+        print(text_table(gate.HEADER, gate.rows(verdict)))
+        for note in notes:
+            print(note)
+    return 0 if verdict.passed else 1
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    """Metrics and params of the current artifacts against the committed baseline."""
+    from mlci import baseline, diff
+    from mlci.report import markdown_table, publish, text_table
+
+    config = _config(args)
+    metrics, lineage = _current_run(config)
+    python = baseline.minor_of(lineage.get("python", ""))
+    reference = baseline.entry(config, python) or {}
+    found = diff.changes(metrics, lineage.get("config", {}), reference)
+    table = diff.rows(found, everything=args.all)
+    heading = f"Changes against the baseline for Python {python}"
+    if not reference:
+        heading = f"No baseline for Python {python}: every value is new"
+    if args.json:
+        print(json.dumps([dataclasses.asdict(c) for c in found if args.all or c.changed], indent=2))
+    elif args.md:
+        markdown = f"## {heading}\n\n" + (
+            markdown_table(diff.HEADER, table) if table else "No changes."
+        )
+        publish(config.artifacts, "diff", markdown)
+        print(markdown)
+    else:
+        print(heading + ":")
+        print(text_table(diff.HEADER, table) if table else "no changes")
+    return 0
+
+
+def cmd_baseline_update(args: argparse.Namespace) -> int:
+    """Retrain from scratch on this Python and record it in the baseline file."""
+    from mlci import baseline
+
+    config = _config(args)
+    fresh = baseline.update(config)
+    print(
+        f"{config.relative(config.baseline)}: recorded Python {baseline.python_minor()} "
+        f"(accuracy {fresh['metrics']['accuracy']:.4f}, model {fresh['model_sha256'][:12]}…)"
+    )
+    return 0
+
+
+def cmd_baseline_check(args: argparse.Namespace) -> int:
+    """Retrain from scratch and confirm this Python's baseline is reproduced exactly."""
+    from mlci import baseline
+
+    config = _config(args)
+    problems = baseline.check(config)
+    if problems:
+        print(f"Python {baseline.python_minor()} does not reproduce the baseline:", file=sys.stderr)
+        print("\n".join(f"  {problem}" for problem in problems), file=sys.stderr)
+        return 1
+    print(f"Python {baseline.python_minor()} reproduces {config.relative(config.baseline)}")
     return 0
 
 
@@ -154,6 +280,17 @@ def build_parser() -> argparse.ArgumentParser:
     train = _add(commands, "train", cmd_train)
     train.add_argument("--force", action="store_true", help="retrain even when up to date")
     _add(commands, "status", cmd_status)
+    gate = _add(commands, "gate", cmd_gate)
+    gate.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    diff = _add(commands, "diff", cmd_diff)
+    diff_format = diff.add_mutually_exclusive_group()
+    diff_format.add_argument("--md", action="store_true", help="Markdown, also added to the report")
+    diff_format.add_argument("--json", action="store_true", help="JSON")
+    diff.add_argument("--all", action="store_true", help="show unchanged values too")
+    base = commands.add_parser("baseline", help="the committed per-Python baseline")
+    base_commands = base.add_subparsers(dest="baseline_command", metavar="ACTION", required=True)
+    _add(base_commands, "update", cmd_baseline_update)
+    _add(base_commands, "check", cmd_baseline_check)
     predict = _add(commands, "predict", cmd_predict)
     predict.add_argument("csv", nargs="?", help="CSV with the feature columns (default: stdin)")
     predict.add_argument("--json", action="store_true", help='print {"predictions": [...]}')

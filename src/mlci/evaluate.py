@@ -47,6 +47,25 @@ def compute_metrics(
     }
 
 
+def summary_rows(metrics: dict[str, Any]) -> list[list[str]]:
+    """The report's metrics table: the headline numbers, then precision/recall/F1 per class."""
+    rows = [[name, f"{metrics[name]:.4f}", "", "", ""] for name in HEADLINE if name in metrics]
+    for label, scores in metrics.get("per_class", {}).items():
+        rows.append(
+            [
+                f"class {label}",
+                f"{scores['precision']:.4f}",
+                f"{scores['recall']:.4f}",
+                f"{scores['f1']:.4f}",
+                str(scores["support"]),
+            ]
+        )
+    return rows
+
+
+SUMMARY_HEADER = ["metric", "value / precision", "recall", "f1", "support"]
+
+
 def predictions_fingerprint(predictions: Sequence[Any]) -> str:
     """SHA-256 of the predicted labels in order, one per line: equal iff every prediction is."""
     return hashlib.sha256("\n".join(str(p) for p in predictions).encode("utf-8")).hexdigest()

@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mlci import gate
+from mlci.cli import main
+from mlci.config import GateConfig
+
+FLOORS = GateConfig(floors={"accuracy": 0.9, "macro_f1": 0.9}, max_drop=0.0, max_relative_drop=0.0)
+
+
+def test_passes_floors_and_no_regression() -> None:
+    verdict = gate.evaluate(
+        {"accuracy": 0.95, "macro_f1": 0.94}, {"accuracy": 0.95, "macro_f1": 0.94}, FLOORS
+    )
+    assert verdict.passed
+    assert not verdict.improved
+    assert [row[-1] for row in gate.rows(verdict)] == ["pass"] * 4
+
+
+def test_a_floor_fails() -> None:
+    verdict = gate.evaluate({"accuracy": 0.85, "macro_f1": 0.95}, None, FLOORS)
+    assert not verdict.passed
+    assert [c.metric for c in verdict.failures] == ["accuracy"]
+    assert verdict.failures[0].describe() == "accuracy 0.8500 breaks '>= 0.9'"
+
+
+def test_a_missing_metric_fails() -> None:
+    verdict = gate.evaluate({"accuracy": 0.95}, {"accuracy": 0.95, "macro_f1": 0.9}, FLOORS)
+    assert [c.metric for c in verdict.failures] == ["macro_f1", "macro_f1"]
+    assert verdict.failures[0].describe() == "macro_f1 is missing from the candidate's metrics"
+
+
+def test_absolute_drop() -> None:
+    rules = GateConfig(floors={}, max_drop=0.02, max_relative_drop=0.0)
+    ok = gate.evaluate(
+        {"accuracy": 0.93, "macro_f1": 0.9}, {"accuracy": 0.95, "macro_f1": 0.9}, rules
+    )
+    assert ok.passed
+    bad = gate.evaluate(
+        {"accuracy": 0.92, "macro_f1": 0.9}, {"accuracy": 0.95, "macro_f1": 0.9}, rules
+    )
+    assert [c.metric for c in bad.failures] == ["accuracy"]
+    assert bad.failures[0].rule == "drop <= 0.02"
+    assert abs(bad.failures[0].delta + 0.03) < 1e-12  # type: ignore[operator]
+
+
+def test_relative_drop_and_both_limits_must_hold() -> None:
+    relative = GateConfig(floors={}, max_drop=0.0, max_relative_drop=0.05)
+    reference = {"accuracy": 0.8, "macro_f1": 0.8}
+    assert gate.evaluate({"accuracy": 0.761, "macro_f1": 0.8}, reference, relative).passed
+    assert not gate.evaluate({"accuracy": 0.759, "macro_f1": 0.8}, reference, relative).passed
+    both = GateConfig(floors={}, max_drop=0.01, max_relative_drop=0.05)
+    assert not gate.evaluate({"accuracy": 0.785, "macro_f1": 0.8}, reference, both).passed
+
+
+def test_no_drop_at_all_when_no_limit_is_set() -> None:
+    strict = GateConfig(floors={}, max_drop=0.0, max_relative_drop=0.0)
+    reference = {"accuracy": 0.9, "macro_f1": 0.9}
+    assert gate.evaluate(dict(reference), reference, strict).passed
+    assert not gate.evaluate({"accuracy": 0.8999, "macro_f1": 0.9}, reference, strict).passed
+
+
+def test_improvement_is_reported() -> None:
+    verdict = gate.evaluate(
+        {"accuracy": 0.99, "macro_f1": 0.9}, {"accuracy": 0.9, "macro_f1": 0.9}, FLOORS
+    )
+    assert verdict.passed
+    assert verdict.improved == ["accuracy"]
+
+
+def write_metrics(project: Path, accuracy: float, macro_f1: float) -> None:
+    """Craft a metrics file and keep the artifacts consistent, as if training produced it."""
+    from mlci import stage
+    from mlci.files import atomic_write_json, sha256_file
+
+    artifacts = stage.Artifacts(project / "artifacts")
+    metrics = json.loads(artifacts.metrics.read_text())
+    metrics.update(accuracy=accuracy, macro_f1=macro_f1)
+    atomic_write_json(artifacts.metrics, metrics)
+    lineage = json.loads(artifacts.lineage.read_text())
+    lineage["outputs"]["metrics"] = sha256_file(artifacts.metrics)
+    atomic_write_json(artifacts.lineage, lineage)
+
+
+def test_cli_gate_against_the_baseline(
+    trained, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    assert main(["-C", str(project), "baseline", "update"]) == 0
+    capsys.readouterr()
+    assert main(["-C", str(project), "gate"]) == 0
+    out = capsys.readouterr().out
+    assert "quality gate passed (reference: baseline for Python" in out
+    report = (project / "artifacts" / "report.md").read_text()
+    assert "## Quality gate: passed" in report
+    assert "| accuracy |" in report
+
+    write_metrics(project, 0.5, 0.5)
+    assert main(["-C", str(project), "gate"]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED: accuracy 0.5000 breaks '>= 0.8'" in out
+    assert "against the reference" in out
+
+    write_metrics(project, 1.0, 1.0)
+    assert main(["-C", str(project), "gate", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["improved"] == ["accuracy", "macro_f1"]
+    assert main(["-C", str(project), "gate"]) == 0
+    assert "run 'mlci baseline update'" in capsys.readouterr().out
+
+
+def test_cli_gate_without_a_baseline_uses_floors(
+    trained, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    assert main(["-C", str(project), "gate"]) == 0
+    out = capsys.readouterr().out
+    assert "reference: none" in out
+    assert "floors only" in out
+
+
+def test_cli_gate_refuses_stale_artifacts(
+    trained, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    text = (
+        (project / "pyproject.toml").read_text().replace("n_estimators = 10", "n_estimators = 11")
+    )
+    (project / "pyproject.toml").write_text(text)
+    assert main(["-C", str(project), "gate"]) == 2
+    assert "not up to date (config changed); run 'mlci train'" in capsys.readouterr().err
