@@ -40,3 +40,28 @@ def test_tables() -> None:
         report.text_table(["name", "v"], [["accuracy", "1"]])
         == "name      v\n--------  -\naccuracy  1"
     )
+
+
+def test_cli_coverage_section(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from mlci.cli import main
+
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    data = {
+        "totals": {"percent_covered": 93.25},
+        "files": {
+            "src/mlci/a.py": {"summary": {"percent_covered": 100.0}},
+            "src/mlci/b.py": {"summary": {"percent_covered": 80.5}},
+        },
+    }
+    (project / "coverage.json").write_text(json.dumps(data))
+    assert main(["-C", str(project), "report", "coverage", str(project / "coverage.json")]) == 0
+    text = (project / "artifacts" / "report.md").read_text()
+    assert "## Coverage: 93.2%" in text
+    assert "| `src/mlci/b.py` | 80.5% |" in text
+    (project / "coverage.json").write_text("{}")
+    assert main(["-C", str(project), "report", "coverage", str(project / "coverage.json")]) == 2
+    assert "not a `coverage json` report" in capsys.readouterr().err

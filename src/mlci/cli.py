@@ -247,6 +247,68 @@ def cmd_baseline_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_parity(args: argparse.Namespace) -> int:
+    """Check that CI runs what `make ci` runs; print `file:line: rule: message` per violation."""
+    from mlci import parity
+    from mlci.report import markdown_table, publish
+
+    config = _config(args)
+    violations = parity.check(config.root)
+    for violation in violations:
+        print(violation)
+    verdict = "passed" if not violations else f"{len(violations)} violation(s)"
+    markdown = f"## Parity: {verdict}\n\n" + markdown_table(
+        ["rule", "checks that", "result"], parity.summary_rows(violations)
+    )
+    publish(config.artifacts, "parity", markdown)
+    print(f"parity: {len(parity.RULES)} rules checked, {verdict}")
+    return 1 if violations else 0
+
+
+def cmd_lint(args: argparse.Namespace) -> int:
+    """Run ruff, zizmor (offline) and check-jsonschema; fail on any finding."""
+    from mlci import lint
+    from mlci.report import markdown_table, publish, text_table
+
+    config = _config(args)
+    findings = lint.run_all(config.root)
+    rows = [[f.tool, f.what, str(f.count)] for f in findings]
+    total = sum(f.count for f in findings)
+    verdict = "clean" if not total else f"{total} finding(s)"
+    publish(
+        config.artifacts,
+        "lint",
+        f"## Lint: {verdict}\n\n" + markdown_table(["tool", "checks", "findings"], rows),
+    )
+    print(text_table(["tool", "checks", "findings"], rows))
+    return 1 if total else 0
+
+
+def cmd_report_coverage(args: argparse.Namespace) -> int:
+    """Add the total and per-file coverage (from `coverage json`) to the report."""
+    from mlci.files import read_json
+    from mlci.report import markdown_table, publish
+
+    config = _config(args)
+    path = Path(args.json_file)
+    data = read_json(path, "coverage JSON")
+    try:
+        total = data["totals"]["percent_covered"]
+        files = {name: info["summary"]["percent_covered"] for name, info in data["files"].items()}
+    except (KeyError, TypeError):
+        raise MlciError(f"{path}: not a `coverage json` report (no totals or files)") from None
+    rows = [[f"`{name}`", f"{percent:.1f}%"] for name, percent in sorted(files.items())]
+    rows.append(["**total**", f"**{total:.1f}%**"])
+    publish(
+        config.artifacts,
+        "coverage",
+        f"## Coverage: {total:.1f}%\n\n" + markdown_table(["file", "covered"], rows),
+    )
+    report = config.relative(config.artifacts / "report.md")
+    print(f"coverage {total:.1f}% over {len(files)} files, added to {report}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; each subcommand sets ``handler``."""
     parser = argparse.ArgumentParser(prog="mlci", description=__doc__)
@@ -291,6 +353,14 @@ def build_parser() -> argparse.ArgumentParser:
     base_commands = base.add_subparsers(dest="baseline_command", metavar="ACTION", required=True)
     _add(base_commands, "update", cmd_baseline_update)
     _add(base_commands, "check", cmd_baseline_check)
+    _add(commands, "parity", cmd_parity)
+    _add(commands, "lint", cmd_lint)
+    report = commands.add_parser("report", help="add a section to artifacts/report.md")
+    report_commands = report.add_subparsers(dest="report_command", metavar="SECTION", required=True)
+    coverage = _add(report_commands, "coverage", cmd_report_coverage)
+    coverage.add_argument(
+        "json_file", metavar="COVERAGE_JSON", help="the output of `coverage json`"
+    )
     predict = _add(commands, "predict", cmd_predict)
     predict.add_argument("csv", nargs="?", help="CSV with the feature columns (default: stdin)")
     predict.add_argument("--json", action="store_true", help='print {"predictions": [...]}')

@@ -1,0 +1,109 @@
+"""`mlci lint`: run ruff, zizmor and check-jsonschema, count their findings, report the counts.
+
+Each tool runs once in a machine-readable format to count findings and, only when it found
+something, once more in its human (or GitHub annotation) format so the output is readable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from mlci.errors import MlciError
+
+WORKFLOW_SCHEMA = "vendor.github-workflows"
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    """One tool's count."""
+
+    tool: str
+    what: str
+    count: int
+
+
+def _run(
+    command: Sequence[str], root: Path, *, capture: bool = True
+) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(
+            list(command), cwd=root, capture_output=capture, text=True, check=False
+        )
+    except FileNotFoundError:
+        raise MlciError(
+            f"{command[0]}: not installed; run the lint session (`nox -s lint`)"
+        ) from None
+
+
+def _json(result: subprocess.CompletedProcess[str], tool: str) -> object:
+    try:
+        return json.loads(result.stdout or "null")
+    except json.JSONDecodeError:
+        raise MlciError(
+            f"{tool} failed (exit {result.returncode}): {result.stderr.strip()[-500:]}"
+        ) from None
+
+
+def workflows(root: Path) -> list[str]:
+    """The workflow files, relative to the root."""
+    folder = root / ".github" / "workflows"
+    return (
+        sorted(p.relative_to(root).as_posix() for p in folder.glob("*.y*ml"))
+        if folder.is_dir()
+        else []
+    )
+
+
+def run_all(root: Path) -> list[Finding]:
+    """Run every linter; print the findings of those that found something."""
+    github = bool(os.environ.get("GITHUB_ACTIONS"))
+    findings = []
+
+    ruff = _json(_run(["ruff", "check", "--output-format=json", "--exit-zero", "."], root), "ruff")
+    count = len(ruff) if isinstance(ruff, list) else 0
+    if count:
+        _run(
+            ["ruff", "check", *(["--output-format=github"] if github else []), "."],
+            root,
+            capture=False,
+        )
+    findings.append(Finding("ruff check", "lint rules", count))
+
+    formatted = _run(["ruff", "format", "--check", "."], root)
+    count = sum(1 for line in formatted.stdout.splitlines() if line.startswith("Would reformat"))
+    if formatted.returncode not in (0, 1):
+        raise MlciError(f"ruff format failed: {formatted.stderr.strip()}")
+    print(formatted.stdout, end="")
+    findings.append(Finding("ruff format", "files to reformat", count))
+
+    files = workflows(root)
+    if files:
+        zizmor = _json(_run(["zizmor", "--offline", "--format=json", *files], root), "zizmor")
+        count = len(zizmor) if isinstance(zizmor, list) else 0
+        if count:
+            _run(
+                ["zizmor", "--offline", *(["--format=github"] if github else []), *files],
+                root,
+                capture=False,
+            )
+        findings.append(Finding("zizmor --offline", "workflow security findings", count))
+
+        schema = _run(
+            ["check-jsonschema", "--builtin-schema", WORKFLOW_SCHEMA, "-o", "json", *files], root
+        )
+        result = _json(schema, "check-jsonschema")
+        errors = result.get("errors", []) if isinstance(result, dict) else []
+        count = len(errors) if schema.returncode else 0
+        if count:
+            _run(
+                ["check-jsonschema", "--builtin-schema", WORKFLOW_SCHEMA, *files],
+                root,
+                capture=False,
+            )
+        findings.append(Finding("check-jsonschema", "workflow schema errors", count))
+    return findings

@@ -1,0 +1,504 @@
+"""`mlci parity`: prove that CI runs what `make ci` runs, by reading the repository.
+
+Every rule reports `file:line: rule: message`. The checks are textual on purpose: they read the
+workflow, the Makefile and the locks the way a reviewer would, without running any of them, and
+ask nox itself (`nox --list --json`) which sessions exist.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Callable
+
+from mlci.config import tomllib
+
+RULES = {
+    "workflow-runs-only-nox": "every workflow `run:` step calls nox or the tools bootstrap",
+    "sessions-exist": "every session a workflow or the Makefile names exists",
+    "python-matrix": "the workflow provides exactly the noxfile's Pythons",
+    "makefile-only-nox": "Makefile recipes call nox or the tools bootstrap",
+    "tool-pins": "the workflow and the Makefile install the tools lock's nox and uv",
+    "locks-fresh": "each lock satisfies what pyproject.toml asks for",
+    "flags-agree": "make ci and CI run the same sessions with the same nox options",
+}
+TOOLS_LOCK = "requirements/tools.txt"
+# Which pyproject inputs each lock is compiled from (see the `lock` session in noxfile.py).
+LOCK_INPUTS = {
+    "requirements/main.txt": ("project",),
+    "requirements/test.txt": ("project", "test"),
+    "requirements/lint.txt": ("lint",),
+    "requirements/tools.txt": ("tools",),
+}
+# Options that only select or list sessions; anything else must live in noxfile.py's nox.options.
+SELECTING = {"-s", "--session", "--sessions", "-t", "--tags", "-l", "--list", "--json"}
+TAKES_VALUE = {"-s", "--session", "--sessions", "-t", "--tags"}
+_BLOCK = re.compile(r"^[|>][+-]?\d*$")
+_RUN = re.compile(r"^(?P<indent>\s*)(?:-\s+)?run:\s*(?P<value>.*?)\s*$")
+_OUTPUT = re.compile(r'^echo\s+"[\w-]+=\$\((?P<nox>nox\s[^)]*)\)"\s+>>\s+"\$GITHUB_OUTPUT"$')
+_PYVERSION = re.compile(r"^\s*(?:-\s+)?python-version:\s*(?P<value>.*?)\s*$")
+_PYVERSION_FILE = re.compile(r"^\s*(?:-\s+)?python-version-file:\s*(?P<value>.*?)\s*$")
+_MATRIX_PYTHON = re.compile(r"^\s*python:\s*\[(?P<items>[^\]]*)\]\s*$")
+_VERSION = re.compile(r"^3\.\d+$")
+
+Lister = Callable[[Path, list[str]], "tuple[list[dict[str, Any]], str | None]"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Violation:
+    """One broken rule, where it is broken, and how to fix it."""
+
+    file: str
+    line: int
+    rule: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.rule}: {self.message}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Command:
+    """One shell command of a workflow `run:` step or a Makefile recipe."""
+
+    file: str
+    line: int
+    text: str
+
+
+def nox_list(root: Path, args: list[str]) -> tuple[list[dict[str, Any]], str | None]:
+    """Ask nox which sessions a selection names: (sessions, error)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "nox", "--list", "--json", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0 or not result.stdout.strip():
+        lines = [line.removeprefix("nox > ") for line in result.stderr.splitlines() if line.strip()]
+        return [], lines[-1] if lines else f"nox --list failed with exit code {result.returncode}"
+    return json.loads(result.stdout), None
+
+
+def workflow_commands(path: Path, display: str) -> Iterator[Command]:
+    """The commands of every `run:` step, split at `&&`, `||`, `;` and pipes, with line numbers."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    index = 0
+    while index < len(lines):
+        match = _RUN.match(lines[index])
+        index += 1
+        if not match:
+            continue
+        value = match["value"]
+        if not _BLOCK.match(value):
+            yield from _split(display, index, _unquote(value))
+            continue
+        indent = len(match["indent"])
+        while index < len(lines) and (
+            not lines[index].strip() or len(lines[index]) - len(lines[index].lstrip()) > indent
+        ):
+            if lines[index].strip():
+                yield from _split(display, index + 1, lines[index].strip())
+            index += 1
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
+
+
+def _split(file: str, line: int, text: str) -> Iterator[Command]:
+    if text.startswith("#"):
+        return
+    for part in re.split(r"&&|\|\||;|(?<![|>])\|(?!\|)", text):
+        if part.strip():
+            yield Command(file, line, part.strip())
+
+
+def makefile_recipes(path: Path, display: str) -> Iterator[tuple[str, Command]]:
+    """(target, command) for every recipe line of the Makefile."""
+    target = ""
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if raw.startswith("\t"):
+            for command in _split(display, number, raw.strip().lstrip("@-+")):
+                yield target, command
+        elif re.match(r"^[^\s#=]+(\s+[^\s#=]+)*\s*:(?!=)", raw):
+            target = raw.split(":", 1)[0].strip()
+
+
+def _is_nox(text: str) -> bool:
+    return (
+        text == "nox"
+        or text.startswith("nox ")
+        or text in ("$(NOX)",)
+        or text.startswith("$(NOX) ")
+    )
+
+
+def _is_bootstrap(text: str) -> bool:
+    """`python -m pip install --require-hashes -r requirements/tools.txt`, nothing else."""
+    try:
+        tokens = shlex.split(text)
+    except ValueError:
+        return False
+    if len(tokens) < 4 or tokens[1:4] != ["-m", "pip", "install"]:
+        return False
+    if not re.fullmatch(r"python3?|\$\(TOOLS\)/bin/python|\S*/python3?", tokens[0]):
+        return False
+    rest = tokens[4:]
+    if "--require-hashes" not in rest or "-r" not in rest:
+        return False
+    position = rest.index("-r")
+    if rest[position + 1 : position + 2] != [TOOLS_LOCK]:
+        return False
+    others = [
+        t for i, t in enumerate(rest) if t not in ("--require-hashes", "-r") and i != position + 1
+    ]
+    return all(t in ("--quiet", "-q", "--no-deps", "--disable-pip-version-check") for t in others)
+
+
+def _nox_args(text: str) -> list[str]:
+    tokens = shlex.split(text.replace("$(NOX)", "nox"))
+    return tokens[1:] if tokens and tokens[0] == "nox" else []
+
+
+@dataclasses.dataclass
+class Repo:
+    """What the rules read from one repository."""
+
+    root: Path
+    workflows: list[Path]
+    commands: list[Command]
+    recipes: list[tuple[str, Command]]
+    pyproject: dict[str, Any]
+
+    @classmethod
+    def read(cls, root: Path) -> Repo:
+        """Read the workflows, the Makefile and pyproject.toml."""
+        workflows = sorted((root / ".github" / "workflows").glob("*.y*ml"))
+        commands = [
+            command
+            for path in workflows
+            for command in workflow_commands(path, path.relative_to(root).as_posix())
+        ]
+        makefile = root / "Makefile"
+        recipes = list(makefile_recipes(makefile, "Makefile")) if makefile.exists() else []
+        with (root / "pyproject.toml").open("rb") as stream:
+            pyproject = tomllib.load(stream)
+        return cls(root, workflows, commands, recipes, pyproject)
+
+    def nox_invocations(self) -> list[Command]:
+        """Every nox call in the workflows and the Makefile (inside `$(...)` too)."""
+        found = []
+        for command in [*self.commands, *(c for _, c in self.recipes)]:
+            output = _OUTPUT.match(command.text)
+            if output:
+                found.append(Command(command.file, command.line, output["nox"]))
+            elif _is_nox(command.text):
+                found.append(command)
+        return found
+
+    def line_of(self, relative: str, needle: str) -> int:
+        """The first line of a file that contains ``needle`` (1 when absent)."""
+        path = self.root / relative
+        if path.exists():
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+                if needle in line:
+                    return number
+        return 1
+
+
+def check_workflow_runs_only_nox(repo: Repo) -> Iterator[Violation]:
+    """A workflow step that runs pytest, ruff or a script bypasses the pipeline's definition."""
+    for command in repo.commands:
+        if _is_nox(command.text) or _is_bootstrap(command.text) or _OUTPUT.match(command.text):
+            continue
+        yield Violation(
+            command.file,
+            command.line,
+            "workflow-runs-only-nox",
+            f"`{command.text}` is not a nox call; "
+            "move it into a noxfile session and run `nox -s NAME`",
+        )
+
+
+def check_makefile_only_nox(repo: Repo) -> Iterator[Violation]:
+    """A recipe that runs a tool directly would make `make` differ from CI."""
+    for target, command in repo.recipes:
+        text = command.text
+        if _is_nox(text):
+            continue
+        if target == "$(NOX)" and (
+            _is_bootstrap(text)
+            or re.fullmatch(r"\$\(PYTHON\) -m venv \$\(TOOLS\)|touch \$\(NOX\)", text)
+        ):
+            continue
+        yield Violation(
+            command.file,
+            command.line,
+            "makefile-only-nox",
+            f"`{text}` in target '{target}' is not a nox call; recipes run `$(NOX) -s NAME` only",
+        )
+
+
+def _selections(repo: Repo) -> list[tuple[Command, str, str]]:
+    """(command, "-s" or "-t", value) for every literal session or tag selection."""
+    found = []
+    for command in repo.nox_invocations():
+        args = _nox_args(command.text)
+        for index, arg in enumerate(args):
+            if arg in TAKES_VALUE:
+                kind = "-t" if arg in ("-t", "--tags") else "-s"
+                for value in args[index + 1 :]:
+                    if value.startswith("-"):
+                        break
+                    if "$" not in value:
+                        found.append((command, kind, value))
+    return found
+
+
+def check_sessions_exist(repo: Repo, lister: Lister) -> Iterator[Violation]:
+    """A typo in `nox -s NAME` would only show up as a red CI run."""
+    for command, kind, value in _selections(repo):
+        sessions, error = lister(repo.root, [kind, value])
+        if error or not sessions:
+            what = "tag" if kind == "-t" else "session"
+            yield Violation(
+                command.file,
+                command.line,
+                "sessions-exist",
+                f"{what} '{value}' is not in `nox --list`: {error or 'it selects no session'}",
+            )
+
+
+def check_flags_agree(repo: Repo, lister: Lister) -> Iterator[Violation]:
+    """Options belong in noxfile.py (nox.options), so `make ci` and CI cannot drift apart."""
+    for command in repo.nox_invocations():
+        for arg in _nox_args(command.text):
+            option = arg.split("=", 1)[0]
+            if arg.startswith("-") and option not in SELECTING:
+                yield Violation(
+                    command.file,
+                    command.line,
+                    "flags-agree",
+                    f"nox option '{arg}' is set here only; set it once in noxfile.py (nox.options)",
+                )
+    ci = [c for target, c in repo.recipes if target == "ci" and _is_nox(c.text)]
+    if not ci:
+        yield Violation("Makefile", 1, "flags-agree", "no `ci` target that runs nox")
+        return
+    default, error = lister(repo.root, [])
+    if error:
+        yield Violation(ci[0].file, ci[0].line, "flags-agree", f"cannot list nox sessions: {error}")
+        return
+    in_ci: set[str] = set()
+    for command, kind, value in _selections(repo):
+        if command.file != "Makefile":
+            in_ci.update(s["session"] for s in lister(repo.root, [kind, value])[0])
+    for session in default:
+        if session["session"] not in in_ci:
+            yield Violation(
+                ci[0].file,
+                ci[0].line,
+                "flags-agree",
+                f"session '{session['session']}' runs in `make ci` but no workflow runs it; "
+                "tag it `ci` or name it in the workflow",
+            )
+
+
+def check_python_matrix(repo: Repo) -> Iterator[Violation]:
+    """The workflow must offer every Python of the matrix, and no other."""
+    classifiers = repo.pyproject.get("project", {}).get("classifiers", [])
+    matrix = sorted(
+        (
+            c.split()[-1]
+            for c in classifiers
+            if c.startswith("Programming Language :: Python :: 3.")
+        ),
+        key=lambda v: int(v.split(".")[1]),
+    )
+    default_file = repo.root / ".python-version"
+    if default_file.exists():
+        default = default_file.read_text(encoding="utf-8").strip()
+        if default not in matrix:
+            yield Violation(
+                ".python-version", 1, "python-matrix", f"{default} is not one of {matrix}"
+            )
+    derived = False
+    for path in repo.workflows:
+        display = path.relative_to(repo.root).as_posix()
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            version = _PYVERSION.match(line)
+            literal = _MATRIX_PYTHON.match(line)
+            if version and "matrix.python" in version["value"]:
+                derived = True
+            elif version and "${{" not in version["value"]:
+                value = _unquote(version["value"])
+                if value and value not in matrix:
+                    yield Violation(
+                        display,
+                        number,
+                        "python-matrix",
+                        f"Python {value} is not in the matrix {matrix}",
+                    )
+            if literal:
+                items = sorted(
+                    _unquote(i.strip()) for i in literal["items"].split(",") if i.strip()
+                )
+                if items != sorted(matrix):
+                    yield Violation(
+                        display,
+                        number,
+                        "python-matrix",
+                        f"literal Python list {items} differs from the classifiers {matrix}; "
+                        "derive the matrix from `nox --list --json` instead",
+                    )
+                derived = True
+    lists = any("--list" in c.text or " -l" in c.text for c in repo.nox_invocations())
+    if repo.workflows and not (derived and lists):
+        yield Violation(
+            repo.workflows[0].relative_to(repo.root).as_posix(),
+            1,
+            "python-matrix",
+            "no job provides `${{ matrix.python }}` from `nox --list --json`: "
+            "the test sessions' Pythons would not be installed",
+        )
+
+
+def _pins(path: Path) -> dict[str, list[str]]:
+    """name -> pinned versions (one per marker split) in a lock file."""
+    pins: dict[str, list[str]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        match = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", line)
+        if match:
+            pins.setdefault(_normalize(match[1]), []).append(match[2])
+    return pins
+
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def check_tool_pins(repo: Repo) -> Iterator[Violation]:
+    """nox and uv come from the tools lock, at the versions pyproject's `tools` group pins."""
+    lock = repo.root / TOOLS_LOCK
+    if not lock.exists():
+        yield Violation(TOOLS_LOCK, 1, "tool-pins", "missing: run `nox -s lock`")
+        return
+    pins = _pins(lock)
+    for name in ("nox", "uv"):
+        if len(pins.get(name, [])) != 1:
+            yield Violation(TOOLS_LOCK, 1, "tool-pins", f"{name} must be pinned exactly once")
+    noxfile = repo.root / "noxfile.py"
+    if noxfile.exists() and pins.get("nox"):
+        script = re.search(
+            r'#\s*dependencies\s*=\s*\[.*?"nox==([^"]+)"', noxfile.read_text(encoding="utf-8")
+        )
+        if not script or script[1] != pins["nox"][0]:
+            yield Violation(
+                "noxfile.py",
+                repo.line_of("noxfile.py", "dependencies"),
+                "tool-pins",
+                f"the script block must pin nox=={pins['nox'][0]}, as the tools lock does",
+            )
+    for command in [*repo.commands, *(c for _, c in repo.recipes)]:
+        if re.search(r"\b(pip|pipx|uv)\b.*\binstall\b", command.text) and not _is_bootstrap(
+            command.text
+        ):
+            yield Violation(
+                command.file,
+                command.line,
+                "tool-pins",
+                f"`{command.text}` installs tools outside {TOOLS_LOCK}; "
+                f"use `python -m pip install --require-hashes -r {TOOLS_LOCK}`",
+            )
+
+
+def check_locks_fresh(repo: Repo) -> Iterator[Violation]:
+    """A dependency added to pyproject.toml but not locked would be installed by nobody."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    project = repo.pyproject.get("project", {})
+    groups = repo.pyproject.get("dependency-groups", {})
+    for lock, inputs in LOCK_INPUTS.items():
+        path = repo.root / lock
+        if not path.exists():
+            yield Violation(lock, 1, "locks-fresh", "missing: run `nox -s lock`")
+            continue
+        pins = _pins(path)
+        for source in inputs:
+            wanted = project.get("dependencies", []) if source == "project" else groups.get(source)
+            if wanted is None:
+                yield Violation(
+                    lock, 1, "locks-fresh", f"pyproject.toml has no dependency group '{source}'"
+                )
+                continue
+            for text in wanted:
+                if not isinstance(text, str):
+                    continue
+                try:
+                    requirement = Requirement(text)
+                except InvalidRequirement as exc:
+                    yield Violation(
+                        "pyproject.toml",
+                        repo.line_of("pyproject.toml", text),
+                        "locks-fresh",
+                        str(exc),
+                    )
+                    continue
+                versions = pins.get(_normalize(requirement.name), [])
+                line = repo.line_of("pyproject.toml", text)
+                if not versions:
+                    yield Violation(
+                        "pyproject.toml",
+                        line,
+                        "locks-fresh",
+                        f"'{requirement.name}' is not in {lock}: "
+                        "run `nox -s lock` and commit the locks",
+                    )
+                elif not any(requirement.specifier.contains(v, prereleases=True) for v in versions):
+                    yield Violation(
+                        "pyproject.toml",
+                        line,
+                        "locks-fresh",
+                        f"{lock} pins {requirement.name}=={', '.join(versions)}, outside '{text}': "
+                        "run `nox -s lock`",
+                    )
+    for path in sorted((repo.root / "requirements").glob("*.txt")):
+        relative = path.relative_to(repo.root).as_posix()
+        if relative not in LOCK_INPUTS:
+            yield Violation(relative, 1, "locks-fresh", "not produced by `nox -s lock`; remove it")
+
+
+def check(root: Path, lister: Lister = nox_list) -> list[Violation]:
+    """Run every rule on the repository at ``root``."""
+    repo = Repo.read(root)
+    violations = [
+        *check_workflow_runs_only_nox(repo),
+        *check_sessions_exist(repo, lister),
+        *check_python_matrix(repo),
+        *check_makefile_only_nox(repo),
+        *check_tool_pins(repo),
+        *check_locks_fresh(repo),
+        *check_flags_agree(repo, lister),
+    ]
+    return sorted(set(violations), key=lambda v: (v.file, v.line, v.rule, v.message))
+
+
+def summary_rows(violations: list[Violation]) -> list[list[str]]:
+    """One row per rule: what it checks and how many violations it found."""
+    counts = dict.fromkeys(RULES, 0)
+    for violation in violations:
+        counts[violation.rule] += 1
+    return [
+        [rule, text, "pass" if not counts[rule] else f"{counts[rule]} violation(s)"]
+        for rule, text in RULES.items()
+    ]

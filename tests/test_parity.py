@@ -1,0 +1,222 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import REPO
+from mlci import parity
+from mlci.cli import main
+
+PYTHONS = ["3.9", "3.10", "3.11", "3.12"]
+# What `nox --list --json` reports for this repository's noxfile: (session, tags, default).
+SESSIONS = [
+    ("lint", ["ci"], True),
+    ("parity", ["ci"], True),
+    ("train", ["ci"], True),
+    ("gate", ["ci"], True),
+    *((f"test-{python}", ["ci"], True) for python in PYTHONS),
+    ("coverage", [], True),
+    ("lock", [], False),
+    ("clean", [], False),
+    *((f"baseline-{python}", [], False) for python in PYTHONS),
+    ("all-green", [], False),
+]
+
+
+def fake_nox(root: Path, args: list[str]) -> tuple[list[dict[str, Any]], str | None]:
+    """`nox --list --json` for the table above, with nox's selection and error behaviour."""
+    entry = [{"session": name, "tags": tags} for name, tags, _ in SESSIONS]
+    if not args:
+        return [e for e, (_, _, default) in zip(entry, SESSIONS) if default], None
+    kind, value = args
+    if kind == "-t":
+        return [e for e in entry if value in e["tags"]], None
+    found = [e for e in entry if e["session"] == value or e["session"].split("-3.")[0] == value]
+    return (found, None) if found else ([], f"Sessions not found: {value}")
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A copy of the files parity reads."""
+    for name in ("Makefile", "pyproject.toml", "noxfile.py", ".python-version"):
+        shutil.copy(REPO / name, tmp_path / name)
+    shutil.copytree(REPO / ".github", tmp_path / ".github")
+    shutil.copytree(REPO / "requirements", tmp_path / "requirements")
+    return tmp_path
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1))
+
+
+def rules(root: Path) -> list[str]:
+    return [v.rule for v in parity.check(root, fake_nox)]
+
+
+WORKFLOW = ".github/workflows/ci.yml"
+
+
+def test_the_repository_passes(repo: Path) -> None:
+    assert parity.check(repo, fake_nox) == []
+
+
+def test_workflow_runs_only_nox(repo: Path) -> None:
+    edit(
+        repo / WORKFLOW,
+        "        run: nox -s coverage",
+        "        run: |\n          pytest -q\n          nox -s coverage",
+    )
+    violations = parity.check(repo, fake_nox)
+    assert [v.rule for v in violations] == ["workflow-runs-only-nox"]
+    assert str(violations[0]).startswith(f"{WORKFLOW}:")
+    assert "`pytest -q` is not a nox call" in violations[0].message
+    line = (repo / WORKFLOW).read_text().splitlines()[violations[0].line - 1]
+    assert line.strip() == "pytest -q"
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["python -m pip install ruff", "ruff check .", "python -m mlci train", "./scripts/x.sh"],
+)
+def test_other_tools_in_a_workflow_are_violations(repo: Path, command: str) -> None:
+    edit(repo / WORKFLOW, "run: nox -s all-green", f"run: {command}")
+    assert "workflow-runs-only-nox" in rules(repo)
+
+
+def test_sessions_exist(repo: Path) -> None:
+    edit(repo / "Makefile", "$(NOX) -s gate", "$(NOX) -s gates")
+    violations = parity.check(repo, fake_nox)
+    assert [v.rule for v in violations] == ["sessions-exist"]
+    assert (
+        "session 'gates' is not in `nox --list`: Sessions not found: gates" in violations[0].message
+    )
+
+
+def test_a_tag_that_selects_nothing(repo: Path) -> None:
+    edit(repo / WORKFLOW, "nox --list --json -t ci", "nox --list --json -t cl")
+    assert set(rules(repo)) == {"sessions-exist", "flags-agree"}
+
+
+def test_python_matrix_literal_list_must_match(repo: Path) -> None:
+    edit(
+        repo / WORKFLOW,
+        "      fail-fast: false\n",
+        '      fail-fast: false\n      python: ["3.9", "3.10", "3.11"]\n',
+    )
+    violations = parity.check(repo, fake_nox)
+    assert [v.rule for v in violations] == ["python-matrix"]
+    assert "differs from the classifiers" in violations[0].message
+
+
+def test_python_matrix_literal_version_outside(repo: Path) -> None:
+    edit(repo / WORKFLOW, "python-version: ${{ matrix.python }}", 'python-version: "3.8"')
+    assert set(rules(repo)) == {"python-matrix"}
+
+
+def test_python_matrix_default_must_be_in_the_matrix(repo: Path) -> None:
+    (repo / ".python-version").write_text("3.13\n")
+    assert rules(repo) == ["python-matrix"]
+
+
+def test_makefile_only_nox(repo: Path) -> None:
+    edit(repo / "Makefile", "\t$(NOX) -s lint", "\t$(NOX) -s lint\n\truff check .")
+    violations = parity.check(repo, fake_nox)
+    assert [v.rule for v in violations] == ["makefile-only-nox"]
+    assert violations[0].file == "Makefile"
+    assert "in target 'lint'" in violations[0].message
+
+
+def test_tool_pins_in_the_makefile(repo: Path) -> None:
+    edit(
+        repo / "Makefile",
+        "$(TOOLS)/bin/python -m pip install --quiet --require-hashes -r requirements/tools.txt",
+        "$(TOOLS)/bin/python -m pip install nox==2024.1.1 uv",
+    )
+    assert "tool-pins" in rules(repo)
+
+
+def test_tool_pins_in_the_noxfile_script_block(repo: Path) -> None:
+    edit(repo / "noxfile.py", '"nox==2026.10.20"', '"nox==2025.1.1"')
+    violations = parity.check(repo, fake_nox)
+    assert [v.rule for v in violations] == ["tool-pins"]
+    assert violations[0].file == "noxfile.py"
+
+
+def test_locks_fresh_catches_a_new_dependency(repo: Path) -> None:
+    edit(repo / "pyproject.toml", '"joblib>=1.4",', '"joblib>=1.4",\n    "pandas>=2",')
+    violations = parity.check(repo, fake_nox)
+    assert {(v.rule, v.file) for v in violations} == {("locks-fresh", "pyproject.toml")}
+    assert {v.message.split(" is not in ")[1].split(":")[0] for v in violations} == {
+        "requirements/main.txt",
+        "requirements/test.txt",
+    }
+
+
+def test_locks_fresh_catches_a_raised_floor(repo: Path) -> None:
+    edit(repo / "pyproject.toml", '"joblib>=1.4",', '"joblib>=99",')
+    violations = parity.check(repo, fake_nox)
+    assert {v.rule for v in violations} == {"locks-fresh"}
+    assert "outside 'joblib>=99'" in violations[0].message
+
+
+def test_locks_fresh_catches_a_stray_lock(repo: Path) -> None:
+    (repo / "requirements" / "dev.txt").write_text("x==1\n")
+    assert rules(repo) == ["locks-fresh"]
+
+
+def test_flags_agree(repo: Path) -> None:
+    edit(
+        repo / "Makefile",
+        "ci: $(NOX) ## the whole pipeline, exactly as CI runs it\n\t$(NOX)",
+        "ci: $(NOX)\n\t$(NOX) --reuse-venv=no",
+    )
+    violations = parity.check(repo, fake_nox)
+    assert [v.rule for v in violations] == ["flags-agree"]
+    assert "'--reuse-venv=no' is set here only" in violations[0].message
+
+
+def test_flags_agree_needs_every_default_session_in_ci(repo: Path) -> None:
+    edit(repo / WORKFLOW, "        run: nox -s coverage", "        run: nox -s lock")
+    violations = parity.check(repo, fake_nox)
+    assert [v.rule for v in violations] == ["flags-agree"]
+    assert "session 'coverage' runs in `make ci` but no workflow runs it" in violations[0].message
+
+
+def test_workflow_command_parsing(tmp_path: Path) -> None:
+    path = tmp_path / "w.yml"
+    path.write_text(
+        "jobs:\n  a:\n    steps:\n      - run: nox -s lint && echo hi\n"
+        "      - name: x\n        run: |\n          nox -s a\n\n"
+        "          # comment\n          nox -s b | tee log\n"
+        "      - run: 'nox -s c'\n"
+    )
+    commands = [(c.line, c.text) for c in parity.workflow_commands(path, "w.yml")]
+    assert commands == [
+        (4, "nox -s lint"),
+        (4, "echo hi"),
+        (7, "nox -s a"),
+        (10, "nox -s b"),
+        (10, "tee log"),
+        (11, "nox -s c"),
+    ]
+
+
+def test_cli_parity_reports_and_exits(
+    repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (repo / "pyproject.toml").write_text((repo / "pyproject.toml").read_text())
+    monkeypatch.setattr(parity, "nox_list", fake_nox)
+    monkeypatch.setattr(parity.check, "__defaults__", (fake_nox,))
+    assert main(["-C", str(repo), "parity"]) == 0
+    assert "parity: 7 rules checked, passed" in capsys.readouterr().out
+    assert "| workflow-runs-only-nox |" in (repo / "artifacts" / "report.md").read_text()
+    edit(repo / "Makefile", "\t$(NOX) -s lint", "\tpytest")
+    assert main(["-C", str(repo), "parity"]) == 1
+    out = capsys.readouterr().out
+    assert "Makefile:" in out
+    assert "makefile-only-nox" in out
