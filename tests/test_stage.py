@@ -157,3 +157,19 @@ def test_an_unfinished_lineage_is_stale(trained: train_module.TrainResult, proje
     lineage["status"] = "running"
     trained.artifacts.lineage.write_text(json.dumps(lineage))
     assert stage.check(load_config(project)).reasons == ["the last training run did not finish"]
+
+
+def test_a_cache_hit_imports_no_scikit_learn(trained: train_module.TrainResult, project: Path) -> None:
+    """The up-to-date path must stay cheap: no sklearn, numpy or joblib import at all."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from mlci.cli import main; rc = main(['-C', sys.argv[1], 'train']); "
+        "print(rc, sorted(m for m in ('sklearn', 'numpy', 'joblib') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(project)], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.splitlines()[0].startswith("up to date")
+    assert result.stdout.splitlines()[-1] == "0 []"
