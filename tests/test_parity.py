@@ -180,6 +180,13 @@ def test_flags_agree(repo: Path) -> None:
     assert "'--reuse-venv=no' is set here only" in violations[0].message
 
 
+def test_flags_agree_needs_make_ci_to_run_the_whole_pipeline(repo: Path) -> None:
+    edit(repo / "Makefile", "runs it\n\t$(NOX)\n", "runs it\n\t$(NOX) -s lint test\n")
+    violations = parity.check(repo, fake_nox)
+    assert [v.rule for v in violations] == ["flags-agree"]
+    assert "must run plain `nox`" in violations[0].message
+
+
 def test_flags_agree_needs_every_default_session_in_ci(repo: Path) -> None:
     edit(repo / WORKFLOW, "        run: nox -s coverage", "        run: nox -s lock")
     violations = parity.check(repo, fake_nox)

@@ -159,7 +159,9 @@ def test_an_unfinished_lineage_is_stale(trained: train_module.TrainResult, proje
     assert stage.check(load_config(project)).reasons == ["the last training run did not finish"]
 
 
-def test_a_cache_hit_imports_no_scikit_learn(trained: train_module.TrainResult, project: Path) -> None:
+def test_a_cache_hit_imports_no_scikit_learn(
+    trained: train_module.TrainResult, project: Path
+) -> None:
     """The up-to-date path must stay cheap: no sklearn, numpy or joblib import at all."""
     import subprocess
     import sys

@@ -295,6 +295,13 @@ def check_flags_agree(repo: Repo, lister: Lister) -> Iterator[Violation]:
     if not ci:
         yield Violation("Makefile", 1, "flags-agree", "no `ci` target that runs nox")
         return
+    if any(arg in TAKES_VALUE for c in ci for arg in _nox_args(c.text)):
+        yield Violation(
+            ci[0].file,
+            ci[0].line,
+            "flags-agree",
+            "`make ci` must run plain `nox` (the default sessions, as CI does), not a selection",
+        )
     default, error = lister(repo.root, [])
     if error:
         yield Violation(ci[0].file, ci[0].line, "flags-agree", f"cannot list nox sessions: {error}")
