@@ -72,14 +72,18 @@ def test_improvement_is_reported() -> None:
     assert verdict.improved == ["accuracy"]
 
 
-def write_metrics(project: Path, accuracy: float, macro_f1: float) -> None:
-    """Craft a metrics file and keep the artifacts consistent, as if training produced it."""
+def write_metrics(project: Path, **values: float | None) -> None:
+    """Craft the metrics file (None deletes a metric) and keep the artifacts consistent with it."""
     from mlci import stage
     from mlci.files import atomic_write_json, sha256_file
 
     artifacts = stage.Artifacts(project / "artifacts")
     metrics = json.loads(artifacts.metrics.read_text())
-    metrics.update(accuracy=accuracy, macro_f1=macro_f1)
+    for name, value in values.items():
+        if value is None:
+            del metrics[name]
+        else:
+            metrics[name] = value
     atomic_write_json(artifacts.metrics, metrics)
     lineage = json.loads(artifacts.lineage.read_text())
     lineage["outputs"]["metrics"] = sha256_file(artifacts.metrics)
@@ -98,13 +102,13 @@ def test_cli_gate_against_the_baseline(
     assert "## Quality gate: passed" in report
     assert "| accuracy |" in report
 
-    write_metrics(project, 0.5, 0.5)
+    write_metrics(project, accuracy=0.5, macro_f1=0.5)
     assert main(["-C", str(project), "gate"]) == 1
     out = capsys.readouterr().out
     assert "FAILED: accuracy 0.5000 breaks '>= 0.8'" in out
     assert "against the reference" in out
 
-    write_metrics(project, 1.0, 1.0)
+    write_metrics(project, accuracy=1.0, macro_f1=1.0)
     assert main(["-C", str(project), "gate", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["improved"] == ["accuracy", "macro_f1"]
     assert main(["-C", str(project), "gate"]) == 0
@@ -129,3 +133,11 @@ def test_cli_gate_refuses_stale_artifacts(
     (project / "pyproject.toml").write_text(text)
     assert main(["-C", str(project), "gate"]) == 2
     assert "not up to date (config changed); run 'mlci train'" in capsys.readouterr().err
+
+
+def test_cli_gate_fails_on_a_metric_missing_from_the_metrics_file(  # type: ignore[no-untyped-def]
+    trained, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_metrics(project, macro_f1=None)
+    assert main(["-C", str(project), "gate"]) == 1
+    assert "FAILED: macro_f1 is missing from the candidate's metrics" in capsys.readouterr().out
