@@ -56,7 +56,7 @@ def lint(session: nox.Session) -> None:
 def parity(session: nox.Session) -> None:
     """Check that CI runs what `make ci` runs: workflows, Makefile, sessions, Pythons, locks."""
     install_locked(session, MAIN_LOCK, TOOLS_LOCK)
-    session.run("mlci", "parity")
+    session.run("mlci", "parity", *session.posargs)
 
 
 @nox.session(python=DEFAULT_PYTHON, tags=["ci"])
@@ -113,51 +113,9 @@ def coverage(session: nox.Session) -> None:
 
 @nox.session(python=DEFAULT_PYTHON, default=False)
 def lock(session: nox.Session) -> None:
-    """Regenerate the hash-pinned universal lock files from pyproject.toml."""
-    install_locked(session, TOOLS_LOCK, project=False)
-    compile_ = [
-        "uv",
-        "pip",
-        "compile",
-        "--quiet",
-        "--universal",
-        "--generate-hashes",
-        "--no-annotate",
-    ]
-    compile_ += ["--custom-compile-command", "nox -s lock", "--upgrade", *session.posargs]
-    floor = PYTHONS[0]
-    session.run(*compile_, "--python-version", floor, "pyproject.toml", "-o", str(MAIN_LOCK))
-    session.run(
-        *compile_,
-        "--python-version",
-        floor,
-        "pyproject.toml",
-        "--group",
-        "test",
-        "--constraint",
-        str(MAIN_LOCK.relative_to(ROOT)),
-        "-o",
-        str(TEST_LOCK),
-    )
-    # The tools run on one interpreter only: nox needs >= 3.10 and zizmor >= 3.11.
-    session.run(
-        *compile_,
-        "--python-version",
-        DEFAULT_PYTHON,
-        "--group",
-        "pyproject.toml:lint",
-        "-o",
-        str(LINT_LOCK),
-    )
-    session.run(
-        *compile_,
-        "--python-version",
-        "3.10",
-        "--group",
-        "pyproject.toml:tools",
-        "-o",
-        str(TOOLS_LOCK),
-    )
+    """Regenerate the hash-pinned universal locks (`nox -s lock -- --upgrade` to move pins)."""
+    install_locked(session, TOOLS_LOCK)
+    session.run("mlci", "lock", *session.posargs)
 
 
 @nox.session(python=False, default=False)

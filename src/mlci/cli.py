@@ -253,7 +253,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
     from mlci.report import markdown_table, publish
 
     config = _config(args)
-    violations = parity.check(config.root)
+    violations = parity.check(config.root, resolve=args.resolve)
     for violation in violations:
         print(violation)
     verdict = "passed" if not violations else f"{len(violations)} violation(s)"
@@ -263,6 +263,18 @@ def cmd_parity(args: argparse.Namespace) -> int:
     publish(config.artifacts, "parity", markdown)
     print(f"parity: {len(parity.RULES)} rules checked, {verdict}")
     return 1 if violations else 0
+
+
+def cmd_lock(args: argparse.Namespace) -> int:
+    """Regenerate the hash-pinned universal lock files with uv."""
+    from mlci import locks
+    from mlci.parity import Repo
+
+    repo = Repo.read(Path(args.project).resolve())
+    locks.compile_all(repo.root, repo.locks, upgrade=args.upgrade)
+    for lock in repo.locks:
+        print(f"{lock.path}: {len(locks.pins(repo.root / lock.path))} packages")
+    return 0
 
 
 def cmd_lint(args: argparse.Namespace) -> int:
@@ -353,7 +365,14 @@ def build_parser() -> argparse.ArgumentParser:
     base_commands = base.add_subparsers(dest="baseline_command", metavar="ACTION", required=True)
     _add(base_commands, "update", cmd_baseline_update)
     _add(base_commands, "check", cmd_baseline_check)
-    _add(commands, "parity", cmd_parity)
+    parity = _add(commands, "parity", cmd_parity)
+    parity.add_argument(
+        "--resolve",
+        action="store_true",
+        help="also re-resolve every lock with uv (needs the index)",
+    )
+    lock = _add(commands, "lock", cmd_lock)
+    lock.add_argument("--upgrade", action="store_true", help="move every pin to the newest allowed")
     _add(commands, "lint", cmd_lint)
     report = commands.add_parser("report", help="add a section to artifacts/report.md")
     report_commands = report.add_subparsers(dest="report_command", metavar="SECTION", required=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from mlci.config import tomllib
+from mlci.locks import Lock, locks, normalize, pins, resolve_differences
 
 RULES = {
     "workflow-runs-only-nox": "every workflow `run:` step calls nox or the tools bootstrap",
@@ -29,13 +30,6 @@ RULES = {
     "flags-agree": "make ci and CI run the same sessions with the same nox options",
 }
 TOOLS_LOCK = "requirements/tools.txt"
-# Which pyproject inputs each lock is compiled from (see the `lock` session in noxfile.py).
-LOCK_INPUTS = {
-    "requirements/main.txt": ("project",),
-    "requirements/test.txt": ("project", "test"),
-    "requirements/lint.txt": ("lint",),
-    "requirements/tools.txt": ("tools",),
-}
 # Options that only select or list sessions; anything else must live in noxfile.py's nox.options.
 SELECTING = {"-s", "--session", "--sessions", "-t", "--tags", "-l", "--list", "--json"}
 TAKES_VALUE = {"-s", "--session", "--sessions", "-t", "--tags"}
@@ -179,6 +173,17 @@ class Repo:
     commands: list[Command]
     recipes: list[tuple[str, Command]]
     pyproject: dict[str, Any]
+
+    @property
+    def default_python(self) -> str:
+        """The single-interpreter sessions' Python (`.python-version`)."""
+        path = self.root / ".python-version"
+        return path.read_text(encoding="utf-8").strip() if path.exists() else "3.11"
+
+    @property
+    def locks(self) -> list[Lock]:
+        """The lock files `nox -s lock` writes."""
+        return locks(self.pyproject, self.default_python)
 
     @classmethod
     def read(cls, root: Path) -> Repo:
@@ -332,9 +337,8 @@ def check_python_matrix(repo: Repo) -> Iterator[Violation]:
         ),
         key=lambda v: int(v.split(".")[1]),
     )
-    default_file = repo.root / ".python-version"
-    if default_file.exists():
-        default = default_file.read_text(encoding="utf-8").strip()
+    if (repo.root / ".python-version").exists():
+        default = repo.default_python
         if default not in matrix:
             yield Violation(
                 ".python-version", 1, "python-matrix", f"{default} is not one of {matrix}"
@@ -380,41 +384,27 @@ def check_python_matrix(repo: Repo) -> Iterator[Violation]:
         )
 
 
-def _pins(path: Path) -> dict[str, list[str]]:
-    """name -> pinned versions (one per marker split) in a lock file."""
-    pins: dict[str, list[str]] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        match = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", line)
-        if match:
-            pins.setdefault(_normalize(match[1]), []).append(match[2])
-    return pins
-
-
-def _normalize(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def check_tool_pins(repo: Repo) -> Iterator[Violation]:
     """nox and uv come from the tools lock, at the versions pyproject's `tools` group pins."""
     lock = repo.root / TOOLS_LOCK
     if not lock.exists():
         yield Violation(TOOLS_LOCK, 1, "tool-pins", "missing: run `nox -s lock`")
         return
-    pins = _pins(lock)
+    pinned = pins(lock)
     for name in ("nox", "uv"):
-        if len(pins.get(name, [])) != 1:
+        if len(pinned.get(name, [])) != 1:
             yield Violation(TOOLS_LOCK, 1, "tool-pins", f"{name} must be pinned exactly once")
     noxfile = repo.root / "noxfile.py"
-    if noxfile.exists() and pins.get("nox"):
+    if noxfile.exists() and pinned.get("nox"):
         script = re.search(
             r'#\s*dependencies\s*=\s*\[.*?"nox==([^"]+)"', noxfile.read_text(encoding="utf-8")
         )
-        if not script or script[1] != pins["nox"][0]:
+        if not script or script[1] != pinned["nox"][0]:
             yield Violation(
                 "noxfile.py",
                 repo.line_of("noxfile.py", "dependencies"),
                 "tool-pins",
-                f"the script block must pin nox=={pins['nox'][0]}, as the tools lock does",
+                f"the script block must pin nox=={pinned['nox'][0]}, as the tools lock does",
             )
     for command in [*repo.commands, *(c for _, c in repo.recipes)]:
         if re.search(r"\b(pip|pipx|uv)\b.*\binstall\b", command.text) and not _is_bootstrap(
@@ -435,12 +425,12 @@ def check_locks_fresh(repo: Repo) -> Iterator[Violation]:
 
     project = repo.pyproject.get("project", {})
     groups = repo.pyproject.get("dependency-groups", {})
-    for lock, inputs in LOCK_INPUTS.items():
+    for lock, inputs in ((lock.path, lock.inputs) for lock in repo.locks):
         path = repo.root / lock
         if not path.exists():
             yield Violation(lock, 1, "locks-fresh", "missing: run `nox -s lock`")
             continue
-        pins = _pins(path)
+        pinned = pins(path)
         for source in inputs:
             wanted = project.get("dependencies", []) if source == "project" else groups.get(source)
             if wanted is None:
@@ -461,7 +451,7 @@ def check_locks_fresh(repo: Repo) -> Iterator[Violation]:
                         str(exc),
                     )
                     continue
-                versions = pins.get(_normalize(requirement.name), [])
+                versions = pinned.get(normalize(requirement.name), [])
                 line = repo.line_of("pyproject.toml", text)
                 if not versions:
                     yield Violation(
@@ -481,12 +471,20 @@ def check_locks_fresh(repo: Repo) -> Iterator[Violation]:
                     )
     for path in sorted((repo.root / "requirements").glob("*.txt")):
         relative = path.relative_to(repo.root).as_posix()
-        if relative not in LOCK_INPUTS:
+        if relative not in {lock.path for lock in repo.locks}:
             yield Violation(relative, 1, "locks-fresh", "not produced by `nox -s lock`; remove it")
 
 
-def check(root: Path, lister: Lister = nox_list) -> list[Violation]:
-    """Run every rule on the repository at ``root``."""
+def check_resolution(repo: Repo) -> Iterator[Violation]:
+    """A full re-resolve (`--resolve`): the locks are exactly what `nox -s lock` would write now."""
+    for lock, change in resolve_differences(repo.root, repo.locks).items():
+        yield Violation(
+            lock, 1, "locks-fresh", f"a fresh resolution differs ({change}): run `nox -s lock`"
+        )
+
+
+def check(root: Path, lister: Lister = nox_list, *, resolve: bool = False) -> list[Violation]:
+    """Run every rule on the repository at ``root``; ``resolve`` also re-resolves (network)."""
     repo = Repo.read(root)
     violations = [
         *check_workflow_runs_only_nox(repo),
@@ -496,6 +494,7 @@ def check(root: Path, lister: Lister = nox_list) -> list[Violation]:
         *check_tool_pins(repo),
         *check_locks_fresh(repo),
         *check_flags_agree(repo, lister),
+        *(check_resolution(repo) if resolve else []),
     ]
     return sorted(set(violations), key=lambda v: (v.file, v.line, v.rule, v.message))
 
