@@ -58,6 +58,13 @@ def rules(root: Path) -> list[str]:
     return [v.rule for v in parity.check(root, fake_nox)]
 
 
+def only(root: Path, rule: str) -> parity.Violation:
+    """The one violation the edit must cause, of the rule it breaks."""
+    violations = parity.check(root, fake_nox)
+    assert [v.rule for v in violations] == [rule], violations
+    return violations[0]
+
+
 WORKFLOW = ".github/workflows/ci.yml"
 
 
@@ -71,11 +78,10 @@ def test_workflow_runs_only_nox(repo: Path) -> None:
         "        run: nox -s coverage",
         "        run: |\n          pytest -q\n          nox -s coverage",
     )
-    violations = parity.check(repo, fake_nox)
-    assert [v.rule for v in violations] == ["workflow-runs-only-nox"]
-    assert str(violations[0]).startswith(f"{WORKFLOW}:")
-    assert "`pytest -q` is not a nox call" in violations[0].message
-    line = (repo / WORKFLOW).read_text().splitlines()[violations[0].line - 1]
+    violation = only(repo, "workflow-runs-only-nox")
+    assert str(violation).startswith(f"{WORKFLOW}:")
+    assert "`pytest -q` is not a nox call" in violation.message
+    line = (repo / WORKFLOW).read_text().splitlines()[violation.line - 1]
     assert line.strip() == "pytest -q"
 
 
@@ -90,11 +96,8 @@ def test_other_tools_in_a_workflow_are_violations(repo: Path, command: str) -> N
 
 def test_sessions_exist(repo: Path) -> None:
     edit(repo / "Makefile", "$(NOX) -s gate", "$(NOX) -s gates")
-    violations = parity.check(repo, fake_nox)
-    assert [v.rule for v in violations] == ["sessions-exist"]
-    assert (
-        "session 'gates' is not in `nox --list`: Sessions not found: gates" in violations[0].message
-    )
+    violation = only(repo, "sessions-exist")
+    assert "session 'gates' is not in `nox --list`: Sessions not found: gates" in violation.message
 
 
 def test_a_tag_that_selects_nothing(repo: Path) -> None:
@@ -108,9 +111,8 @@ def test_python_matrix_literal_list_must_match(repo: Path) -> None:
         "      fail-fast: false\n",
         '      fail-fast: false\n      python: ["3.9", "3.10", "3.11"]\n',
     )
-    violations = parity.check(repo, fake_nox)
-    assert [v.rule for v in violations] == ["python-matrix"]
-    assert "differs from the classifiers" in violations[0].message
+    violation = only(repo, "python-matrix")
+    assert "differs from the classifiers" in violation.message
 
 
 def test_python_matrix_literal_version_outside(repo: Path) -> None:
@@ -125,10 +127,9 @@ def test_python_matrix_default_must_be_in_the_matrix(repo: Path) -> None:
 
 def test_makefile_only_nox(repo: Path) -> None:
     edit(repo / "Makefile", "\t$(NOX) -s lint", "\t$(NOX) -s lint\n\truff check .")
-    violations = parity.check(repo, fake_nox)
-    assert [v.rule for v in violations] == ["makefile-only-nox"]
-    assert violations[0].file == "Makefile"
-    assert "in target 'lint'" in violations[0].message
+    violation = only(repo, "makefile-only-nox")
+    assert violation.file == "Makefile"
+    assert "in target 'lint'" in violation.message
 
 
 def test_tool_pins_in_the_makefile(repo: Path) -> None:
@@ -142,9 +143,8 @@ def test_tool_pins_in_the_makefile(repo: Path) -> None:
 
 def test_tool_pins_in_the_noxfile_script_block(repo: Path) -> None:
     edit(repo / "noxfile.py", '"nox==2026.10.20"', '"nox==2025.1.1"')
-    violations = parity.check(repo, fake_nox)
-    assert [v.rule for v in violations] == ["tool-pins"]
-    assert violations[0].file == "noxfile.py"
+    violation = only(repo, "tool-pins")
+    assert violation.file == "noxfile.py"
 
 
 def test_locks_fresh_catches_a_new_dependency(repo: Path) -> None:
@@ -175,23 +175,20 @@ def test_flags_agree(repo: Path) -> None:
         "ci: $(NOX) ## the whole pipeline, exactly as CI runs it\n\t$(NOX)",
         "ci: $(NOX)\n\t$(NOX) --reuse-venv=no",
     )
-    violations = parity.check(repo, fake_nox)
-    assert [v.rule for v in violations] == ["flags-agree"]
-    assert "'--reuse-venv=no' is set here only" in violations[0].message
+    violation = only(repo, "flags-agree")
+    assert "'--reuse-venv=no' is set here only" in violation.message
 
 
 def test_flags_agree_needs_make_ci_to_run_the_whole_pipeline(repo: Path) -> None:
     edit(repo / "Makefile", "runs it\n\t$(NOX)\n", "runs it\n\t$(NOX) -s lint test\n")
-    violations = parity.check(repo, fake_nox)
-    assert [v.rule for v in violations] == ["flags-agree"]
-    assert "must run plain `nox`" in violations[0].message
+    violation = only(repo, "flags-agree")
+    assert "must run plain `nox`" in violation.message
 
 
 def test_flags_agree_needs_every_default_session_in_ci(repo: Path) -> None:
     edit(repo / WORKFLOW, "        run: nox -s coverage", "        run: nox -s lock")
-    violations = parity.check(repo, fake_nox)
-    assert [v.rule for v in violations] == ["flags-agree"]
-    assert "session 'coverage' runs in `make ci` but no workflow runs it" in violations[0].message
+    violation = only(repo, "flags-agree")
+    assert "session 'coverage' runs in `make ci` but no workflow runs it" in violation.message
 
 
 def test_workflow_command_parsing(tmp_path: Path) -> None:
