@@ -323,7 +323,10 @@ def cmd_report_coverage(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; each subcommand sets ``handler``."""
-    parser = argparse.ArgumentParser(prog="mlci", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="mlci",
+        description="Validate data, train, gate, check parity: the steps of the nox pipeline.",
+    )
     parser.add_argument("--version", action="version", version=f"mlci {__version__}")
     parser.add_argument(
         "-C",
