@@ -132,33 +132,43 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _current_run(config: Config) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The metrics and lineage of up-to-date artifacts; stale or missing ones are an error."""
-    from mlci import stage
+@dataclasses.dataclass(frozen=True)
+class _Run:
+    """Up-to-date artifacts and the baseline entry of the Python that made them."""
+
+    metrics: dict[str, Any]
+    lineage: dict[str, Any]
+    python: str
+    reference: dict[str, Any] | None
+
+
+def _current_run(config: Config) -> _Run:
+    """The run that the gate and diff judge; stale or missing artifacts are an error."""
+    from mlci import baseline, stage
     from mlci.files import read_json
 
     status = stage.check(config)
-    if not status.up_to_date:
+    if not status.up_to_date or status.lineage is None:
         raise MlciError(
             "the artifacts are not up to date (" + "; ".join(status.reasons) + "); run 'mlci train'"
         )
-    artifacts = stage.Artifacts(config.artifacts)
-    return read_json(artifacts.metrics, "metrics"), stage.read_lineage(artifacts) or {}
+    metrics = read_json(stage.Artifacts(config.artifacts).metrics, "metrics")
+    python = baseline.minor_of(status.lineage.get("python", ""))
+    return _Run(metrics, status.lineage, python, baseline.entry(config, python))
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
     """Pass or fail the trained model: floors, and the largest drop against the baseline."""
-    from mlci import baseline, gate
+    from mlci import gate
     from mlci.evaluate import scalar_metrics
     from mlci.report import markdown_table, publish, text_table
 
     config = _config(args)
-    metrics, lineage = _current_run(config)
-    python = baseline.minor_of(lineage.get("python", ""))
-    reference = baseline.entry(config, python)
+    run = _current_run(config)
+    python, reference = run.python, run.reference
     name = f"baseline for Python {python}" if reference else None
     verdict = gate.evaluate(
-        scalar_metrics(metrics), reference["metrics"] if reference else None, config.gate, name
+        scalar_metrics(run.metrics), reference["metrics"] if reference else None, config.gate, name
     )
     notes = []
     if reference is None:
@@ -194,14 +204,13 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 def cmd_diff(args: argparse.Namespace) -> int:
     """Metrics and params of the current artifacts against the committed baseline."""
-    from mlci import baseline, diff
+    from mlci import diff
     from mlci.report import markdown_table, publish, text_table
 
     config = _config(args)
-    metrics, lineage = _current_run(config)
-    python = baseline.minor_of(lineage.get("python", ""))
-    reference = baseline.entry(config, python) or {}
-    found = diff.changes(metrics, lineage.get("config", {}), reference)
+    run = _current_run(config)
+    python, reference = run.python, run.reference or {}
+    found = diff.changes(run.metrics, run.lineage.get("config", {}), reference)
     table = diff.rows(found, everything=args.all)
     heading = f"Changes against the baseline for Python {python}"
     if not reference:

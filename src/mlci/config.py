@@ -133,6 +133,14 @@ def load_config(root: Path) -> Config:
     )
 
 
+def python_versions(pyproject: dict[str, Any]) -> list[str]:
+    """The Python matrix from the trove classifiers, oldest first (as nox.project reads it)."""
+    prefix = "Programming Language :: Python :: 3."
+    classifiers = pyproject.get("project", {}).get("classifiers", [])
+    versions = [c.rsplit(" ", 1)[-1] for c in classifiers if c.startswith(prefix)]
+    return sorted(versions, key=lambda version: int(version.split(".")[1]))
+
+
 def _estimator_spec(table: Any, where: str) -> EstimatorSpec:
     if not isinstance(table, dict):
         raise MlciError(f"{where}: must be a table with 'class' and 'params'")

@@ -73,9 +73,7 @@ def predictions_fingerprint(predictions: Sequence[Any]) -> str:
 
 def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     """The flat numeric metrics, per-class ones as ``<metric>.<label>``: what gets compared."""
-    flat = {
-        k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and k in HEADLINE
-    }
+    flat = {name: float(metrics[name]) for name in HEADLINE if name in metrics}
     for label, scores in metrics.get("per_class", {}).items():
         for name in ("precision", "recall", "f1"):
             flat[f"{name}.{label}"] = float(scores[name])

@@ -79,15 +79,12 @@ def evaluate(
             if ref is None:
                 continue
             value = candidate.get(metric)
-            # Each configured limit must hold, as with MLflow's absolute and relative changes.
-            limits = [ref]
-            if gate.max_drop or gate.max_relative_drop:
-                limits = []
-                if gate.max_drop:
-                    limits.append(ref - gate.max_drop)
-                if gate.max_relative_drop:
-                    limits.append(ref * (1 - gate.max_relative_drop))
-            allowed = max(limits)
+            # Each configured limit must hold, as with MLflow's absolute and relative changes;
+            # with neither configured, no drop at all is allowed.
+            limits = [ref - gate.max_drop] if gate.max_drop else []
+            if gate.max_relative_drop:
+                limits.append(ref * (1 - gate.max_relative_drop))
+            allowed = max(limits, default=ref)
             rule = _regression_rule(gate)
             passed = value is not None and value >= allowed - TOLERANCE
             checks.append(Check(metric, value, ref, rule, passed))

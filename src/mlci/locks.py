@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from mlci.config import python_versions
 from mlci.errors import MlciError
 
 COMPILE = ["uv", "pip", "compile", "--quiet", "--universal", "--generate-hashes", "--no-annotate"]
@@ -50,15 +51,7 @@ class Lock:
 
 def locks(pyproject: dict[str, Any], default_python: str) -> list[Lock]:
     """Every lock, in the order they must be compiled (main before the locks it constrains)."""
-    classifiers = pyproject.get("project", {}).get("classifiers", [])
-    versions = sorted(
-        (
-            c.split()[-1]
-            for c in classifiers
-            if c.startswith("Programming Language :: Python :: 3.")
-        ),
-        key=lambda v: int(v.split(".")[1]),
-    )
+    versions = python_versions(pyproject)
     floor = versions[0] if versions else "3.9"
     return [
         Lock("requirements/main.txt", ("project",), floor),

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
 
-from mlci.config import tomllib
+from mlci.config import python_versions, tomllib
 from mlci.locks import Lock, locks, normalize, pins, resolve_differences
 
 RULES = {
@@ -173,6 +173,7 @@ class Repo:
     commands: list[Command]
     recipes: list[tuple[str, Command]]
     pyproject: dict[str, Any]
+    _lines: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
     @property
     def default_python(self) -> str:
@@ -213,11 +214,13 @@ class Repo:
 
     def line_of(self, relative: str, needle: str) -> int:
         """The first line of a file that contains ``needle`` (1 when absent)."""
-        path = self.root / relative
-        if path.exists():
-            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-                if needle in line:
-                    return number
+        if relative not in self._lines:
+            path = self.root / relative
+            text = path.read_text(encoding="utf-8") if path.exists() else ""
+            self._lines[relative] = text.splitlines()
+        for number, line in enumerate(self._lines[relative], start=1):
+            if needle in line:
+                return number
         return 1
 
 
@@ -328,15 +331,7 @@ def check_flags_agree(repo: Repo, lister: Lister) -> Iterator[Violation]:
 
 def check_python_matrix(repo: Repo) -> Iterator[Violation]:
     """The workflow must offer every Python of the matrix, and no other."""
-    classifiers = repo.pyproject.get("project", {}).get("classifiers", [])
-    matrix = sorted(
-        (
-            c.split()[-1]
-            for c in classifiers
-            if c.startswith("Programming Language :: Python :: 3.")
-        ),
-        key=lambda v: int(v.split(".")[1]),
-    )
+    matrix = python_versions(repo.pyproject)
     if (repo.root / ".python-version").exists():
         default = repo.default_python
         if default not in matrix:

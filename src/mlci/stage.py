@@ -60,6 +60,7 @@ class Status:
     key: str
     inputs: dict[str, str | None]
     reasons: list[str]
+    lineage: dict[str, Any] | None = None
 
     @property
     def up_to_date(self) -> bool:
@@ -128,4 +129,4 @@ def check(config: Config) -> Status:
     for name, path in (("model", artifacts.model), ("metrics", artifacts.metrics)):
         if not file_matches(path, outputs.get(name)):
             reasons.append(f"{name} output is missing or modified ({config.relative(path)})")
-    return Status(key, inputs, reasons)
+    return Status(key, inputs, reasons, lineage)

@@ -68,7 +68,9 @@ def git_commit(root: Path) -> str | None:
         )
     except OSError:
         return None
-    return result.stdout.strip() or None if result.returncode == 0 else None
+    if result.returncode != 0:
+        return None
+    return result.stdout.strip() or None
 
 
 def validated_manifest(config: Config) -> Manifest:
@@ -127,8 +129,8 @@ def train(config: Config, *, force: bool = False) -> TrainResult:
     artifacts = Artifacts(config.artifacts)
     status = stage.check(config)
     if status.up_to_date and not force:
-        lineage = stage.read_lineage(artifacts) or {}
-        return TrainResult(artifacts, read_json(artifacts.metrics, "metrics"), lineage, True)
+        assert status.lineage is not None
+        return TrainResult(artifacts, read_json(artifacts.metrics, "metrics"), status.lineage, True)
 
     manifest = validated_manifest(config)
     _remove_stale_staging(artifacts.folder)
