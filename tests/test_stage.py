@@ -139,7 +139,7 @@ def test_a_run_killed_during_training_leaves_a_running_lineage_only_in_staging(
     write_pyproject(project, trees=14)
     seen = {}
 
-    def killed(config, manifest):  # type: ignore[no-untyped-def]
+    def killed(*args):  # type: ignore[no-untyped-def]
         staging = next(project.joinpath("artifacts").glob(".run-*"))
         seen.update(json.loads((staging / "lineage.json").read_text()))
         raise KeyboardInterrupt

@@ -105,7 +105,7 @@ def test_a_target_mismatch_between_config_and_manifest(project: Path) -> None:
 def default_model() -> train_module.Fitted:
     """The repository's own config (100 trees), trained in memory."""
     config = load_config(REPO)
-    return train_module.fit(config, train_module.validated_manifest(config))
+    return train_module.fit(config, *train_module.load_data(config))
 
 
 def test_held_out_accuracy_is_at_least_0_9(default_model: train_module.Fitted) -> None:

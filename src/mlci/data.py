@@ -313,13 +313,32 @@ def validate(
         for _ in scan(stream, report, manifest):
             pass
     report.sha256 = sha256_file(path)
-    if check_hash and report.sha256 != manifest.sha256:
+    if check_hash:
+        _check_hash(report, manifest)
+    return report
+
+
+def _check_hash(report: Report, manifest: Manifest) -> None:
+    """Record a problem when the file's hash is not the one the manifest recorded."""
+    assert report.sha256 is not None
+    if report.sha256 != manifest.sha256:
         report.add(
             f"SHA-256 {report.sha256[:12]}… differs from the manifest's {manifest.sha256[:12]}… "
             f"({report.rows} rows now, {manifest.rows} recorded); if the change is deliberate, "
             "run 'mlci data accept'"
         )
-    return report
+
+
+def _collect(rows: Iterable[tuple[list[float], str | None]], manifest: Manifest) -> Table:
+    """Gather scanned rows into a Table; labels only when every row has one."""
+    features: list[list[float]] = []
+    labels: list[str] = []
+    for row, label in rows:
+        features.append(row)
+        if label is not None:
+            labels.append(label)
+    has_labels = bool(labels) and len(labels) == len(features)
+    return Table(tuple(c.name for c in manifest.features), features, labels if has_labels else None)
 
 
 def read_table(
@@ -327,22 +346,27 @@ def read_table(
 ) -> Table:
     """Read rows into memory, refusing the whole input if any row is invalid."""
     report = Report(source)
-    features: list[list[float]] = []
-    labels: list[str] = []
-    for row, label in scan(stream, report, manifest, require_target=require_target):
-        features.append(row)
-        if label is not None:
-            labels.append(label)
+    table = _collect(scan(stream, report, manifest, require_target=require_target), manifest)
     if not report.ok:
         raise MlciError(format_problems(report))
-    has_labels = bool(labels) and len(labels) == len(features)
-    return Table(tuple(c.name for c in manifest.features), features, labels if has_labels else None)
+    return table
 
 
-def read_file(path: Path, manifest: Manifest, *, require_target: bool = True) -> Table:
-    """Read a CSV file into memory after checking every row."""
+def read_training_data(
+    path: Path, manifest: Manifest, *, sha256: str, display: str | None = None
+) -> Table:
+    """Read the training data in one pass: every row checked, and its hash against the manifest.
+
+    ``sha256`` is the file's hash, already computed for the stage key.
+    """
+    report = Report(display or str(path))
     with _open_text(path) as stream:
-        return read_table(stream, str(path), manifest, require_target=require_target)
+        table = _collect(scan(stream, report, manifest), manifest)
+    report.sha256 = sha256
+    _check_hash(report, manifest)
+    if not report.ok:
+        raise MlciError(format_problems(report) + "\nrefusing to train on invalid data")
+    return table
 
 
 def format_problems(report: Report) -> str:

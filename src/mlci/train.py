@@ -19,7 +19,7 @@ from typing import Any
 
 from mlci import __version__, stage
 from mlci.config import Config, build_estimator
-from mlci.data import Manifest, format_problems, load_manifest, read_file, validate
+from mlci.data import Manifest, Table, load_manifest, read_training_data
 from mlci.errors import MlciError
 from mlci.evaluate import compute_metrics, predictions_fingerprint
 from mlci.files import atomic_write_json, read_json, sha256_file
@@ -73,26 +73,25 @@ def git_commit(root: Path) -> str | None:
     return result.stdout.strip() or None
 
 
-def validated_manifest(config: Config) -> Manifest:
-    """Load the manifest and check the data file against it; refuse to go on if invalid."""
+def load_data(config: Config, sha256: str | None = None) -> tuple[Manifest, Table]:
+    """The manifest and the data it validates, read once; invalid data is refused."""
     manifest = load_manifest(config.manifest)
     if manifest.target != config.target:
         raise MlciError(
             f"{config.manifest}: target '{manifest.target}' differs from [tool.mlci] target "
             f"'{config.target}'"
         )
-    report = validate(config.data, manifest, display=config.relative(config.data))
-    if not report.ok:
-        raise MlciError(format_problems(report) + "\nrefusing to train on invalid data")
-    return manifest
+    if sha256 is None:
+        sha256 = sha256_file(config.data)
+    display = config.relative(config.data)
+    return manifest, read_training_data(config.data, manifest, sha256=sha256, display=display)
 
 
-def fit(config: Config, manifest: Manifest) -> Fitted:
+def fit(config: Config, manifest: Manifest, table: Table) -> Fitted:
     """Split stratified, fit the estimator, and evaluate it on the held-out rows."""
     import numpy as np
     from sklearn.model_selection import train_test_split
 
-    table = read_file(config.data, manifest)
     assert table.labels is not None
     features = np.asarray(table.features, dtype=np.float64)
     labels = np.asarray(table.labels, dtype=object)
@@ -132,7 +131,9 @@ def train(config: Config, *, force: bool = False) -> TrainResult:
         assert status.lineage is not None
         return TrainResult(artifacts, read_json(artifacts.metrics, "metrics"), status.lineage, True)
 
-    manifest = validated_manifest(config)
+    if status.inputs["data"] is None:
+        raise MlciError(f"{config.relative(config.data)}: data file not found")
+    manifest, table = load_data(config, status.inputs["data"])
     _remove_stale_staging(artifacts.folder)
     staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=_ensure(artifacts.folder)))
     try:
@@ -143,7 +144,7 @@ def train(config: Config, *, force: bool = False) -> TrainResult:
         }
         # The key is on disk before training starts, as DVC records inputs before running.
         atomic_write_json(staging / "lineage.json", lineage)
-        fitted = fit(config, manifest)
+        fitted = fit(config, manifest, table)
         staged = Artifacts(staging)
         model_sha = save_model(fitted.estimator, staged.model)
         atomic_write_json(staged.metrics, fitted.metrics)
