@@ -166,9 +166,15 @@ def test_infer_manifest_drafts_ranges_and_labels(tmp_path: Path) -> None:
         ("a,b\n1,2\n", "target column"),
         ("a,label\n", "header only"),
         ("a,label\n1\n", "t.csv:2: expected 2 fields"),
+        ("a,label\n1,x\nred,y\n", r"t.csv:3:1: a: 'red' is not a finite number; .*encode"),
+        ("a,label\nnan,x\n", "t.csv:2:1: a: 'nan' is not a finite number"),
+        ("a,label\n1,x\n2,y\n3,z\n", "t.csv:4:2: target 'label' has more than 2 distinct"),
     ],
 )
-def test_infer_manifest_errors(tmp_path: Path, text: str, message: str) -> None:
+def test_infer_manifest_errors(
+    tmp_path: Path, text: str, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(data, "MAX_LABELS", 2)
     csv = tmp_path / "t.csv"
     csv.write_text(text)
     with pytest.raises(MlciError, match=message):
@@ -188,6 +194,14 @@ def test_infer_manifest_errors(tmp_path: Path, text: str, message: str) -> None:
         (lambda m: m["columns"][0].pop("max"), "need numbers 'min' and 'max'"),
         (lambda m: m["columns"][4].update(labels=[]), "'labels' must be a non-empty list"),
         (lambda m: m["columns"].append(m["columns"][0]), "duplicated column name"),
+        (
+            lambda m: m["columns"][1].update(dtype="category", labels=["a"]),
+            r"columns\[1\] \(sepal_width\): only the target may be a category",
+        ),
+        (
+            lambda m: m["columns"][4].update(dtype="float", min=0, max=1),
+            r"columns\[4\] \(species\): the target must be a category",
+        ),
     ],
 )
 def test_manifest_errors_name_the_field(project: Path, change, message: str) -> None:  # type: ignore[no-untyped-def]

@@ -15,6 +15,7 @@ from mlci.files import atomic_write_json, read_json, sha256_file
 NUMERIC = ("float", "int")
 DTYPES = (*NUMERIC, "category")
 MANIFEST_VERSION = 1
+MAX_LABELS = 1000  # more distinct target values than this is regression, not classification
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,6 +146,17 @@ def load_manifest(path: Path) -> Manifest:
         raise MlciError(f"{where}: columns: duplicated column name")
     if raw["target"] not in names:
         raise MlciError(f"{where}: target '{raw['target']}' is not one of the columns {names}")
+    for index, column in enumerate(columns):
+        if column.dtype == "category" and column.name != raw["target"]:
+            raise MlciError(
+                f"{where}: columns[{index}] ({column.name}): only the target may be a category; "
+                "mlci trains on numeric features (encode the column as numbers first)"
+            )
+        if column.name == raw["target"] and column.dtype != "category":
+            raise MlciError(
+                f"{where}: columns[{index}] ({column.name}): the target must be a category "
+                "with its labels listed"
+            )
     return Manifest(path, raw["file"], raw["sha256"], raw["rows"], raw["target"], columns)
 
 
@@ -393,6 +405,14 @@ def accept(manifest: Manifest, path: Path | None = None) -> Manifest:
     return updated
 
 
+def _finite(text: str) -> float | None:
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def infer_manifest(path: Path, target: str, manifest_path: Path) -> Manifest:
     """Draft a manifest from a CSV: numeric ranges widened by their span, observed labels."""
     with _open_text(path) as stream:
@@ -404,10 +424,9 @@ def infer_manifest(path: Path, target: str, manifest_path: Path) -> Manifest:
             raise MlciError(f"{path}:1: duplicated column names in the header")
         if target not in header:
             raise MlciError(f"{path}:1: target column '{target}' is not in the header {header}")
-        numeric = dict.fromkeys(header, True)
         lows: dict[str, float] = {}
         highs: dict[str, float] = {}
-        labels: dict[str, set[str]] = {name: set() for name in header}
+        labels: set[str] = set()
         rows = 0
         for row in reader:
             if not row:
@@ -417,33 +436,36 @@ def infer_manifest(path: Path, target: str, manifest_path: Path) -> Manifest:
                 raise MlciError(
                     f"{path}:{reader.line_num}: expected {len(header)} fields, found {len(row)}"
                 )
-            for name, cell in zip(header, row):
+            for position, (name, cell) in enumerate(zip(header, row), start=1):
                 cell = cell.strip()
-                try:
-                    number = float(cell)
-                except ValueError:
-                    numeric[name] = False
-                else:
-                    if math.isfinite(number):
-                        lows[name] = min(lows.get(name, number), number)
-                        highs[name] = max(highs.get(name, number), number)
-                if len(labels[name]) <= 1000:
-                    labels[name].add(cell)
+                if name == target:
+                    labels.add(cell)
+                    if len(labels) > MAX_LABELS:
+                        raise MlciError(
+                            f"{path}:{reader.line_num}:{position}: target '{target}' has more "
+                            f"than {MAX_LABELS} distinct labels; mlci trains classifiers"
+                        )
+                    continue
+                number = _finite(cell)
+                if number is None:
+                    raise MlciError(
+                        f"{path}:{reader.line_num}:{position}: {name}: '{cell}' is not a finite "
+                        "number; mlci trains on numeric features (encode the column first)"
+                    )
+                lows[name] = min(lows.get(name, number), number)
+                highs[name] = max(highs.get(name, number), number)
     if rows == 0:
         raise MlciError(f"{path}: no data rows: the file has a header only")
     columns = []
     for name in header:
-        if name != target and numeric[name] and name in lows:
-            low, high = lows[name], highs[name]
-            span = (high - low) or abs(high) or 1.0
-            floor = 0.0 if low >= 0 else low - span
-            columns.append(
-                Column(
-                    name, "float", min=max(floor, round(low - span, 6)), max=round(high + span, 6)
-                )
-            )
-        else:
-            columns.append(Column(name, "category", labels=tuple(sorted(labels[name]))))
+        if name == target:
+            columns.append(Column(name, "category", labels=tuple(sorted(labels))))
+            continue
+        low, high = lows[name], highs[name]
+        span = (high - low) or abs(high) or 1.0
+        floor = 0.0 if low >= 0 else low - span
+        low_bound = max(floor, round(low - span, 6))
+        columns.append(Column(name, "float", min=low_bound, max=round(high + span, 6)))
     file = _relative_to(path, manifest_path.parent)
     return Manifest(manifest_path, file, sha256_file(path), rows, target, tuple(columns))
 
