@@ -28,14 +28,21 @@ SESSIONS = [
 
 def fake_nox(root: Path, args: list[str]) -> tuple[list[dict[str, Any]], str | None]:
     """`nox --list --json` for the table above, with nox's selection and error behaviour."""
-    entry = [{"session": name, "tags": tags} for name, tags, _ in SESSIONS]
+    entry = [
+        {"session": name, "name": name.split("-3.")[0], "tags": tags} for name, tags, _ in SESSIONS
+    ]
     if not args:
         return [e for e, (_, _, default) in zip(entry, SESSIONS) if default], None
-    kind, value = args
+    kind, *values = args
     if kind == "-t":
-        return [e for e in entry if value in e["tags"]], None
-    found = [e for e in entry if e["session"] == value or e["session"].split("-3.")[0] == value]
-    return (found, None) if found else ([], f"Sessions not found: {value}")
+        return [e for e in entry if values[0] in e["tags"]], None
+    found = [e for e in entry for v in values if v in (e["session"], e["session"].split("-3.")[0])]
+    missing = [
+        v
+        for v in values
+        if not any(v == e["session"].split("-3.")[0] or v == e["session"] for e in entry)
+    ]
+    return ([], f"Sessions not found: {', '.join(missing)}") if missing else (found, None)
 
 
 @pytest.fixture

@@ -273,10 +273,35 @@ def _selections(repo: Repo) -> list[tuple[Command, str, str]]:
     return found
 
 
-def check_sessions_exist(repo: Repo, lister: Lister) -> Iterator[Violation]:
+Selected = dict[tuple[str, str], "tuple[list[dict[str, Any]], str | None]"]
+
+
+def _select(repo: Repo, lister: Lister) -> Selected:
+    """What every literal selection selects: one nox call for all names, one per tag.
+
+    A name matches a session's full name or its base name (`test` selects every `test-3.x`),
+    as in nox; only when the batch fails is each name asked on its own, to say which one.
+    """
+    selections = {(kind, value) for _, kind, value in _selections(repo)}
+    names = sorted(value for kind, value in selections if kind == "-s")
+    answers: Selected = {}
+    batch, error = lister(repo.root, ["-s", *names]) if names else ([], None)
+    for name in names:
+        if error:
+            answers["-s", name] = lister(repo.root, ["-s", name])
+        else:
+            found = [s for s in batch if name in (s.get("session"), s.get("name"))]
+            answers["-s", name] = (found, None)
+    for kind, value in selections:
+        if kind == "-t":
+            answers[kind, value] = lister(repo.root, [kind, value])
+    return answers
+
+
+def check_sessions_exist(repo: Repo, selected: Selected) -> Iterator[Violation]:
     """A typo in `nox -s NAME` would only show up as a red CI run."""
     for command, kind, value in _selections(repo):
-        sessions, error = lister(repo.root, [kind, value])
+        sessions, error = selected[kind, value]
         if error or not sessions:
             what = "tag" if kind == "-t" else "session"
             yield Violation(
@@ -287,7 +312,7 @@ def check_sessions_exist(repo: Repo, lister: Lister) -> Iterator[Violation]:
             )
 
 
-def check_flags_agree(repo: Repo, lister: Lister) -> Iterator[Violation]:
+def check_flags_agree(repo: Repo, lister: Lister, selected: Selected) -> Iterator[Violation]:
     """Options belong in noxfile.py (nox.options), so `make ci` and CI cannot drift apart."""
     for command in repo.nox_invocations():
         for arg in _nox_args(command.text):
@@ -317,7 +342,7 @@ def check_flags_agree(repo: Repo, lister: Lister) -> Iterator[Violation]:
     in_ci: set[str] = set()
     for command, kind, value in _selections(repo):
         if command.file != "Makefile":
-            in_ci.update(s["session"] for s in lister(repo.root, [kind, value])[0])
+            in_ci.update(s["session"] for s in selected[kind, value][0])
     for session in default:
         if session["session"] not in in_ci:
             yield Violation(
@@ -481,14 +506,15 @@ def check_resolution(repo: Repo) -> Iterator[Violation]:
 def check(root: Path, lister: Lister = nox_list, *, resolve: bool = False) -> list[Violation]:
     """Run every rule on the repository at ``root``; ``resolve`` also re-resolves (network)."""
     repo = Repo.read(root)
+    selected = _select(repo, lister)
     violations = [
         *check_workflow_runs_only_nox(repo),
-        *check_sessions_exist(repo, lister),
+        *check_sessions_exist(repo, selected),
         *check_python_matrix(repo),
         *check_makefile_only_nox(repo),
         *check_tool_pins(repo),
         *check_locks_fresh(repo),
-        *check_flags_agree(repo, lister),
+        *check_flags_agree(repo, lister, selected),
         *(check_resolution(repo) if resolve else []),
     ]
     return sorted(set(violations), key=lambda v: (v.file, v.line, v.rule, v.message))
