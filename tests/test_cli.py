@@ -104,6 +104,17 @@ def test_config_errors_exit_2_without_traceback(
     assert "missing required key 'target'" in err
 
 
+def test_predict_from_a_missing_file(
+    trained,
+    project: Path,
+    capsys: pytest.CaptureFixture[str],  # type: ignore[no-untyped-def]
+) -> None:
+    assert run(project, "predict", str(project / "nope.csv")) == 2
+    err = capsys.readouterr().err
+    assert "nope.csv: data file not found" in err
+    assert "Traceback" not in err
+
+
 def test_predict_without_a_model(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(project, "predict", "x.csv") == 2
     assert "no complete training run; run 'mlci train'" in capsys.readouterr().err

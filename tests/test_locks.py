@@ -70,6 +70,8 @@ def test_resolve_reports_what_a_fresh_resolution_changes(
     assert locks.resolve_differences(tmp_path, all_locks) == {
         "requirements/main.txt": "joblib 1.5.0 -> 1.6.0"
     }
+    (tmp_path / "requirements" / "lint.txt").unlink()  # reported by locks-fresh, skipped here
+    assert list(locks.resolve_differences(tmp_path, all_locks)) == ["requirements/main.txt"]
 
 
 def test_a_missing_uv_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

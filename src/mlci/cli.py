@@ -116,6 +116,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Predict labels for rows from a CSV file or stdin with the verified model."""
+    from mlci.data import open_csv
     from mlci.predict import load_trained, predict_rows
 
     config = _config(args)
@@ -123,7 +124,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.csv in (None, "-"):
         labels = predict_rows(config, model, sys.stdin, "<stdin>")
     else:
-        with Path(args.csv).open(encoding="utf-8-sig", newline="") as stream:
+        with open_csv(Path(args.csv)) as stream:
             labels = predict_rows(config, model, stream, args.csv)
     if args.json:
         print(json.dumps({"predictions": labels}))

@@ -189,7 +189,7 @@ def _column(item: Any, where: str) -> Column:
     return Column(item["name"], dtype, min=float(bounds[0]), max=float(bounds[1]))
 
 
-def _open_text(path: Path) -> IO[str]:
+def open_csv(path: Path) -> IO[str]:
     """Open CSV text: a UTF-8 BOM is dropped and Windows line endings are read as lines."""
     try:
         return path.open(encoding="utf-8-sig", newline="")
@@ -321,7 +321,7 @@ def validate(
 ) -> Report:
     """Check a CSV file against the manifest's schema and, unless told not to, its recorded hash."""
     report = Report(display or str(path))
-    with _open_text(path) as stream:
+    with open_csv(path) as stream:
         for _ in scan(stream, report, manifest):
             pass
     report.sha256 = sha256_file(path)
@@ -372,7 +372,7 @@ def read_training_data(
     ``sha256`` is the file's hash, already computed for the stage key.
     """
     report = Report(display or str(path))
-    with _open_text(path) as stream:
+    with open_csv(path) as stream:
         table = _collect(scan(stream, report, manifest), manifest)
     report.sha256 = sha256
     _check_hash(report, manifest)
@@ -415,7 +415,7 @@ def _finite(text: str) -> float | None:
 
 def infer_manifest(path: Path, target: str, manifest_path: Path) -> Manifest:
     """Draft a manifest from a CSV: numeric ranges widened by their span, observed labels."""
-    with _open_text(path) as stream:
+    with open_csv(path) as stream:
         reader = csv.reader(stream)
         header = next(reader, None)
         if not header:

@@ -90,6 +90,8 @@ def resolve_differences(root: Path, all_locks: list[Lock]) -> dict[str, str]:
     changes = {}
     with tempfile.TemporaryDirectory(prefix="mlci-locks-") as tmp:
         for lock in all_locks:
+            if not (root / lock.path).exists():
+                continue  # the locks-fresh rule reports a missing lock
             output = Path(tmp) / lock.path
             output.parent.mkdir(parents=True, exist_ok=True)
             # uv keeps the pins of an existing output file, like `nox -s lock` without --upgrade.
