@@ -65,13 +65,6 @@ def rules(root: Path) -> list[str]:
     return [v.rule for v in parity.check(root, fake_nox)]
 
 
-def only(root: Path, rule: str) -> parity.Violation:
-    """The one violation the edit must cause, of the rule it breaks."""
-    violations = parity.check(root, fake_nox)
-    assert [v.rule for v in violations] == [rule], violations
-    return violations[0]
-
-
 WORKFLOW = ".github/workflows/ci.yml"
 
 
@@ -85,7 +78,9 @@ def test_workflow_runs_only_nox(repo: Path) -> None:
         "        run: nox -s coverage",
         "        run: |\n          pytest -q\n          nox -s coverage",
     )
-    violation = only(repo, "workflow-runs-only-nox")
+    violations = parity.check(repo, fake_nox)
+    assert [v.rule for v in violations] == ["workflow-runs-only-nox"]
+    violation = violations[0]
     assert str(violation).startswith(f"{WORKFLOW}:")
     assert "`pytest -q` is not a nox call" in violation.message
     line = (repo / WORKFLOW).read_text().splitlines()[violation.line - 1]
@@ -101,42 +96,85 @@ def test_other_tools_in_a_workflow_are_violations(repo: Path, command: str) -> N
     assert "workflow-runs-only-nox" in rules(repo)
 
 
-def test_sessions_exist(repo: Path) -> None:
-    edit(repo / "Makefile", "$(NOX) -s gate", "$(NOX) -s gates")
-    violation = only(repo, "sessions-exist")
-    assert "session 'gates' is not in `nox --list`: Sessions not found: gates" in violation.message
-
-
-def test_a_tag_that_selects_nothing(repo: Path) -> None:
-    edit(repo / WORKFLOW, "nox --list --json -t ci", "nox --list --json -t cl")
-    assert set(rules(repo)) == {"sessions-exist", "flags-agree"}
-
-
-def test_python_matrix_literal_list_must_match(repo: Path) -> None:
-    edit(
-        repo / WORKFLOW,
+BREAKS = [
+    # (file, text, replacement, the rule it breaks, a part of the message)
+    (
+        "Makefile",
+        "$(NOX) -s gate",
+        "$(NOX) -s gates",
+        "sessions-exist",
+        "session 'gates' is not in `nox --list`: Sessions not found: gates",
+    ),
+    (
+        WORKFLOW,
         "      fail-fast: false\n",
         '      fail-fast: false\n      python: ["3.9", "3.10", "3.11"]\n',
-    )
-    violation = only(repo, "python-matrix")
-    assert "differs from the classifiers" in violation.message
+        "python-matrix",
+        "differs from the classifiers",
+    ),
+    (
+        WORKFLOW,
+        "python-version: ${{ matrix.python }}",
+        'python-version: "3.8"',
+        "python-matrix",
+        "Python 3.8 is not in the matrix",
+    ),
+    (".python-version", "3.11", "3.13", "python-matrix", "3.13 is not one of"),
+    (
+        "Makefile",
+        "\t$(NOX) -s lint",
+        "\t$(NOX) -s lint\n\truff check .",
+        "makefile-only-nox",
+        "`ruff check .` in target 'lint' is not a nox call",
+    ),
+    (
+        "noxfile.py",
+        '"nox==2026.10.20"',
+        '"nox==2025.1.1"',
+        "tool-pins",
+        "the script block must pin nox==2026.10.20",
+    ),
+    (
+        "pyproject.toml",
+        '"joblib>=1.4",',
+        '"joblib>=1.4",\n    "pandas>=2",',
+        "locks-fresh",
+        "'pandas' is not in requirements/main.txt",
+    ),
+    ("pyproject.toml", '"joblib>=1.4",', '"joblib>=99",', "locks-fresh", "outside 'joblib>=99'"),
+    (
+        "Makefile",
+        "runs it\n\t$(NOX)\n",
+        "runs it\n\t$(NOX) --reuse-venv=no\n",
+        "flags-agree",
+        "'--reuse-venv=no' is set here only",
+    ),
+    (
+        "Makefile",
+        "runs it\n\t$(NOX)\n",
+        "runs it\n\t$(NOX) -s lint test\n",
+        "flags-agree",
+        "must run plain `nox`",
+    ),
+    (
+        WORKFLOW,
+        "        run: nox -s coverage",
+        "        run: nox -s lock",
+        "flags-agree",
+        "session 'coverage' runs in `make ci` but no workflow runs it",
+    ),
+]
 
 
-def test_python_matrix_literal_version_outside(repo: Path) -> None:
-    edit(repo / WORKFLOW, "python-version: ${{ matrix.python }}", 'python-version: "3.8"')
-    assert set(rules(repo)) == {"python-matrix"}
-
-
-def test_python_matrix_default_must_be_in_the_matrix(repo: Path) -> None:
-    (repo / ".python-version").write_text("3.13\n")
-    assert rules(repo) == ["python-matrix"]
-
-
-def test_makefile_only_nox(repo: Path) -> None:
-    edit(repo / "Makefile", "\t$(NOX) -s lint", "\t$(NOX) -s lint\n\truff check .")
-    violation = only(repo, "makefile-only-nox")
-    assert violation.file == "Makefile"
-    assert "in target 'lint'" in violation.message
+@pytest.mark.parametrize(("file", "text", "replacement", "rule", "message"), BREAKS)
+def test_each_rule_catches_its_break(
+    repo: Path, file: str, text: str, replacement: str, rule: str, message: str
+) -> None:
+    edit(repo / file, text, replacement)
+    violations = parity.check(repo, fake_nox)
+    assert violations, "the break went unnoticed"
+    assert {v.rule for v in violations} == {rule}, violations
+    assert any(message in v.message for v in violations), violations
 
 
 def test_tool_pins_in_the_makefile(repo: Path) -> None:
@@ -148,54 +186,26 @@ def test_tool_pins_in_the_makefile(repo: Path) -> None:
     assert "tool-pins" in rules(repo)
 
 
-def test_tool_pins_in_the_noxfile_script_block(repo: Path) -> None:
-    edit(repo / "noxfile.py", '"nox==2026.10.20"', '"nox==2025.1.1"')
-    violation = only(repo, "tool-pins")
-    assert violation.file == "noxfile.py"
-
-
-def test_locks_fresh_catches_a_new_dependency(repo: Path) -> None:
+def test_locks_fresh_names_every_lock_missing_a_dependency(repo: Path) -> None:
     edit(repo / "pyproject.toml", '"joblib>=1.4",', '"joblib>=1.4",\n    "pandas>=2",')
     violations = parity.check(repo, fake_nox)
-    assert {(v.rule, v.file) for v in violations} == {("locks-fresh", "pyproject.toml")}
+    assert {v.file for v in violations} == {"pyproject.toml"}
     assert {v.message.split(" is not in ")[1].split(":")[0] for v in violations} == {
         "requirements/main.txt",
         "requirements/test.txt",
     }
 
 
-def test_locks_fresh_catches_a_raised_floor(repo: Path) -> None:
-    edit(repo / "pyproject.toml", '"joblib>=1.4",', '"joblib>=99",')
+def test_a_tag_that_selects_nothing_also_drops_sessions_from_ci(repo: Path) -> None:
+    edit(repo / WORKFLOW, "nox --list --json -t ci", "nox --list --json -t cl")
     violations = parity.check(repo, fake_nox)
-    assert {v.rule for v in violations} == {"locks-fresh"}
-    assert "outside 'joblib>=99'" in violations[0].message
+    assert {v.rule for v in violations} == {"sessions-exist", "flags-agree"}
+    assert "tag 'cl' is not in `nox --list`: it selects no session" in violations[0].message
 
 
 def test_locks_fresh_catches_a_stray_lock(repo: Path) -> None:
     (repo / "requirements" / "dev.txt").write_text("x==1\n")
     assert rules(repo) == ["locks-fresh"]
-
-
-def test_flags_agree(repo: Path) -> None:
-    edit(
-        repo / "Makefile",
-        "ci: $(NOX) ## the whole pipeline, exactly as CI runs it\n\t$(NOX)",
-        "ci: $(NOX)\n\t$(NOX) --reuse-venv=no",
-    )
-    violation = only(repo, "flags-agree")
-    assert "'--reuse-venv=no' is set here only" in violation.message
-
-
-def test_flags_agree_needs_make_ci_to_run_the_whole_pipeline(repo: Path) -> None:
-    edit(repo / "Makefile", "runs it\n\t$(NOX)\n", "runs it\n\t$(NOX) -s lint test\n")
-    violation = only(repo, "flags-agree")
-    assert "must run plain `nox`" in violation.message
-
-
-def test_flags_agree_needs_every_default_session_in_ci(repo: Path) -> None:
-    edit(repo / WORKFLOW, "        run: nox -s coverage", "        run: nox -s lock")
-    violation = only(repo, "flags-agree")
-    assert "session 'coverage' runs in `make ci` but no workflow runs it" in violation.message
 
 
 def test_workflow_command_parsing(tmp_path: Path) -> None:
@@ -220,9 +230,7 @@ def test_workflow_command_parsing(tmp_path: Path) -> None:
 def test_cli_parity_reports_and_exits(
     repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (repo / "pyproject.toml").write_text((repo / "pyproject.toml").read_text())
     monkeypatch.setattr(parity, "nox_list", fake_nox)
-    monkeypatch.setattr(parity.check, "__defaults__", (fake_nox,))
     assert main(["-C", str(repo), "parity"]) == 0
     assert "parity: 7 rules checked, passed" in capsys.readouterr().out
     assert "| workflow-runs-only-nox |" in (repo / "artifacts" / "report.md").read_text()

@@ -63,11 +63,20 @@ def test_a_changed_gate_threshold_does_not_retrain(
     assert not retrained(project)
 
 
-def test_changed_training_code_misses(
-    trained: train_module.TrainResult, project: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("function", "value", "reason"),
+    [("code_hash", "edited", "code changed"), ("python_id", "cpython-3.99.0", "python changed")],
+)
+def test_changed_training_code_or_python_misses(
+    trained: train_module.TrainResult,
+    project: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    function: str,
+    value: str,
+    reason: str,
 ) -> None:
-    monkeypatch.setattr(stage, "code_hash", lambda: "edited")
-    assert stage.check(load_config(project)).reasons == ["code changed"]
+    monkeypatch.setattr(stage, function, lambda: value)
+    assert stage.check(load_config(project)).reasons == [reason]
     assert retrained(project)
 
 
@@ -80,14 +89,6 @@ def test_the_code_hash_covers_the_training_modules() -> None:
 def test_a_changed_lock_misses(trained: train_module.TrainResult, project: Path) -> None:
     (project / "requirements" / "main.txt").write_text("scikit-learn==1\n")
     assert stage.check(load_config(project)).reasons == ["lock changed"]
-    assert retrained(project)
-
-
-def test_another_python_misses(
-    trained: train_module.TrainResult, project: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(stage, "python_id", lambda: "cpython-3.99.0")
-    assert stage.check(load_config(project)).reasons == ["python changed"]
     assert retrained(project)
 
 

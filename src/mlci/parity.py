@@ -503,9 +503,10 @@ def check_resolution(repo: Repo) -> Iterator[Violation]:
         )
 
 
-def check(root: Path, lister: Lister = nox_list, *, resolve: bool = False) -> list[Violation]:
+def check(root: Path, lister: Lister | None = None, *, resolve: bool = False) -> list[Violation]:
     """Run every rule on the repository at ``root``; ``resolve`` also re-resolves (network)."""
     repo = Repo.read(root)
+    lister = lister or nox_list
     selected = _select(repo, lister)
     violations = [
         *check_workflow_runs_only_nox(repo),
