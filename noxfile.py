@@ -32,6 +32,7 @@ MAIN_LOCK = LOCKS / "main.txt"  # runtime dependencies
 TEST_LOCK = LOCKS / "test.txt"  # runtime + the `test` group
 LINT_LOCK = LOCKS / "lint.txt"  # the `lint` group
 TOOLS_LOCK = LOCKS / "tools.txt"  # nox and uv themselves, for the Makefile and the workflow
+SERVE_LOCK = LOCKS / "serve.txt"  # runtime + the `serve` extra (FastAPI, uvicorn)
 
 
 def install_locked(session: nox.Session, *locks: Path, project: bool = True) -> None:
@@ -109,6 +110,34 @@ def coverage(session: nox.Session) -> None:
         session.run("coverage", output, "--quiet", success_codes=[0, 2])
     session.run("mlci", "report", "coverage", "artifacts/coverage.json")
     session.run("coverage", "report")
+
+
+@nox.session(python=DEFAULT_PYTHON, default=False)
+def release(session: nox.Session) -> None:
+    """Validate, train, gate against production, register, stage, smoke-test, promote."""
+    install_locked(session, MAIN_LOCK)
+    session.run("mlci", "release", *session.posargs)
+
+
+@nox.session(python=DEFAULT_PYTHON, default=False)
+def retrain(session: nox.Session) -> None:
+    """Release only when there is drift, new training data, or no production model yet."""
+    install_locked(session, MAIN_LOCK)
+    session.run("mlci", "release", "--if-needed")
+
+
+@nox.session(python=DEFAULT_PYTHON, default=False)
+def rollback(session: nox.Session) -> None:
+    """Move production back to its previous version (`nox -s rollback -- --reason TEXT`)."""
+    install_locked(session, MAIN_LOCK)
+    session.run("mlci", "registry", "rollback", "production", *session.posargs)
+
+
+@nox.session(python=DEFAULT_PYTHON, default=False)
+def drift(session: nox.Session) -> None:
+    """Compare the incoming batches (or the CSVs given) with production's training data."""
+    install_locked(session, MAIN_LOCK)
+    session.run("mlci", "drift", *session.posargs)
 
 
 @nox.session(python=DEFAULT_PYTHON, default=False)

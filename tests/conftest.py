@@ -68,3 +68,17 @@ def config(project: Path) -> Config:
 def trained(config: Config) -> TrainResult:
     """``project`` after one training run."""
     return train(config)
+
+
+@pytest.fixture(autouse=True)
+def _no_registry_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's MLCI_REGISTRY must never point tests at a real registry."""
+    monkeypatch.delenv("MLCI_REGISTRY", raising=False)
+
+
+def retrain_with(root: Path, *, trees: int, extra: str = "") -> Config:
+    """Rewrite the project's config with another forest size and train it: a new stage key."""
+    write_pyproject(root, trees=trees, extra=extra)
+    config = load_config(root)
+    train(config)
+    return config

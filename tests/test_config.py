@@ -47,6 +47,26 @@ def test_the_repository_config_is_the_documented_default() -> None:
             "[tool.mlci]\ndata = 'x'\ntarget = 'y'\n[tool.mlci.estimator]\nklass = 'a.B'\n",
             "unknown key",
         ),
+        (
+            "[tool.mlci]\ndata = 'x'\ntarget = 'y'\nmodel_format = 'pickle'\n",
+            "model_format: must be one of joblib, skops, got 'pickle'",
+        ),
+        (
+            "[tool.mlci]\ndata = 'x'\ntarget = 'y'\nskops_trusted = [1]\n",
+            "skops_trusted: must be a list of type names",
+        ),
+        (
+            "[tool.mlci]\ndata = 'x'\ntarget = 'y'\n[tool.mlci.drift]\nshares = 0.5\n",
+            r"\[tool.mlci.drift\]: unknown key\(s\) shares",
+        ),
+        (
+            "[tool.mlci]\ndata = 'x'\ntarget = 'y'\n[tool.mlci.drift]\nks_p_value = 2\n",
+            "ks_p_value: must be between 0 and 1, got 2",
+        ),
+        (
+            "[tool.mlci]\ndata = 'x'\ntarget = 'y'\n[tool.mlci.drift]\nks_max_rows = 'a'\n",
+            "ks_max_rows: must be an integer",
+        ),
         ("[project]\nname = 'x'\n", r"no \[tool.mlci\] table"),
         ("[tool.mlci\n", "invalid TOML"),
     ],
@@ -99,3 +119,19 @@ def test_extra_keys_are_checked_in_a_real_project(project: Path) -> None:
     write_pyproject(project, extra="color = 'blue'\n")
     with pytest.raises(MlciError, match=r"unknown key\(s\) color"):
         load_config(project)
+
+
+def test_drift_registry_and_format_settings(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_pyproject(
+        project,
+        extra='registry = "models"\n[tool.mlci.drift]\nshare = 0.25\nwasserstein = 0.2\n',
+    )
+    config = load_config(project)
+    assert config.registry == project.resolve() / "models"
+    assert (config.drift.share, config.drift.wasserstein) == (0.25, 0.2)
+    assert config.drift.ks_p_value == 0.05
+    assert config.model_format == "joblib"
+    monkeypatch.setenv("MLCI_REGISTRY", str(tmp_path / "elsewhere"))
+    assert load_config(project).registry == tmp_path / "elsewhere"

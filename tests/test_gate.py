@@ -112,7 +112,7 @@ def test_cli_gate_against_the_baseline(
     assert main(["-C", str(project), "gate", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["improved"] == ["accuracy", "macro_f1"]
     assert main(["-C", str(project), "gate"]) == 0
-    assert "run 'mlci baseline update'" in capsys.readouterr().out
+    assert "record it as the baseline ('nox -s baseline')" in capsys.readouterr().out
 
 
 def test_cli_gate_without_a_baseline_uses_floors(
@@ -141,3 +141,18 @@ def test_cli_gate_fails_on_a_metric_missing_from_the_metrics_file(  # type: igno
     write_metrics(project, macro_f1=None)
     assert main(["-C", str(project), "gate"]) == 1
     assert "FAILED: macro_f1 is missing from the candidate's metrics" in capsys.readouterr().out
+
+
+def test_gate_uses_production_when_the_registry_has_one(
+    trained, config, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    from mlci.registry import PRODUCTION, Registry
+
+    registry = Registry.of(config)
+    registry.register(config)
+    registry.promote(1, PRODUCTION)
+    write_metrics(project, accuracy=0.5, macro_f1=0.5)
+    assert main(["-C", str(project), "gate"]) == 1
+    out = capsys.readouterr().out
+    assert "quality gate FAILED (reference: production (version 1))" in out
+    assert "against the reference" in out

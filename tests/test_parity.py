@@ -19,6 +19,12 @@ SESSIONS = [
     ("gate", ["ci"], True),
     *((f"test-{python}", ["ci"], True) for python in PYTHONS),
     ("coverage", [], True),
+    ("release", [], False),
+    ("retrain", [], False),
+    ("rollback", [], False),
+    ("drift", [], False),
+    ("serve", [], False),
+    ("bench", [], False),
     ("lock", [], False),
     ("clean", [], False),
     *((f"baseline-{python}", [], False) for python in PYTHONS),
@@ -98,6 +104,20 @@ def test_other_tools_in_a_workflow_are_violations(repo: Path, command: str) -> N
 
 BREAKS = [
     # (file, text, replacement, the rule it breaks, a part of the message)
+    (
+        "pyproject.toml",
+        'serve = ["fastapi>=0.115", "uvicorn>=0.30"]',
+        'serve = ["fastapi>=0.115", "uvicorn>=0.30", "gunicorn>=23"]',
+        "locks-fresh",
+        "'gunicorn' is not in requirements/serve.txt",
+    ),
+    (
+        ".github/workflows/delivery.yml",
+        'run: nox -s rollback -- --reason "$REASON"',
+        'run: nox -s rollback --no-venv -- --reason "$REASON"',
+        "flags-agree",
+        "'--no-venv' is set here only",
+    ),
     (
         "Makefile",
         "$(NOX) -s gate",
@@ -193,6 +213,7 @@ def test_locks_fresh_names_every_lock_missing_a_dependency(repo: Path) -> None:
     assert {v.message.split(" is not in ")[1].split(":")[0] for v in violations} == {
         "requirements/main.txt",
         "requirements/test.txt",
+        "requirements/serve.txt",
     }
 
 

@@ -79,7 +79,7 @@ def train_fresh(config: Config, folder: Path) -> dict[str, Any]:
     from mlci.train import train
 
     result = train(dataclasses.replace(config, artifacts=folder), force=True)
-    return record(result, read_json(folder / "predictions.json", "predictions"))
+    return record(result, read_json(result.artifacts.predictions, "predictions"))
 
 
 def update(config: Config) -> dict[str, Any]:

@@ -153,36 +153,26 @@ def _current_run(config: Config) -> _Run:
         raise MlciError(
             "the artifacts are not up to date (" + "; ".join(status.reasons) + "); run 'mlci train'"
         )
-    metrics = read_json(stage.Artifacts(config.artifacts).metrics, "metrics")
+    metrics = read_json(stage.Artifacts.of(config).metrics, "metrics")
     python = baseline.minor_of(status.lineage.get("python", ""))
     return _Run(metrics, status.lineage, python, baseline.entry(config, python))
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
-    """Pass or fail the trained model: floors, and the largest drop against the baseline."""
+    """Pass or fail the trained model: floors, and the largest drop against production."""
     from mlci import gate
-    from mlci.evaluate import scalar_metrics
     from mlci.report import markdown_table, publish, text_table
 
     config = _config(args)
     run = _current_run(config)
-    python, reference = run.python, run.reference
-    name = f"baseline for Python {python}" if reference else None
-    verdict = gate.evaluate(
-        scalar_metrics(run.metrics), reference["metrics"] if reference else None, config.gate, name
-    )
-    notes = []
-    if reference is None:
-        notes.append(
-            f"no {config.relative(config.baseline)} entry for Python {python}: floors only; "
-            "run 'nox -s baseline' and commit it to start guarding against regressions"
-        )
+    verdict, reference = gate.judge(config, run.metrics, run.python)
+    notes = [reference.note] if reference.note else []
     for check in verdict.failures:
         notes.append(f"FAILED: {check.describe()}")
     if verdict.passed and verdict.improved:
         notes.append(
-            f"better than the baseline on {', '.join(verdict.improved)}: "
-            "run 'mlci baseline update' (or 'nox -s baseline') and commit metrics/baseline.json"
+            f"better than the {verdict.reference} on {', '.join(verdict.improved)}: "
+            "release it ('nox -s release'), or record it as the baseline ('nox -s baseline')"
         )
     result = "passed" if verdict.passed else "FAILED"
     title = f"quality gate {result} (reference: {verdict.reference or 'none'})"
@@ -331,6 +321,194 @@ def cmd_report_coverage(args: argparse.Namespace) -> int:
     return 0
 
 
+def _registry(config: Config) -> Any:
+    from mlci.registry import Registry
+
+    return Registry.of(config)
+
+
+def _version_rows(versions: list[Any], aliases: dict[int, list[str]]) -> list[list[str]]:
+    return [
+        [
+            str(v.number),
+            ", ".join(aliases.get(v.number, [])) or "-",
+            f"{v.metrics.get('accuracy', 0):.4f}",
+            f"{v.metrics.get('macro_f1', 0):.4f}",
+            v.python,
+            v.created_at,
+            v.stage_key[:12],
+        ]
+        for v in versions
+    ]
+
+
+VERSION_HEADER = ["version", "aliases", "accuracy", "macro_f1", "python", "created", "stage key"]
+
+
+def cmd_registry_register(args: argparse.Namespace) -> int:
+    """Copy the up-to-date artifacts into a new registry version (same inputs: same version)."""
+    config = _config(args)
+    registered = _registry(config).register(config)
+    number = registered.version.number
+    if registered.created:
+        print(f"registered version {number} in {config.relative(config.registry)}")
+    else:
+        print(f"unchanged: these artifacts are already version {number}")
+    return 0
+
+
+def cmd_registry_list(args: argparse.Namespace) -> int:
+    """List every version with its aliases and headline metrics."""
+    from mlci.report import text_table
+
+    config = _config(args)
+    index = _registry(config).read()
+    aliases: dict[int, list[str]] = {}
+    for name, number in sorted(index.aliases.items()):
+        aliases.setdefault(number, []).append(name)
+    versions = [index.versions[n] for n in sorted(index.versions)]
+    if args.json:
+        print(json.dumps(index.to_dict()["versions"], indent=2))
+        return 0
+    if not versions:
+        print(f"{config.relative(config.registry)}: no versions yet; run 'mlci registry register'")
+        return 0
+    print(text_table(VERSION_HEADER, _version_rows(versions, aliases)))
+    return 0
+
+
+def cmd_registry_show(args: argparse.Namespace) -> int:
+    """Show one version (by number or alias): metrics, lineage, files and their hashes."""
+    config = _config(args)
+    registry = _registry(config)
+    version = registry.get(args.version)
+    aliases = sorted(a for a, n in registry.read().aliases.items() if n == version.number)
+    if args.json:
+        print(json.dumps({**version.to_dict(), "aliases": aliases}, indent=2))
+        return 0
+    print(f"version {version.number}" + (f" ({', '.join(aliases)})" if aliases else ""))
+    print(f"  created     {version.created_at} by {version.created_by}")
+    print(f"  python      {version.python}")
+    print(f"  stage key   {version.stage_key}")
+    print(f"  data        sha256 {version.data_sha256}")
+    for name, value in sorted(version.metrics.items()):
+        print(f"  {name:<11} {value:.4f}")
+    print(f"  folder      {registry.folder(version.number)}")
+    for name, sha in sorted(version.files.items()):
+        print(f"    {name:<20} {sha}")
+    problems = registry.verify(version)
+    print("  verified    " + ("yes" if not problems else "NO: " + "; ".join(problems)))
+    return 0 if not problems else 1
+
+
+def _print_move(move: Any) -> None:
+    before = "nothing" if move.from_version is None else f"version {move.from_version}"
+    print(f"{move.alias}: {before} -> version {move.to_version} ({move.action})")
+
+
+def cmd_registry_promote(args: argparse.Namespace) -> int:
+    """Point an alias (staging, production, any name) at a version."""
+    config = _config(args)
+    _print_move(_registry(config).promote(args.version, args.to, args.reason))
+    return 0
+
+
+def cmd_registry_rollback(args: argparse.Namespace) -> int:
+    """Move an alias back to its previous target; the move is recorded in the history."""
+    config = _config(args)
+    _print_move(_registry(config).rollback(args.alias, args.reason))
+    return 0
+
+
+def cmd_registry_history(args: argparse.Namespace) -> int:
+    """Every move of an alias (or of all aliases): time, user, from, to, reason."""
+    from mlci.report import text_table
+
+    config = _config(args)
+    moves = _registry(config).history(args.alias)
+    if args.json:
+        print(json.dumps([move.to_dict() for move in moves], indent=2))
+        return 0
+    rows = [
+        [
+            m.time,
+            m.user,
+            m.alias,
+            m.action,
+            "-" if m.from_version is None else str(m.from_version),
+            str(m.to_version),
+            m.reason or "-",
+        ]
+        for m in moves
+    ]
+    header = ["time", "user", "alias", "action", "from", "to", "reason"]
+    print(text_table(header, rows) if rows else "no alias moves yet")
+    return 0
+
+
+def cmd_release(args: argparse.Namespace) -> int:
+    """Validate, train, gate against production, register, stage, smoke-test, promote."""
+    from mlci import release
+    from mlci.report import markdown_table, publish, text_table
+
+    config = _config(args)
+    result = release.release(config, if_needed=args.if_needed)
+    before = result.production_before
+    production = "none" if before is None else f"version {before}"
+    if result.skipped:
+        headline = f"nothing to release: {result.skipped} (production: {production})"
+    elif result.unchanged:
+        headline = f"unchanged: version {result.version} is already production"
+    elif result.passed:
+        headline = f"released version {result.version} to production (was {production})"
+    else:
+        failed = next(step for step in result.steps if not step.passed)
+        headline = f"release stopped at '{failed.name}': production stays at {production}"
+    header = ["step", "result", "detail"]
+    table = release.rows(result)
+    publish(
+        config.artifacts,
+        "release",
+        f"## Release: {headline}\n\n" + (markdown_table(header, table) if table else ""),
+    )
+    if table:
+        print(text_table(header, table))
+    print(headline)
+    return 0 if result.passed else 1
+
+
+def cmd_drift(args: argparse.Namespace) -> int:
+    """Compare new batches with the production model's training data; exit 1 on dataset drift."""
+    from mlci import drift
+    from mlci.files import atomic_write_json
+    from mlci.report import markdown_table, publish, text_table
+
+    config = _config(args)
+    batches = [Path(p) for p in args.csv] or drift.incoming(config)
+    if not batches:
+        print(f"no batches given and none in {config.drift.incoming}/: nothing to compare")
+        return 0
+    reports = drift.check(config, batches)
+    output = Path(args.output) if args.output else config.artifacts / "drift.json"
+    atomic_write_json(output, {"batches": [report.to_dict() for report in reports]})
+    sections = []
+    for report in reports:
+        verdict = "DRIFT" if report.drifted else "no drift"
+        summary = (
+            f"{report.batch}: {verdict}: {len(report.drifted_columns)} of {len(report.columns)} "
+            f"columns drifted (share {report.share:.2f}, threshold {report.share_threshold:g}); "
+            f"{report.batch_rows} rows against {report.reference_rows} of the {report.reference}"
+        )
+        print(text_table(drift.HEADER, drift.rows(report)))
+        print(summary + "\n")
+        sections.append(f"### {summary}\n\n" + markdown_table(drift.HEADER, drift.rows(report)))
+    drifted = [report.batch for report in reports if report.drifted]
+    title = f"drift in {', '.join(drifted)}" if drifted else "no drift"
+    publish(config.artifacts, "drift", f"## Drift: {title}\n\n" + "\n\n".join(sections))
+    print(f"{title}; report written to {config.relative(output.resolve())}")
+    return 1 if drifted else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; each subcommand sets ``handler``."""
     parser = argparse.ArgumentParser(
@@ -393,6 +571,35 @@ def build_parser() -> argparse.ArgumentParser:
     coverage.add_argument(
         "json_file", metavar="COVERAGE_JSON", help="the output of `coverage json`"
     )
+    registry = commands.add_parser("registry", help="model versions, aliases and their history")
+    registry_commands = registry.add_subparsers(
+        dest="registry_command", metavar="ACTION", required=True
+    )
+    _add(registry_commands, "register", cmd_registry_register)
+    listing = _add(registry_commands, "list", cmd_registry_list)
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    show = _add(registry_commands, "show", cmd_registry_show)
+    show.add_argument("version", help="a version number or an alias")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    promote = _add(registry_commands, "promote", cmd_registry_promote)
+    promote.add_argument("version", help="a version number or an alias")
+    promote.add_argument("--to", required=True, metavar="ALIAS", help="e.g. staging, production")
+    promote.add_argument("--reason", default="", help="why, for the history")
+    rollback = _add(registry_commands, "rollback", cmd_registry_rollback)
+    rollback.add_argument("alias", help="e.g. production")
+    rollback.add_argument("--reason", default="", help="why, for the history")
+    history = _add(registry_commands, "history", cmd_registry_history)
+    history.add_argument("alias", nargs="?", help="one alias (default: all)")
+    history.add_argument("--json", action="store_true", help="print JSON")
+    release = _add(commands, "release", cmd_release)
+    release.add_argument(
+        "--if-needed",
+        action="store_true",
+        help="only when there is no production model, new training data, or drift",
+    )
+    drift = _add(commands, "drift", cmd_drift)
+    drift.add_argument("csv", nargs="*", help="batches (default: [tool.mlci.drift] incoming/*.csv)")
+    drift.add_argument("--output", help="JSON report (default: artifacts/drift.json)")
     predict = _add(commands, "predict", cmd_predict)
     predict.add_argument("csv", nargs="?", help="CSV with the feature columns (default: stdin)")
     predict.add_argument("--json", action="store_true", help='print {"predictions": [...]}')

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,19 @@ class GateConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class DriftConfig:
+    """Drift thresholds (Evidently's defaults) and where new batches arrive."""
+
+    incoming: str = "data/incoming"
+    ks_max_rows: int = 1000  # KS up to this many reference rows, normalized Wasserstein above
+    ks_p_value: float = 0.05  # a numeric column drifts when KS p <= this
+    wasserstein: float = 0.1  # ... or when Wasserstein / std(reference) >= this
+    chi2_p_value: float = 0.05  # the label drifts when chi-squared p <= this
+    psi: float = 0.1  # PSI is reported; at or above this it is marked, never decisive
+    share: float = 0.5  # the dataset drifts when this share of columns drift
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     """The resolved project config; every path is absolute."""
 
@@ -51,6 +65,10 @@ class Config:
     baseline: Path
     estimator: EstimatorSpec
     gate: GateConfig
+    registry: Path
+    model_format: str = "joblib"
+    skops_trusted: tuple[str, ...] = ()
+    drift: DriftConfig = dataclasses.field(default_factory=lambda: DriftConfig())
 
     def resolved(self) -> dict[str, Any]:
         """The settings that shape a trained model, as plain JSON (paths relative to the root)."""
@@ -59,6 +77,7 @@ class Config:
             "target": self.target,
             "test_size": self.test_size,
             "seed": self.seed,
+            "model_format": self.model_format,
             "estimator": {
                 "class": self.estimator.class_path,
                 "params": dict(sorted(self.estimator.params.items())),
@@ -84,7 +103,13 @@ _TOP_KEYS = {
     "baseline",
     "estimator",
     "gate",
+    "registry",
+    "model_format",
+    "skops_trusted",
+    "drift",
 }
+MODEL_FORMATS = ("joblib", "skops")
+REGISTRY_ENV = "MLCI_REGISTRY"
 _GATE_FLOOR_PREFIX = "min_"
 
 
@@ -115,6 +140,17 @@ def load_config(root: Path) -> Config:
     if not 0.0 < test_size < 1.0:
         raise MlciError(f"{where} test_size: must be between 0 and 1 (exclusive), got {test_size}")
     lock = _get(table, "lock", str, where, default="")
+    model_format = _get(table, "model_format", str, where, default="joblib")
+    if model_format not in MODEL_FORMATS:
+        raise MlciError(
+            f"{where} model_format: must be one of {', '.join(MODEL_FORMATS)}, got '{model_format}'"
+        )
+    trusted = _get(table, "skops_trusted", list, where, default=[])
+    if not all(isinstance(name, str) for name in trusted):
+        raise MlciError(f"{where} skops_trusted: must be a list of type names (strings)")
+    registry = os.environ.get(REGISTRY_ENV) or _get(
+        table, "registry", str, where, default="registry"
+    )
 
     return Config(
         root=root,
@@ -130,6 +166,10 @@ def load_config(root: Path) -> Config:
             table.get("estimator", {}), f"{pyproject}: [tool.mlci.estimator]"
         ),
         gate=_gate_config(table.get("gate", {}), f"{pyproject}: [tool.mlci.gate]"),
+        registry=root / registry,
+        model_format=model_format,
+        skops_trusted=tuple(trusted),
+        drift=_drift_config(table.get("drift", {}), f"{pyproject}: [tool.mlci.drift]"),
     )
 
 
@@ -172,6 +212,24 @@ def _gate_config(table: Any, where: str) -> GateConfig:
     )
 
 
+def _drift_config(table: Any, where: str) -> DriftConfig:
+    if not isinstance(table, dict):
+        raise MlciError(f"{where}: must be a table")
+    fields = {field.name: field for field in dataclasses.fields(DriftConfig)}
+    _reject_unknown(table, set(fields), where)
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        kind = type(fields[key].default)
+        values[key] = _get(table, key, kind, where)
+        if kind is float:
+            values[key] = float(values[key])
+            if not 0.0 <= values[key] <= 1.0 and key != "wasserstein":
+                raise MlciError(f"{where} {key}: must be between 0 and 1, got {value}")
+            if values[key] < 0:
+                raise MlciError(f"{where} {key}: must not be negative, got {value}")
+    return DriftConfig(**values)
+
+
 def _number(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise MlciError(f"{where}: must be a number, got {value!r}")
@@ -179,7 +237,13 @@ def _number(value: Any, where: str) -> float:
 
 
 _MISSING = object()
-_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", dict: "a table"}
+_TYPE_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    dict: "a table",
+    list: "a list",
+}
 
 
 def _get(table: dict[str, Any], key: str, kind: type, where: str, default: Any = _MISSING) -> Any:

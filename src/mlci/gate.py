@@ -10,8 +10,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from mlci import baseline
 from mlci.baseline import TOLERANCE
-from mlci.config import GateConfig
+from mlci.config import Config, GateConfig
 from mlci.evaluate import HEADLINE
 
 
@@ -57,6 +58,34 @@ class Verdict:
     def failures(self) -> list[Check]:
         """The checks that failed."""
         return [check for check in self.checks if not check.passed]
+
+
+@dataclasses.dataclass(frozen=True)
+class Reference:
+    """What a candidate is judged against: its metrics and a name for the report."""
+
+    metrics: dict[str, float] | None
+    name: str | None
+    note: str = ""
+
+
+def reference_for(config: Config, python: str) -> Reference:
+    """The production model when the registry has one, else the baseline of ``python``."""
+    from mlci.registry import PRODUCTION, Registry
+
+    production = Registry.of(config).alias(PRODUCTION)
+    if production is not None:
+        return Reference(production.metrics, f"production (version {production.number})")
+    entry = baseline.entry(config, python)
+    if entry is not None:
+        return Reference(entry["metrics"], f"baseline for Python {python}")
+    return Reference(
+        None,
+        None,
+        f"no production model and no {config.relative(config.baseline)} entry for Python "
+        f"{python}: floors only; run 'nox -s baseline' and commit it to start guarding against "
+        "regressions",
+    )
 
 
 def evaluate(
@@ -134,3 +163,12 @@ def to_dict(verdict: Verdict) -> dict[str, Any]:
         "improved": verdict.improved,
         "checks": [dict(zip(HEADER, row)) for row in rows(verdict)],
     }
+
+
+def judge(config: Config, metrics: dict[str, Any], python: str) -> tuple[Verdict, Reference]:
+    """Judge a run's metrics against production, or this Python's baseline without one."""
+    from mlci.evaluate import scalar_metrics
+
+    reference = reference_for(config, python)
+    verdict = evaluate(scalar_metrics(metrics), reference.metrics, config.gate, reference.name)
+    return verdict, reference

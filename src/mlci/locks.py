@@ -17,6 +17,8 @@ from mlci.errors import MlciError
 COMPILE = ["uv", "pip", "compile", "--quiet", "--universal", "--generate-hashes", "--no-annotate"]
 COMPILE_COMMAND = "nox -s lock"
 TOOLS_PYTHON = "3.10"  # nox itself needs >= 3.10
+SERVE = "serve"
+EXTRA = "extra:"  # a lock input naming one of the project's optional dependencies
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,9 +41,11 @@ class Lock:
         ]
         if "project" in self.inputs:
             args.append("pyproject.toml")
-            args += [
-                arg for group in self.inputs if group != "project" for arg in ("--group", group)
-            ]
+            for source in self.inputs:
+                if source.startswith(EXTRA):
+                    args += ["--extra", source[len(EXTRA) :]]
+                elif source != "project":
+                    args += ["--group", source]
         else:
             args += [arg for group in self.inputs for arg in ("--group", f"pyproject.toml:{group}")]
         if self.constraint:
@@ -53,9 +57,18 @@ def locks(pyproject: dict[str, Any], default_python: str) -> list[Lock]:
     """Every lock, in the order they must be compiled (main before the locks it constrains)."""
     versions = python_versions(pyproject)
     floor = versions[0] if versions else "3.9"
-    return [
+    optional = pyproject.get("project", {}).get("optional-dependencies", {})
+    extras = tuple(f"{EXTRA}{name}" for name in optional)
+    found = [
         Lock("requirements/main.txt", ("project",), floor),
-        Lock("requirements/test.txt", ("project", "test"), floor, "requirements/main.txt"),
+        Lock("requirements/test.txt", ("project", *extras, "test"), floor, "requirements/main.txt"),
+    ]
+    if SERVE in optional:  # `nox -s serve` installs the server without the test tools
+        found.append(
+            Lock("requirements/serve.txt", ("project", f"{EXTRA}{SERVE}"), floor, found[0].path)
+        )
+    return [
+        *found,
         Lock("requirements/lint.txt", ("lint",), default_python),
         Lock("requirements/tools.txt", ("tools",), TOOLS_PYTHON),
     ]

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from mlci.config import python_versions, tomllib
-from mlci.locks import Lock, locks, normalize, pins, resolve_differences
+from mlci.locks import EXTRA, Lock, locks, normalize, pins, resolve_differences
 
 RULES = {
     "workflow-runs-only-nox": "every workflow `run:` step calls nox or the tools bootstrap",
@@ -160,8 +160,10 @@ def _is_bootstrap(text: str) -> bool:
 
 
 def _nox_args(text: str) -> list[str]:
+    """nox's own arguments; what follows `--` goes to the session (posargs), not to nox."""
     tokens = shlex.split(text.replace("$(NOX)", "nox"))
-    return tokens[1:] if tokens and tokens[0] == "nox" else []
+    args = tokens[1:] if tokens and tokens[0] == "nox" else []
+    return args[: args.index("--")] if "--" in args else args
 
 
 @dataclasses.dataclass
@@ -452,10 +454,18 @@ def check_locks_fresh(repo: Repo) -> Iterator[Violation]:
             continue
         pinned = pins(path)
         for source in inputs:
-            wanted = project.get("dependencies", []) if source == "project" else groups.get(source)
+            if source == "project":
+                wanted = project.get("dependencies", [])
+            elif source.startswith(EXTRA):
+                wanted = project.get("optional-dependencies", {}).get(source[len(EXTRA) :])
+            else:
+                wanted = groups.get(source)
             if wanted is None:
                 yield Violation(
-                    lock, 1, "locks-fresh", f"pyproject.toml has no dependency group '{source}'"
+                    lock,
+                    1,
+                    "locks-fresh",
+                    f"pyproject.toml has no dependency group or extra '{source}'",
                 )
                 continue
             for text in wanted:

@@ -14,13 +14,15 @@ from mlci.model import load_verified
 
 def load_trained(config: Config) -> Any:
     """Load ``artifacts/model.joblib`` after checking it against ``lineage.json``."""
-    artifacts = stage.Artifacts(config.artifacts)
+    artifacts = stage.Artifacts.of(config)
     lineage = stage.read_lineage(artifacts)
     if lineage is None or lineage.get("status") != stage.COMPLETE:
         raise MlciError(
             f"{config.relative(artifacts.lineage)}: no complete training run; run 'mlci train'"
         )
-    return load_verified(artifacts.model, lineage.get("outputs", {}).get("model", ""))
+    return load_verified(
+        artifacts.model, lineage.get("outputs", {}).get("model", ""), config.skops_trusted
+    )
 
 
 def predict_rows(config: Config, model: Any, stream: Iterable[str], source: str) -> list[str]:

@@ -11,7 +11,7 @@ from mlci.files import atomic_write_text
 
 REPORT = "report.md"
 _SECTION = re.compile(r"^<!-- mlci:(?P<name>[\w-]+) -->\n", re.MULTILINE)
-ORDER = ("lint", "parity", "train", "gate", "diff", "coverage")
+ORDER = ("lint", "parity", "train", "gate", "diff", "coverage", "drift", "release")
 
 
 def text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -36,11 +36,27 @@ class Artifacts:
     """Where a training run's outputs live."""
 
     folder: Path
+    model_format: str = "joblib"
+
+    @classmethod
+    def of(cls, config: Config) -> Artifacts:
+        """The configured artifacts folder and model format."""
+        return cls(config.artifacts, config.model_format)
 
     @property
     def model(self) -> Path:
-        """The joblib model."""
-        return self.folder / "model.joblib"
+        """The model file: ``model.joblib`` or ``model.skops``."""
+        return self.folder / f"model.{self.model_format}"
+
+    @property
+    def predictions(self) -> Path:
+        """The held-out rows' expected and predicted labels."""
+        return self.folder / "predictions.json"
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """Every output, lineage last: the order in which a run is committed."""
+        return (self.model, self.metrics, self.predictions, self.lineage)
 
     @property
     def metrics(self) -> Path:
@@ -112,7 +128,7 @@ def check(config: Config) -> Status:
     """Compare the current inputs with the ones the artifacts were made from."""
     inputs = current_inputs(config)
     key = stage_key(inputs)
-    artifacts = Artifacts(config.artifacts)
+    artifacts = Artifacts.of(config)
     lineage = read_lineage(artifacts)
     if lineage is None:
         return Status(

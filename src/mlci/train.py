@@ -125,7 +125,7 @@ def fit(config: Config, manifest: Manifest, table: Table) -> Fitted:
 
 def train(config: Config, *, force: bool = False) -> TrainResult:
     """Train unless the artifacts are up to date for the current inputs (or ``force``)."""
-    artifacts = Artifacts(config.artifacts)
+    artifacts = Artifacts.of(config)
     status = stage.check(config)
     if status.up_to_date and not force:
         assert status.lineage is not None
@@ -145,10 +145,10 @@ def train(config: Config, *, force: bool = False) -> TrainResult:
         # The key is on disk before training starts, as DVC records inputs before running.
         atomic_write_json(staging / "lineage.json", lineage)
         fitted = fit(config, manifest, table)
-        staged = Artifacts(staging)
+        staged = Artifacts(staging, config.model_format)
         model_sha = save_model(fitted.estimator, staged.model)
         atomic_write_json(staged.metrics, fitted.metrics)
-        atomic_write_json(staging / "predictions.json", fitted.predictions)
+        atomic_write_json(staged.predictions, fitted.predictions)
         lineage.update(
             status=stage.COMPLETE,
             mlci_version=__version__,
@@ -169,16 +169,16 @@ def train(config: Config, *, force: bool = False) -> TrainResult:
             finished_at=_now(),
         )
         atomic_write_json(staged.lineage, lineage)
-        _commit(staging, artifacts)
+        _commit(staged, artifacts)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return TrainResult(artifacts, fitted.metrics, lineage, False)
 
 
-def _commit(staging: Path, artifacts: Artifacts) -> None:
+def _commit(staged: Artifacts, artifacts: Artifacts) -> None:
     """Move the staged files into place, lineage last: until it lands, the run is not complete."""
-    for name in ("model.joblib", "metrics.json", "predictions.json", "lineage.json"):
-        os.replace(staging / name, artifacts.folder / name)
+    for source, target in zip(staged.files, artifacts.files):
+        os.replace(source, target)
 
 
 def _remove_stale_staging(folder: Path) -> None:
