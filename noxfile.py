@@ -141,6 +141,13 @@ def drift(session: nox.Session) -> None:
 
 
 @nox.session(python=DEFAULT_PYTHON, default=False)
+def serve(session: nox.Session) -> None:
+    """Serve the production model on 127.0.0.1:8080 (`nox -s serve -- --port 9000`)."""
+    install_locked(session, SERVE_LOCK)
+    session.run("mlci", "serve", *session.posargs)
+
+
+@nox.session(python=DEFAULT_PYTHON, default=False)
 def lock(session: nox.Session) -> None:
     """Regenerate the hash-pinned universal locks (`nox -s lock -- --upgrade` to move pins)."""
     install_locked(session, TOOLS_LOCK)

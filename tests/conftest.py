@@ -46,16 +46,21 @@ def write_pyproject(root: Path, *, trees: int = 10, extra: str = "") -> None:
     )
 
 
+def make_project(root: Path) -> Path:
+    """Fill ``root`` with the Iris data, its manifest, a lock file and a config."""
+    (root / "data").mkdir(parents=True)
+    shutil.copy(IRIS, root / "data" / "iris.csv")
+    shutil.copy(IRIS_MANIFEST, root / "data" / "iris.manifest.json")
+    (root / "requirements").mkdir()
+    (root / "requirements" / "main.txt").write_text("scikit-learn==0\n", encoding="utf-8")
+    write_pyproject(root)
+    return root
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A project folder with the Iris data, its manifest, a lock file and a config."""
-    (tmp_path / "data").mkdir()
-    shutil.copy(IRIS, tmp_path / "data" / "iris.csv")
-    shutil.copy(IRIS_MANIFEST, tmp_path / "data" / "iris.manifest.json")
-    (tmp_path / "requirements").mkdir()
-    (tmp_path / "requirements" / "main.txt").write_text("scikit-learn==0\n", encoding="utf-8")
-    write_pyproject(tmp_path)
-    return tmp_path
+    return make_project(tmp_path)
 
 
 @pytest.fixture

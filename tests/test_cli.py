@@ -136,3 +136,27 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--version"])
     assert info.value.code == 0
     assert capsys.readouterr().out.startswith("mlci ")
+
+
+def test_serve_without_the_extra_says_what_to_install(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "mlci.serve", None)  # as if FastAPI were not installed
+    assert main(["-C", str(project), "serve"]) == 2
+    assert "pip install 'mlci[serve]'" in capsys.readouterr().err
+
+
+def test_predict_with_a_registry_version(
+    project: Path, trained, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    rows = project / "rows.csv"
+    rows.write_text("sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n")
+    assert main(["-C", str(project), "registry", "register"]) == 0
+    assert main(["-C", str(project), "registry", "promote", "1", "--to", "production"]) == 0
+    capsys.readouterr()
+    assert main(["-C", str(project), "predict", str(rows), "--model", "production"]) == 0
+    assert capsys.readouterr().out == "setosa\n"
+    model = project / "registry" / "versions" / "1" / "model.joblib"
+    model.write_bytes(model.read_bytes()[:-1])
+    assert main(["-C", str(project), "predict", str(rows), "--model", "1"]) == 2
+    assert "failed verification, refusing to load it" in capsys.readouterr().err

@@ -120,7 +120,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from mlci.predict import load_trained, predict_rows
 
     config = _config(args)
-    model = load_trained(config)
+    if args.model:
+        registry = _registry(config)
+        model = registry.load_model(registry.get(args.model), config.skops_trusted)
+    else:
+        model = load_trained(config)
     if args.csv in (None, "-"):
         labels = predict_rows(config, model, sys.stdin, "<stdin>")
     else:
@@ -509,6 +513,18 @@ def cmd_drift(args: argparse.Namespace) -> int:
     return 1 if drifted else 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the model an alias points at (MLflow's scoring protocol), reloading when it moves."""
+    try:
+        from mlci.serve import serve
+    except ImportError as exc:
+        raise MlciError(
+            f"mlci serve needs the serve extra ({exc}): pip install 'mlci[serve]'"
+        ) from None
+    serve(_config(args), alias=args.alias, host=args.host, port=args.port)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; each subcommand sets ``handler``."""
     parser = argparse.ArgumentParser(
@@ -600,9 +616,18 @@ def build_parser() -> argparse.ArgumentParser:
     drift = _add(commands, "drift", cmd_drift)
     drift.add_argument("csv", nargs="*", help="batches (default: [tool.mlci.drift] incoming/*.csv)")
     drift.add_argument("--output", help="JSON report (default: artifacts/drift.json)")
+    serve = _add(commands, "serve", cmd_serve)
+    serve.add_argument("--alias", help="the registry alias to serve (default: production)")
+    serve.add_argument(
+        "--host", help="address to bind (default: 127.0.0.1; others only when given here)"
+    )
+    serve.add_argument("--port", type=int, help="port (default: 8080)")
     predict = _add(commands, "predict", cmd_predict)
     predict.add_argument("csv", nargs="?", help="CSV with the feature columns (default: stdin)")
     predict.add_argument("--json", action="store_true", help='print {"predictions": [...]}')
+    predict.add_argument(
+        "--model", metavar="VERSION|ALIAS", help="a registry version (default: artifacts/)"
+    )
     return parser
 
 

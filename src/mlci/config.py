@@ -51,6 +51,18 @@ class DriftConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ServeConfig:
+    """`mlci serve` defaults; the command line overrides them."""
+
+    alias: str = "production"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_rows: int = 10_000  # rows per request
+    max_body_bytes: int = 5 * 1024 * 1024
+    poll_seconds: float = 1.0  # how often the alias is checked for a move
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     """The resolved project config; every path is absolute."""
 
@@ -69,6 +81,7 @@ class Config:
     model_format: str = "joblib"
     skops_trusted: tuple[str, ...] = ()
     drift: DriftConfig = dataclasses.field(default_factory=lambda: DriftConfig())
+    serve: ServeConfig = dataclasses.field(default_factory=lambda: ServeConfig())
 
     def resolved(self) -> dict[str, Any]:
         """The settings that shape a trained model, as plain JSON (paths relative to the root)."""
@@ -107,6 +120,7 @@ _TOP_KEYS = {
     "model_format",
     "skops_trusted",
     "drift",
+    "serve",
 }
 MODEL_FORMATS = ("joblib", "skops")
 REGISTRY_ENV = "MLCI_REGISTRY"
@@ -170,6 +184,7 @@ def load_config(root: Path) -> Config:
         model_format=model_format,
         skops_trusted=tuple(trusted),
         drift=_drift_config(table.get("drift", {}), f"{pyproject}: [tool.mlci.drift]"),
+        serve=_serve_config(table.get("serve", {}), f"{pyproject}: [tool.mlci.serve]"),
     )
 
 
@@ -228,6 +243,18 @@ def _drift_config(table: Any, where: str) -> DriftConfig:
             if values[key] < 0:
                 raise MlciError(f"{where} {key}: must not be negative, got {value}")
     return DriftConfig(**values)
+
+
+def _serve_config(table: Any, where: str) -> ServeConfig:
+    if not isinstance(table, dict):
+        raise MlciError(f"{where}: must be a table")
+    fields = {field.name: field for field in dataclasses.fields(ServeConfig)}
+    _reject_unknown(table, set(fields), where)
+    values = {key: _get(table, key, type(fields[key].default), where) for key in table}
+    for key, value in values.items():
+        if isinstance(value, (int, float)) and value <= 0:
+            raise MlciError(f"{where} {key}: must be positive, got {value}")
+    return ServeConfig(**values)
 
 
 def _number(value: Any, where: str) -> float:

@@ -1,0 +1,263 @@
+"""MLflow's scoring protocol, parsed without a web framework: request bytes in, feature rows out.
+
+``POST /invocations`` takes JSON with exactly one of ``dataframe_split``, ``dataframe_records``,
+``instances`` or ``inputs`` (plus optional ``params``), or ``text/csv`` with a header. Every way
+a request can be wrong raises ``BadRequest`` with a message that says what to send instead.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+PARAMS = {"proba": bool}  # params: {"proba": true} adds class probabilities to the reply
+JSON_TYPE = "application/json"
+CSV_TYPE = "text/csv"
+
+
+class BadRequest(Exception):
+    """A request the server refuses: HTTP status and a message for the client."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """How much one request may carry."""
+
+    max_rows: int = 10_000
+    max_body_bytes: int = 5 * 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class Scoring:
+    """A parsed request: feature rows in manifest order, and the params."""
+
+    rows: list[list[float]]
+    params: dict[str, Any]
+
+
+def parse(
+    body: bytes, content_type: str | None, features: Sequence[str], limits: Limits
+) -> Scoring:
+    """Turn a request body into rows of the ``features`` columns, or raise ``BadRequest``."""
+    media, charset = _content_type(content_type)
+    try:
+        text = body.decode(charset)
+    except (UnicodeDecodeError, LookupError):
+        raise BadRequest(f"the body is not valid {charset} text") from None
+    if media == CSV_TYPE:
+        rows, params = _csv(text, features), {}
+    else:
+        rows, params = _json(text, features)
+    if not rows:
+        raise BadRequest("the batch is empty: send at least one row")
+    if len(rows) > limits.max_rows:
+        raise BadRequest(
+            f"{len(rows)} rows is more than the limit of {limits.max_rows} per request"
+        )
+    return Scoring(rows, params)
+
+
+def _content_type(header: str | None) -> tuple[str, str]:
+    if not header:
+        raise BadRequest(f"missing Content-Type: send {JSON_TYPE} or {CSV_TYPE}", 415)
+    media, *options = (part.strip() for part in header.split(";"))
+    media = media.lower()
+    if media not in (JSON_TYPE, CSV_TYPE):
+        raise BadRequest(f"unsupported Content-Type '{media}': send {JSON_TYPE} or {CSV_TYPE}", 415)
+    charset = "utf-8"
+    for option in options:
+        key, _, value = option.partition("=")
+        if key.strip().lower() == "charset":
+            charset = value.strip().strip('"').lower()
+    if charset not in ("utf-8", "utf8"):
+        raise BadRequest(f"unsupported charset '{charset}': send utf-8", 415)
+    return media, "utf-8"
+
+
+def _json(text: str, features: Sequence[str]) -> tuple[list[list[float]], dict[str, Any]]:
+    try:
+        document = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise BadRequest(
+            f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
+    except RecursionError:
+        raise BadRequest("the JSON body is nested too deeply") from None
+    if not isinstance(document, dict):
+        raise BadRequest(f"the JSON body must be an object with one of {', '.join(FORMATS)}")
+    present = [key for key in FORMATS if key in document]
+    unknown = sorted(set(document) - {*FORMATS, "params"})
+    if unknown:
+        raise BadRequest(
+            f"unknown key(s) {', '.join(unknown)}; expected one of {', '.join(FORMATS)}"
+        )
+    if len(present) != 1:
+        found = f"found {', '.join(present)}" if present else "found none"
+        raise BadRequest(f"send exactly one of {', '.join(FORMATS)} ({found})")
+    key = present[0]
+    params = _params(document.get("params"))
+    value = document[key]
+    if key == "dataframe_split":
+        return _split(value, features), params
+    if key == "dataframe_records":
+        return _records(value, features, key), params
+    if key == "inputs" and isinstance(value, dict):
+        return _columns(value, features), params
+    return _instances(value, features, key), params
+
+
+def _reject_constant(name: str) -> None:
+    raise BadRequest(f"{name} is not a valid value: send finite numbers")
+
+
+def _params(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadRequest('params must be an object, e.g. {"proba": true}')
+    for key, item in value.items():
+        if key not in PARAMS:
+            raise BadRequest(f"unknown param '{key}'; known params: {', '.join(PARAMS)}")
+        if not isinstance(item, PARAMS[key]):
+            raise BadRequest(f"param '{key}' must be true or false")
+    return dict(value)
+
+
+def _split(value: Any, features: Sequence[str]) -> list[list[float]]:
+    if not isinstance(value, dict) or not isinstance(value.get("columns"), list):
+        raise BadRequest('dataframe_split must be {"columns": [...], "data": [[...], ...]}')
+    extra = sorted(set(value) - {"columns", "data", "index"})
+    if extra:
+        raise BadRequest(f"dataframe_split: unknown key(s) {', '.join(extra)}")
+    columns = value["columns"]
+    order = _order(columns, features, "dataframe_split.columns")
+    data = value.get("data")
+    if not isinstance(data, list):
+        raise BadRequest("dataframe_split.data must be a list of rows")
+    rows = []
+    for number, row in enumerate(data):
+        where = f"dataframe_split.data[{number}]"
+        if not isinstance(row, list) or len(row) != len(columns):
+            raise BadRequest(f"{where}: expected a list of {len(columns)} values")
+        rows.append([_number(row[order[name]], f"{where} ({name})") for name in features])
+    return rows
+
+
+def _records(value: Any, features: Sequence[str], key: str) -> list[list[float]]:
+    if not isinstance(value, list):
+        raise BadRequest(f"{key} must be a list of objects")
+    return [_record(record, features, f"{key}[{number}]") for number, record in enumerate(value)]
+
+
+def _record(record: Any, features: Sequence[str], where: str) -> list[float]:
+    if not isinstance(record, dict):
+        raise BadRequest(f"{where}: expected an object with the columns {', '.join(features)}")
+    _order(list(record), features, where)
+    return [_number(record[name], f"{where}.{name}") for name in features]
+
+
+def _instances(value: Any, features: Sequence[str], key: str) -> list[list[float]]:
+    if not isinstance(value, list):
+        raise BadRequest(f"{key} must be a list of rows (lists or objects)")
+    rows = []
+    for number, row in enumerate(value):
+        where = f"{key}[{number}]"
+        if isinstance(row, dict):
+            rows.append(_record(row, features, where))
+        elif isinstance(row, list):
+            if len(row) != len(features):
+                raise BadRequest(
+                    f"{where}: expected {len(features)} features ({', '.join(features)}), "
+                    f"got {len(row)}"
+                )
+            rows.append([_number(item, f"{where}[{i}]") for i, item in enumerate(row)])
+        else:
+            raise BadRequest(f"{where}: expected a list of {len(features)} values or an object")
+    return rows
+
+
+def _columns(value: dict[str, Any], features: Sequence[str]) -> list[list[float]]:
+    _order(list(value), features, "inputs")
+    lengths = {name: len(value[name]) if isinstance(value[name], list) else -1 for name in features}
+    if any(length < 0 for length in lengths.values()):
+        raise BadRequest("inputs: each column must be a list of values")
+    if len(set(lengths.values())) > 1:
+        raise BadRequest(f"inputs: the columns differ in length: {lengths}")
+    count = next(iter(lengths.values()), 0)
+    return [
+        [_number(value[name][row], f"inputs.{name}[{row}]") for name in features]
+        for row in range(count)
+    ]
+
+
+def _order(columns: list[Any], features: Sequence[str], where: str) -> dict[str, int]:
+    """Each feature's position in ``columns``; missing, unknown or repeated names are refused."""
+    if not all(isinstance(name, str) for name in columns):
+        raise BadRequest(f"{where}: column names must be strings")
+    missing = [name for name in features if name not in columns]
+    unknown = [name for name in columns if name not in features]
+    repeated = sorted({name for name in columns if columns.count(name) > 1})
+    problems = []
+    if missing:
+        problems.append(f"missing column(s) {', '.join(missing)}")
+    if unknown:
+        problems.append(f"unknown column(s) {', '.join(unknown)}")
+    if repeated:
+        problems.append(f"repeated column(s) {', '.join(repeated)}")
+    if problems:
+        raise BadRequest(f"{where}: {'; '.join(problems)}; expected {', '.join(features)}")
+    return {name: columns.index(name) for name in features}
+
+
+def _number(value: Any, where: str) -> float:
+    if value is None:
+        raise BadRequest(f"{where}: null is not allowed: send a number")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadRequest(f"{where}: {json.dumps(value)[:40]} is not a number")
+    number = float(value) if not isinstance(value, int) or abs(value) < 2**1023 else math.inf
+    if not math.isfinite(number):
+        raise BadRequest(f"{where}: {value} is not a finite number")
+    return number
+
+
+def _csv(text: str, features: Sequence[str]) -> list[list[float]]:
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise BadRequest("the CSV body is empty: send a header line and rows")
+        order = _order([name.strip() for name in header], features, "CSV header")
+        rows = []
+        for row in reader:
+            if not row:
+                continue
+            where = f"CSV line {reader.line_num}"
+            if len(row) != len(header):
+                raise BadRequest(f"{where}: expected {len(header)} fields, found {len(row)}")
+            rows.append([_csv_number(row[order[name]], f"{where} ({name})") for name in features])
+    except csv.Error as exc:
+        raise BadRequest(f"malformed CSV: {exc}") from None
+    return rows
+
+
+def _csv_number(text: str, where: str) -> float:
+    text = text.strip()
+    if not text:
+        raise BadRequest(f"{where}: empty value: send a number")
+    try:
+        number = float(text)
+    except ValueError:
+        raise BadRequest(f"{where}: '{text[:40]}' is not a number") from None
+    if not math.isfinite(number):
+        raise BadRequest(f"{where}: {text} is not a finite number")
+    return number
