@@ -5,6 +5,7 @@ import http.client
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -386,3 +387,40 @@ def test_mlci_serve_shuts_down_gracefully_on_sigterm(project: Path) -> None:
     assert process.returncode in (0, -signal.SIGTERM), output
     assert output.index('"event": "shutdown"') < output.index("Finished server process")
     assert '"event": "listening", "host": "127.0.0.1"' in output
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+CURL = re.compile(
+    r"```sh\n(?P<curl>curl -s http://127\.0\.0\.1:8080(?P<path>/\S+).*?)\n```\n```json\n"
+    r"(?P<reply>.*?)\n```",
+    re.DOTALL,
+)
+
+
+def readme_examples() -> list[tuple[str, str, bytes, dict[str, Any]]]:
+    """(path, content type, body, documented reply) of every curl example in the README."""
+    examples = []
+    for match in CURL.finditer(README.read_text(encoding="utf-8")):
+        command = match["curl"].replace("\\\n", " ")
+        content_type = re.search(r"-H 'Content-Type: ([^']+)'", command)[1]
+        data = re.search(r"(?:-d|--data-binary) (\$?)'(.*?)'", command, re.DOTALL)
+        body = data[2].encode()
+        if data[1]:  # $'...': bash decodes the backslash escapes
+            body = body.decode("unicode_escape").encode()
+        examples.append((match["path"], content_type, body, json.loads(match["reply"])))
+    return examples
+
+
+def test_the_readme_curl_examples_return_the_documented_replies(tmp_path: Path) -> None:
+    examples = readme_examples()
+    assert len(examples) >= 3
+    root = make_project(tmp_path)
+    registry = Registry.of(load_config(root))
+    registry.register(retrain_with(root, trees=100))  # the repository's default forest
+    registry.promote(1, PRODUCTION)
+    server = Server(create_app(ModelSlot(registry, PRODUCTION), FEATURES, SETTINGS))
+    try:
+        for path, content_type, body, reply in examples:
+            assert server.request("POST", path, body, content_type)[:2] == (200, reply)
+    finally:
+        server.stop()
