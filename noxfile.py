@@ -6,6 +6,8 @@
 
 Each session installs from a hash-pinned lock in `requirements/`, installs mlci without
 dependencies, and runs one tool. No ML logic lives here: it is in `mlci`'s own commands.
+`mlci cached` skips lint, parity and the tests when they already passed on exactly the same
+work tree, Python and command (CI always starts clean; `MLCI_NO_CACHE=1` forces a run).
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ nox.needs_version = ">=2026.10.20"
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.error_on_missing_interpreters = True  # locally too: `make ci` never skips a Python
 nox.options.reuse_venv = "yes"  # installs are exact syncs from the locks, so reuse is safe
+# Sessions marked allow_parallel run side by side, one per CPU, each printed as one block when it
+# ends (measured in benchmarks/RESULTS.md: the test matrix in about half the time on 2 cores).
+# `coverage` is not marked, so it runs alone, after every session before it has finished.
+nox.options.parallel = "auto"
 
 ROOT = Path(__file__).parent
 PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
@@ -46,28 +52,28 @@ def install_locked(session: nox.Session, *locks: Path, project: bool = True) -> 
         session.install("--no-deps", "--quiet", "-e", ".")
 
 
-@nox.session(python=DEFAULT_PYTHON, tags=["ci"])
+@nox.session(python=DEFAULT_PYTHON, tags=["ci"], allow_parallel=True)
 def lint(session: nox.Session) -> None:
     """Lint the code (ruff) and the workflows (zizmor offline, GitHub's workflow schema)."""
     install_locked(session, LINT_LOCK)
-    session.run("mlci", "lint")
+    session.run("mlci", "cached", "lint", "--", "mlci", "lint")
 
 
-@nox.session(python=DEFAULT_PYTHON, tags=["ci"])
+@nox.session(python=DEFAULT_PYTHON, tags=["ci"], allow_parallel=True)
 def parity(session: nox.Session) -> None:
     """Check that CI runs what `make ci` runs: workflows, Makefile, sessions, Pythons, locks."""
     install_locked(session, MAIN_LOCK, TOOLS_LOCK)
-    session.run("mlci", "parity", *session.posargs)
+    session.run("mlci", "cached", "parity", "--", "mlci", "parity", *session.posargs)
 
 
-@nox.session(python=DEFAULT_PYTHON, tags=["ci"])
+@nox.session(python=DEFAULT_PYTHON, tags=["ci"], allow_parallel=True)
 def train(session: nox.Session) -> None:
     """Validate the data, then train and evaluate the model (skipped when up to date)."""
     install_locked(session, MAIN_LOCK)
     session.run("mlci", "train", *session.posargs)
 
 
-@nox.session(python=DEFAULT_PYTHON, tags=["ci"], requires=["train"])
+@nox.session(python=DEFAULT_PYTHON, tags=["ci"], requires=["train"], allow_parallel=True)
 def gate(session: nox.Session) -> None:
     """Pass or fail the trained model against the floors and this Python's baseline."""
     install_locked(session, MAIN_LOCK)
@@ -82,18 +88,18 @@ def baseline(session: nox.Session) -> None:
     session.run("mlci", "baseline", "update")
 
 
-@nox.session(python=PYTHONS, tags=["ci"])
+@nox.session(python=PYTHONS, tags=["ci"], allow_parallel=True)
 def test(session: nox.Session) -> None:
     """Run the test suite on one interpreter, writing its own coverage data file."""
     install_locked(session, TEST_LOCK)
+    coverage_file = f".coverage.{session.python}"
+    junit = f"artifacts/junit-{session.python}.xml"
     session.run(
-        "pytest",
-        "--cov",
-        "--cov-report=",
-        "--cov-fail-under=0",
-        f"--junitxml=artifacts/junit-{session.python}.xml",
+        *("mlci", "cached", f"test-{session.python}", "--output", coverage_file, "--output", junit),
+        *("--env", "COVERAGE_FILE", "--"),
+        *("pytest", "--cov", "--cov-report=", "--cov-fail-under=0", f"--junitxml={junit}"),
         *session.posargs,
-        env={"COVERAGE_FILE": f".coverage.{session.python}"},
+        env={"COVERAGE_FILE": coverage_file},
     )
 
 
@@ -104,6 +110,9 @@ def coverage(session: nox.Session) -> None:
     data = sorted(str(path.name) for path in ROOT.glob(".coverage.*"))
     if not data:
         session.error("no .coverage.<python> data files: run the test sessions first")
+    # The combined data lives apart from the per-Python files: a report reading `.coverage` would
+    # combine (and delete) the `.coverage.*` files next to it, which are the test sessions' outputs.
+    session.env["COVERAGE_FILE"] = "artifacts/.coverage"
     session.run("coverage", "combine", "--keep", "--quiet", *data)
     # These exit 2 under the threshold; `coverage report` below is the one that fails the session.
     for output in ("xml", "html", "json"):
@@ -157,7 +166,7 @@ def lock(session: nox.Session) -> None:
 @nox.session(python=False, default=False)
 def clean(session: nox.Session) -> None:
     """Remove generated artifacts and coverage data (not the venvs: `rm -rf .nox .tools`)."""
-    for path in [ROOT / "artifacts", ROOT / ".coverage", *ROOT.glob(".coverage.*")]:
+    for path in [ROOT / "artifacts", *ROOT.glob(".coverage.*")]:
         session.log(f"removing {path.relative_to(ROOT)}")
         if path.is_dir():
             shutil.rmtree(path)

@@ -77,8 +77,9 @@ def trained(config: Config) -> TrainResult:
 
 @pytest.fixture(autouse=True)
 def _no_registry_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A developer's MLCI_REGISTRY must never point tests at a real registry."""
+    """A developer's MLCI_REGISTRY or MLCI_NO_CACHE must not change what the tests see."""
     monkeypatch.delenv("MLCI_REGISTRY", raising=False)
+    monkeypatch.delenv("MLCI_NO_CACHE", raising=False)
 
 
 def retrain_with(root: Path, *, trees: int, extra: str = "") -> Config:

@@ -525,6 +525,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cached(args: argparse.Namespace) -> int:
+    """Run a command unless it already passed on exactly these inputs (MLCI_NO_CACHE=1: always)."""
+    from mlci import cached
+
+    command = args.cmd
+    if not command:
+        raise MlciError("cached: give the command after '--', e.g. mlci cached tests -- pytest")
+    config = _config(args)
+    outcome = cached.run(
+        config.root,
+        config.artifacts,
+        args.name,
+        command,
+        outputs=[Path(path) for path in args.output],
+        env=args.env,
+    )
+    if not outcome.ran:
+        print(
+            f"mlci: {args.name}: up to date, it passed on exactly these inputs "
+            f"(set {cached.NO_CACHE}=1 to run it anyway)"
+        )
+    return outcome.returncode
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; each subcommand sets ``handler``."""
     parser = argparse.ArgumentParser(
@@ -622,6 +646,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--host", help="address to bind (default: 127.0.0.1; others only when given here)"
     )
     serve.add_argument("--port", type=int, help="port (default: 8080)")
+    cache = _add(commands, "cached", cmd_cached)
+    cache.usage = "mlci cached NAME [--output PATH]... [--env VAR]... -- COMMAND [ARG...]"
+    cache.add_argument("name", help="a name for the record, e.g. test-3.11")
+    cache.add_argument(
+        "--output", action="append", default=[], help="a file the command writes (repeatable)"
+    )
+    cache.add_argument(
+        "--env", action="append", default=[], help="an environment variable it reads (repeatable)"
+    )
+    cache.set_defaults(cmd=[])  # main() passes what follows `--` untouched
     predict = _add(commands, "predict", cmd_predict)
     predict.add_argument("csv", nargs="?", help="CSV with the feature columns (default: stdin)")
     predict.add_argument("--json", action="store_true", help='print {"predictions": [...]}')
@@ -642,7 +676,14 @@ def _add(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; user errors print a message and exit non-zero, without a traceback."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command: list[str] = []
+    if "cached" in argv and "--" in argv:  # the wrapped command is not mlci's to parse
+        split = argv.index("--")
+        argv, command = argv[:split], argv[split + 1 :]
     args = build_parser().parse_args(argv)
+    if command:
+        args.cmd = command
     try:
         return args.handler(args)
     except MlciError as error:
