@@ -45,7 +45,12 @@ def install_locked(session: nox.Session, *locks: Path, project: bool = True) -> 
     """Make the venv exactly the locks (hashes required), then add mlci without dependencies."""
     if session.venv_backend == "uv":
         # `sync` also removes what a changed lock dropped, which keeps reused venvs honest.
-        session.run_install("uv", "pip", "sync", "--require-hashes", "--quiet", *map(str, locks))
+        # Bytecode is compiled at install: with PYTHONDONTWRITEBYTECODE (as on these machines)
+        # every process would otherwise recompile scikit-learn, about 1.5 s per pytest run.
+        session.run_install(
+            *("uv", "pip", "sync", "--require-hashes", "--compile-bytecode", "--quiet"),
+            *map(str, locks),
+        )
     else:
         session.install("--require-hashes", *(f"--requirement={lock}" for lock in locks))
     if project:

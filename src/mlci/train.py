@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import functools
 import os
 import shutil
 import subprocess
@@ -49,8 +50,9 @@ class Fitted:
     predictions: dict[str, Any]
 
 
+@functools.lru_cache(maxsize=1)
 def package_versions() -> dict[str, str | None]:
-    """Installed versions of the packages a pickled model depends on."""
+    """Installed versions of the packages a pickled model depends on (read once per process)."""
     versions: dict[str, str | None] = {}
     for name in PACKAGES:
         try:
@@ -159,7 +161,7 @@ def train(config: Config, *, force: bool = False) -> TrainResult:
                 "rows": manifest.rows,
             },
             python=stage.python_id(),
-            packages=package_versions(),
+            packages=dict(package_versions()),
             git_commit=git_commit(config.root),
             outputs={
                 "model": model_sha,
