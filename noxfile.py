@@ -28,6 +28,12 @@ nox.options.reuse_venv = "yes"  # installs are exact syncs from the locks, so re
 # `coverage` is not marked, so it runs alone, after every session before it has finished.
 nox.options.parallel = "auto"
 
+# With PYTHONDONTWRITEBYTECODE set (as on these machines), every pytest run recompiles what it
+# imports, about 1.5 s for scikit-learn. The session venvs are ours and git-ignored: let Python
+# cache bytecode as it imports (cheaper than `uv pip sync --compile-bytecode`, which compiles
+# every installed module when a venv is built). Measured in benchmarks/RESULTS.md.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
 ROOT = Path(__file__).parent
 PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
 PYTHONS = nox.project.python_versions(PYPROJECT)  # from the trove classifiers: the list exists once
@@ -45,14 +51,12 @@ def install_locked(session: nox.Session, *locks: Path, project: bool = True) -> 
     """Make the venv exactly the locks (hashes required), then add mlci without dependencies."""
     if session.venv_backend == "uv":
         # `sync` also removes what a changed lock dropped, which keeps reused venvs honest.
-        # Bytecode is compiled at install: with PYTHONDONTWRITEBYTECODE (as on these machines)
-        # every process would otherwise recompile scikit-learn, about 1.5 s per pytest run.
-        session.run_install(
-            *("uv", "pip", "sync", "--require-hashes", "--compile-bytecode", "--quiet"),
-            *map(str, locks),
-        )
+        session.run_install("uv", "pip", "sync", "--require-hashes", "--quiet", *map(str, locks))
     else:
-        session.install("--require-hashes", *(f"--requirement={lock}" for lock in locks))
+        # --no-compile: as with uv, Python caches bytecode for what is imported, not all of it.
+        session.install(
+            "--require-hashes", "--no-compile", *(f"--requirement={lock}" for lock in locks)
+        )
     if project:
         session.install("--no-deps", "--quiet", "-e", ".")
 
@@ -159,6 +163,13 @@ def serve(session: nox.Session) -> None:
     """Serve the production model on 127.0.0.1:8080 (`nox -s serve -- --port 9000`)."""
     install_locked(session, SERVE_LOCK)
     session.run("mlci", "serve", *session.posargs)
+
+
+@nox.session(python=DEFAULT_PYTHON, default=False)
+def bench(session: nox.Session) -> None:
+    """Time make ci, training, serving and validation; write benchmarks/RESULTS.md."""
+    install_locked(session, SERVE_LOCK)
+    session.run("python", "benchmarks/bench.py", *session.posargs)
 
 
 @nox.session(python=DEFAULT_PYTHON, default=False)
