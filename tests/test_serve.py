@@ -424,3 +424,58 @@ def test_the_readme_curl_examples_return_the_documented_replies(tmp_path: Path) 
             assert server.request("POST", path, body, content_type)[:2] == (200, reply)
     finally:
         server.stop()
+
+
+class CountingModel:
+    """A stand-in predictor: the label of a row is its sum; 999 anywhere is refused."""
+
+    classes_ = ("a", "b")
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def predict(self, rows: Any) -> list[str]:
+        self.calls.append(len(rows))
+        if (rows == 999).any():
+            raise ValueError("999 is out of range")
+        return [str(float(row.sum())) for row in rows]
+
+    def predict_proba(self, rows: Any) -> list[list[float]]:
+        return [[0.25, 0.75] for _ in rows]
+
+
+def test_concurrent_requests_are_scored_together_and_answered_apart() -> None:
+    import asyncio
+
+    from mlci.scoring import BadRequest
+    from mlci.serve import Batcher
+
+    async def scenario(model: CountingModel, bad: bool) -> list[Any]:
+        batcher = Batcher(max_rows=1000)
+        task = batcher.start()
+        requests = [([[float(i), 1.0]], {"proba": i % 2 == 0}) for i in range(20)]
+        if bad:
+            requests.append(([[999.0, 1.0]], {}))
+        results = await asyncio.gather(
+            *(batcher.predict(model, rows, params) for rows, params in requests),
+            return_exceptions=True,
+        )
+        task.cancel()
+        return results
+
+    def check(results: list[Any]) -> None:
+        for i, reply in enumerate(results[:20]):
+            assert reply["predictions"] == [str(float(i) + 1.0)]
+            assert ("probabilities" in reply) == (i % 2 == 0)
+
+    model = CountingModel()
+    check(asyncio.run(scenario(model, bad=False)))
+    assert len(model.calls) < 20  # fewer predict calls than requests
+    assert sum(model.calls) == 20
+
+    model = CountingModel()  # one bad request: its batch is rescored request by request
+    results = asyncio.run(scenario(model, bad=True))
+    check(results)
+    assert isinstance(results[20], BadRequest)
+    assert "999 is out of range" in str(results[20])
+    assert max(model.calls) > 1

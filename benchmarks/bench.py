@@ -1,0 +1,651 @@
+"""`nox -s bench`: time the pipeline against the alternatives a user would pick, on this machine.
+
+Every figure is measured here, in this run, on a fresh clone of the repository's HEAD in a temp
+folder, and written with the commands that produced it to benchmarks/RESULTS.md. Figures:
+
+1. `make ci` warm (venvs present, nothing changed), against the bare tools run directly;
+2. `make ci` cold (no `.nox`), uv against nox's virtualenv backend with pip;
+3. the seed article's flow: fresh venv, unpinned `pip install`, train, pytest;
+4. `mlci train`: cache hit against full training;
+5. serving: `mlci serve` against `mlflow models serve` on the same model;
+6. data validation throughput and peak memory on a synthetic 1,000,000-row file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import dataclasses
+import http.client
+import json
+import os
+import platform
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import load
+
+ROOT = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
+FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+MLFLOW = "mlflow==3.17.2"  # the MLflow the serving figure installs into its own venv
+PIP_VARIANT = ".tools/bin/nox --force-venv-backend virtualenv"  # the same noxfile, with pip
+
+
+@dataclasses.dataclass
+class Figure:
+    """One measured quantity: every run's value, and the command that produced it."""
+
+    name: str
+    command: str
+    values: list[float]
+    unit: str = "s"
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values)
+
+    def cell(self, digits: int = 2) -> str:
+        low, high = min(self.values), max(self.values)
+        return (
+            f"{self.median:.{digits}f} {self.unit} "
+            f"({low:.{digits}f}-{high:.{digits}f}, {len(self.values)} runs)"
+        )
+
+
+@dataclasses.dataclass
+class Bench:
+    """The clone being measured and what has been measured so far."""
+
+    work: Path
+    clone: Path
+    runs: int
+    extra_runs: int
+    figures: dict[str, Figure] = dataclasses.field(default_factory=dict)
+    notes: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+
+    def note(self, section: str, text: str) -> None:
+        self.notes.setdefault(section, []).append(text)
+        print(f"  note: {text}", flush=True)
+
+    def add(self, key: str, figure: Figure) -> Figure:
+        self.figures[key] = figure
+        print(f"  {figure.name}: {figure.cell()}", flush=True)
+        return figure
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment without this nox session's venv, so children find their own tools."""
+    env = dict(os.environ)
+    venv = env.pop("VIRTUAL_ENV", None)
+    if venv:
+        env["PATH"] = os.pathsep.join(
+            p for p in env.get("PATH", "").split(os.pathsep) if not p.startswith(venv)
+        )
+    env.pop("NOX_CURRENT_SESSION", None)
+    env.update(extra)
+    return env
+
+
+def run(command: list[str] | str, cwd: Path, env: dict[str, str] | None = None) -> float:
+    """Run a command to completion, failing the benchmark if it fails; return its wall time."""
+    start = time.perf_counter()
+    result = subprocess.run(
+        command,
+        cwd=cwd,
+        env=env or clean_env(),
+        shell=isinstance(command, str),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        check=False,
+    )
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        sys.stderr.write(result.stdout[-4000:])
+        raise SystemExit(f"bench: `{command}` failed with exit code {result.returncode}")
+    return elapsed
+
+
+def repeat(
+    bench: Bench,
+    key: str,
+    name: str,
+    command: str,
+    cwd: Path,
+    *,
+    runs: int | None = None,
+    before: Callable[[], None] | None = None,
+    env: dict[str, str] | None = None,
+) -> Figure:
+    """Time ``command`` ``runs`` times, calling ``before`` (untimed) ahead of each run."""
+    values = []
+    for _ in range(runs or bench.runs):
+        if before:
+            before()
+        values.append(run(command, cwd, env))
+    return bench.add(key, Figure(name, command, values))
+
+
+def remove(*paths: Path) -> None:
+    for path in paths:
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+# Figure 1 and 2 ----------------------------------------------------------------------------
+
+
+def figure_make_ci(bench: Bench) -> None:
+    """Warm and cold `make ci`, the bare tools, and the speed-ups with and without."""
+    clone = bench.clone
+    print("figure 1: make ci, warm", flush=True)
+    run("make ci", clone)  # untimed: venvs, locks installed, caches filled
+    repeat(bench, "warm", "`make ci`, warm (nothing changed)", "make ci", clone)
+    repeat(
+        bench,
+        "warm_R",
+        "`nox -R`, warm (reuse venvs, skip the install step)",
+        ".tools/bin/nox -R",
+        clone,
+    )
+    repeat(
+        bench,
+        "warm_nocache",
+        "`make ci`, warm, every session run (`MLCI_NO_CACHE=1`)",
+        "MLCI_NO_CACHE=1 make ci",
+        clone,
+        runs=bench.extra_runs,
+    )
+    repeat(
+        bench,
+        "warm_nocache_serial",
+        "`make ci`, warm, every session run, one at a time (`-j 1`)",
+        "MLCI_NO_CACHE=1 .tools/bin/nox -j 1",
+        clone,
+        runs=bench.extra_runs,
+    )
+    bare(bench)
+    bytecode(bench)
+
+    print("figure 2: make ci, cold", flush=True)
+    repeat(
+        bench,
+        "cold",
+        "`make ci`, cold (no `.nox`; package cache warm)",
+        "make ci",
+        clone,
+        before=lambda: remove(clone / ".nox"),
+    )
+    repeat(
+        bench,
+        "cold_pip",
+        "the same, nox's virtualenv backend with pip (`--force-venv-backend virtualenv`)",
+        PIP_VARIANT,
+        clone,
+        before=lambda: remove(clone / ".nox"),
+    )
+    run("make ci", clone)  # leave uv venvs for the later figures
+
+
+def figure_fresh(bench: Bench) -> None:
+    """`make ci` from a fresh clone's state, uv against pip: every session runs (slow)."""
+    clone = bench.clone
+    print("figure 2b: make ci on a fresh clone", flush=True)
+
+    def fresh() -> None:
+        remove(clone / ".nox", clone / "artifacts", *clone.glob(".coverage*"))
+
+    for key, name, command in (
+        ("fresh", "`make ci` on a fresh clone (no `.nox`, no `artifacts/`)", "make ci"),
+        ("fresh_pip", "the same with virtualenv and pip", f"{PIP_VARIANT}"),
+    ):
+        repeat(bench, key, name, command, clone, before=fresh, runs=bench.extra_runs)
+    run("make ci", clone)
+
+
+def bare(bench: Bench) -> None:
+    """The sum of ruff, mlci train (cache hit), pytest per Python and coverage combine."""
+    clone = bench.clone
+    pythons = sorted(
+        (p.name.removeprefix("test-").replace("-", ".") for p in (clone / ".nox").glob("test-*")),
+        key=lambda v: int(v.split(".")[1]),
+    )
+    steps = [
+        (".nox/lint/bin/ruff check . && .nox/lint/bin/ruff format --check .", {}),
+        (".nox/train/bin/mlci train", {}),
+    ]
+    for python in pythons:
+        venv = f".nox/test-{python.replace('.', '-')}/bin"
+        steps.append(
+            (
+                f"{venv}/pytest --cov --cov-report= --cov-fail-under=0 "
+                f"--junitxml=artifacts/junit-{python}.xml",
+                {"COVERAGE_FILE": f".coverage.{python}"},
+            )
+        )
+    data = " ".join(f".coverage.{python}" for python in pythons)
+    steps.append(
+        (
+            f".nox/coverage/bin/coverage combine --keep --quiet {data}",
+            {"COVERAGE_FILE": "artifacts/.coverage"},
+        )
+    )
+    values = []
+    for _ in range(bench.runs):
+        values.append(sum(run(command, clone, clean_env(**env)) for command, env in steps))
+    bench.add(
+        "bare",
+        Figure(
+            "bare tools, run directly (sum)",
+            " ; ".join(
+                f"{' '.join(f'{k}={v}' for k, v in env.items())} {c}".strip() for c, env in steps
+            ),
+            values,
+        ),
+    )
+
+
+def bytecode(bench: Bench) -> None:
+    """Importing scikit-learn with and without Python's bytecode cache in the venv."""
+    clone = bench.clone
+    venv = bench.work / "bytecode"
+    run(f".tools/bin/uv venv --quiet --python 3.11 {venv}", clone)
+    run(
+        f".tools/bin/uv pip sync --quiet --python {venv}/bin/python --require-hashes "
+        "requirements/main.txt",
+        clone,
+    )
+    command = f"{venv}/bin/python -c 'import sklearn.ensemble, scipy.stats'"
+    repeat(
+        bench,
+        "bytecode_off",
+        "import scikit-learn with `PYTHONDONTWRITEBYTECODE=1` (recompiled each time)",
+        command,
+        clone,
+        env=clean_env(PYTHONDONTWRITEBYTECODE="1"),
+    )
+    quiet = clean_env()
+    quiet.pop("PYTHONDONTWRITEBYTECODE", None)
+    run(command, clone, quiet)  # untimed: writes the bytecode cache
+    repeat(
+        bench,
+        "bytecode_on",
+        "the same with the bytecode cache (what the noxfile allows in its venvs)",
+        command,
+        clone,
+        env=quiet,
+    )
+
+
+# Figure 3 -----------------------------------------------------------------------------------
+
+
+def figure_seed(bench: Bench) -> None:
+    """A fresh venv, unpinned pip install, train, pytest: the article's flow on one Python."""
+    print("figure 3: the seed article's flow", flush=True)
+    folder = bench.work / "seed"
+    shutil.copytree(HERE / "seed", folder)
+    shutil.copy(ROOT / "data" / "iris.csv", folder / "iris.csv")
+    python = shutil.which("python3", path=clean_env()["PATH"]) or "python3"
+    command = (
+        f"{python} -m venv .venv && .venv/bin/python -m pip install --quiet -r requirements.txt "
+        "&& .venv/bin/python train.py iris.csv && .venv/bin/python -m pytest -q -p no:cacheprovider"
+    )
+    run(command, folder)  # untimed: fills pip's cache, as the other figures' caches are warm
+    repeat(
+        bench,
+        "seed",
+        "seed flow: venv, `pip install -r` (unpinned), train, pytest",
+        command,
+        folder,
+        before=lambda: remove(folder / ".venv", folder / "model.joblib"),
+    )
+    version = subprocess.run(
+        [python, "--version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    bench.note("seed", f"on {version} (`python3` on PATH), pip's cache warm")
+
+
+# Figure 4 -----------------------------------------------------------------------------------
+
+
+def figure_train(bench: Bench) -> None:
+    print("figure 4: mlci train", flush=True)
+    mlci = ".nox/train/bin/mlci"
+    run(f"{mlci} train", bench.clone)
+    repeat(bench, "train_hit", "`mlci train`, cache hit", f"{mlci} train", bench.clone)
+    repeat(
+        bench,
+        "train_full",
+        "`mlci train --force`, full training",
+        f"{mlci} train --force",
+        bench.clone,
+    )
+
+
+# Figure 5 -----------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def server(command: list[str], cwd: Path, port: int, env: dict[str, str]) -> Iterator[None]:
+    """Start a server, wait for /ping, stop it with SIGTERM."""
+    log = (cwd / f"server-{port}.log").open("w")
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if process.poll() is not None:
+                raise SystemExit(f"bench: {command[0]} exited early; see {log.name}")
+            try:
+                ping = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                ping.request("GET", "/ping")
+                status = ping.getresponse().status
+                ping.close()
+                if status == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit(f"bench: {command[0]} did not answer /ping; see {log.name}")
+            time.sleep(0.2)
+        yield
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def figure_serving(bench: Bench, skip_mlflow: bool) -> None:
+    print("figure 5: serving", flush=True)
+    clone = bench.clone
+    registry = bench.work / "registry"
+    env = clean_env(MLCI_REGISTRY=str(registry))
+    run(".nox/train/bin/mlci release", clone, env)
+    rows = [[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3], [6.9, 3.1, 5.4, 2.1]]
+    random.seed(0)
+    cases = {
+        "1 row": (load.body(rows[:1], FEATURES), 2000),
+        "100 rows": (load.body([random.choice(rows) for _ in range(100)], FEATURES), 1000),
+    }
+    concurrency = 8
+    servers: dict[str, tuple[list[str], Path, dict[str, str]]] = {}
+    port = free_port()
+    servers["mlci serve"] = (
+        [sys.executable, "-m", "mlci", "serve", "--port", str(port)],
+        clone,
+        dict(env, PATH=os.environ["PATH"]),
+    )
+    if not skip_mlflow:
+        mlflow_bin = mlflow_venv(bench, registry)
+        if mlflow_bin is not None:
+            mport = free_port()
+            servers["mlflow models serve"] = (
+                [
+                    str(mlflow_bin / "mlflow"),
+                    *("models", "serve", "-m", str(bench.work / "mlflow-model")),
+                    *("--env-manager", "local", "--host", "127.0.0.1", "--port", str(mport)),
+                ],
+                bench.work,
+                clean_env(PATH=f"{mlflow_bin}{os.pathsep}{clean_env()['PATH']}"),
+            )
+    for name, (command, cwd, server_env) in servers.items():
+        server_port = int(command[command.index("--port") + 1])
+        with server(command, cwd, server_port, server_env):
+            for case, (body, requests) in cases.items():
+                load.run(server_port, body, min(requests, 200), concurrency)  # warm-up
+                results = [
+                    load.run(server_port, body, requests, concurrency) for _ in range(bench.runs)
+                ]
+                shown = f"{requests} POSTs, {concurrency} keep-alive clients"
+                for metric, unit in (("rps", "req/s"), ("p50_ms", "ms"), ("p99_ms", "ms")):
+                    bench.add(
+                        f"serve|{name}|{case}|{metric}",
+                        Figure(
+                            f"{name}, {case}: {metric}", shown, [r[metric] for r in results], unit
+                        ),
+                    )
+
+
+def mlflow_venv(bench: Bench, registry: Path) -> Path | None:
+    """MLflow in its own venv, with the scikit-learn of the served model; None if it fails."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from mlci.registry import PRODUCTION, Registry
+
+    version = Registry(registry).get(PRODUCTION)
+    lineage = json.loads((Registry(registry).folder(version.number) / "lineage.json").read_text())
+    sklearn = lineage["packages"]["scikit-learn"]
+    venv = bench.work / "mlflow-venv"
+    python = shutil.which("python3.11", path=clean_env()["PATH"]) or sys.executable
+    started = time.perf_counter()
+    try:
+        run(f"{python} -m venv {venv}", bench.work)
+        run(
+            f"{venv}/bin/python -m pip install --quiet '{MLFLOW}' 'scikit-learn=={sklearn}'",
+            bench.work,
+        )
+        model = Registry(registry).folder(version.number) / version.model_file
+        run(
+            f"{venv}/bin/python {HERE / 'mlflow_model.py'} {model} {bench.work / 'mlflow-model'}",
+            bench.work,
+        )
+    except SystemExit as error:
+        bench.note("serving", f"MLflow could not be installed or prepared ({error}): skipped")
+        return None
+    bench.note(
+        "serving",
+        f"{MLFLOW} with scikit-learn {sklearn} installed into its own venv in "
+        f"{time.perf_counter() - started:.0f} s; the model is version {version.number}'s "
+        "joblib file, saved with `mlflow.sklearn.save_model`",
+    )
+    return venv / "bin"
+
+
+# Figure 6 -----------------------------------------------------------------------------------
+
+
+def figure_validation(bench: Bench) -> None:
+    print("figure 6: data validation", flush=True)
+    sizes = (1_000_000, 2_000_000)
+    mlci = bench.clone / ".nox/train/bin/mlci"
+    manifest = bench.clone / "data" / "iris.manifest.json"
+    for rows in sizes:
+        path = bench.work / f"iris-{rows}.csv"
+        synthetic(path, rows)
+        command = f"{mlci} data validate {path} --manifest {manifest} --schema-only"
+        values, peaks = [], []
+        for _ in range(bench.runs):
+            values.append(run(command, bench.clone))
+            peaks.append(peak_rss_mb(command, bench.clone))
+        label = f"{rows:,} rows"
+        bench.add(f"validate|{rows}", Figure(f"validate {label}", command, values))
+        bench.add(
+            f"validate_rate|{rows}",
+            Figure(
+                f"validate {label}: throughput",
+                command,
+                [rows / v / 1000 for v in values],
+                "k rows/s",
+            ),
+        )
+        bench.add(
+            f"validate_rss|{rows}", Figure(f"validate {label}: peak RSS", command, peaks, "MB")
+        )
+        bench.note("validation", f"{label}: {path.stat().st_size / 1e6:.0f} MB of CSV")
+
+
+def synthetic(path: Path, rows: int) -> None:
+    """Iris-schema rows drawn around the real classes' means."""
+    means = {
+        "setosa": (5.0, 3.4, 1.5, 0.2),
+        "versicolor": (5.9, 2.8, 4.3, 1.3),
+        "virginica": (6.6, 3.0, 5.6, 2.0),
+    }
+    rng = random.Random(7)
+    with path.open("w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow([*FEATURES, "species"])
+        labels = list(means)
+        for _ in range(rows):
+            label = labels[rng.randrange(3)]
+            writer.writerow([f"{max(0.1, rng.gauss(m, 0.3)):.1f}" for m in means[label]] + [label])
+
+
+def peak_rss_mb(command: str, cwd: Path) -> float:
+    """Peak resident memory of a command, from a fresh child's rusage."""
+    code = (
+        "import resource, subprocess, sys;"
+        "subprocess.run(sys.argv[1], shell=True, check=True, capture_output=True);"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, command],
+        cwd=cwd,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return int(out.split()[-1]) / 1024  # Linux reports kilobytes
+
+
+# The report ---------------------------------------------------------------------------------
+
+
+def versions(clone: Path) -> dict[str, str]:
+    def out(command: str) -> str:
+        result = subprocess.run(
+            command,
+            shell=True,
+            cwd=clone,
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return (
+            (result.stdout or result.stderr).strip().splitlines()[0]
+            if result.returncode == 0
+            else "?"
+        )
+
+    return {
+        "mlci commit": out("git rev-parse --short HEAD"),
+        "nox": out(".tools/bin/nox --version"),
+        "uv": out(".tools/bin/uv --version"),
+        "pip": out("python3 -m pip --version").split(" from ")[0],
+        "Pythons": out(
+            "bash -c 'for p in 3.9 3.10 3.11 3.12; do python$p -V; done' | paste -sd, -"
+        ),
+        "scikit-learn (3.11)": out(
+            ".nox/train/bin/python -c 'import sklearn; print(sklearn.__version__)'"
+        ),
+    }
+
+
+def machine() -> dict[str, str]:
+    cpu = "?"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory = "?"
+    with contextlib.suppress(OSError):
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f"{kb / 1024 / 1024:.0f} GiB"
+    return {
+        "CPU": f"{cpu}, {os.cpu_count()} cores",
+        "memory": memory,
+        "OS": f"{platform.system()} {platform.release()}",
+    }
+
+
+def ratio(bench: Bench, top: str, bottom: str) -> float | None:
+    if top in bench.figures and bottom in bench.figures:
+        return bench.figures[top].median / bench.figures[bottom].median
+    return None
+
+
+def write_report(bench: Bench, started: float, output: Path) -> None:
+    from report import render
+
+    text = render(bench, machine(), versions(bench.clone), time.perf_counter() - started)
+    tmp = output.with_suffix(".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, output)
+    print(f"wrote {output}", flush=True)
+
+
+FIGURES = {
+    "ci": figure_make_ci,
+    "fresh": figure_fresh,
+    "seed": figure_seed,
+    "train": figure_train,
+    "validation": figure_validation,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="runs per figure (default: 5)")
+    parser.add_argument(
+        "--extra-runs",
+        type=int,
+        default=3,
+        help="runs of the slow before/after rows (default: 3)",
+    )
+    parser.add_argument(
+        "--only",
+        default="",
+        help=f"comma-separated subset of: {', '.join([*FIGURES, 'serving'])} "
+        "(default: all but fresh, the slowest)",
+    )
+    parser.add_argument("--no-mlflow", action="store_true", help="serve figure without MLflow")
+    parser.add_argument("--output", default=str(HERE / "RESULTS.md"))
+    args = parser.parse_args()
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
+    default = [name for name in FIGURES if name != "fresh"] + ["serving"]
+    wanted = [name for name in args.only.split(",") if name] or default
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="mlci-bench-") as tmp:
+        work = Path(tmp)
+        clone = work / "clone"
+        print(f"bench: cloning {ROOT} (HEAD) into {clone}", flush=True)
+        run(f"git clone --quiet {ROOT} {clone}", work)
+        run("make .tools/bin/nox", clone)
+        bench = Bench(work, clone, args.runs, args.extra_runs)
+        if "ci" not in wanted:
+            run("make ci", clone)  # the other figures use its venvs
+        for name in wanted:
+            if name == "serving":
+                figure_serving(bench, args.no_mlflow)
+            else:
+                FIGURES[name](bench)
+        write_report(bench, started, Path(args.output))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,226 @@
+"""benchmarks/RESULTS.md from one bench run: every figure, its command, the ratios, the targets."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+TARGETS = [
+    # (text, figure key or ratio, how it is met)
+    ("warm `make ci` ≤ 10 s", "warm", "le", 10.0),
+    ("warm `make ci` ≤ 1.5x the bare tool time", ("warm", "bare"), "le", 1.5),
+    ("cold `make ci` ≥ 3x faster than virtualenv + pip", ("cold_pip", "cold"), "ge", 3.0),
+    ("cache-hit `mlci train` < 0.3 s", "train_hit", "lt", 0.3),
+]
+
+
+def value(bench: Any, key: Any) -> float | None:
+    if isinstance(key, tuple):
+        top, bottom = (bench.figures.get(k) for k in key)
+        return top.median / bottom.median if top and bottom else None
+    figure = bench.figures.get(key)
+    return figure.median if figure else None
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def figure_rows(bench: Any, keys: list[str]) -> list[list[str]]:
+    return [
+        [bench.figures[k].name, bench.figures[k].cell(), f"`{bench.figures[k].command}`"]
+        for k in keys
+        if k in bench.figures
+    ]
+
+
+def ratio_line(bench: Any, label: str, top: str, bottom: str) -> str:
+    found = value(bench, (top, bottom))
+    return f"- {label}: **{found:.2f}x**" if found is not None else f"- {label}: not measured"
+
+
+def render(bench: Any, machine: dict[str, str], versions: dict[str, str], seconds: float) -> str:
+    out = [
+        "# Benchmarks",
+        "",
+        "Written by `nox -s bench` (`benchmarks/bench.py`); every number below comes from that one",
+        "run, on a fresh clone of the repository's HEAD, with the command that produced it. Each",
+        "cell is the median, then the minimum-maximum and the number of runs. Ratios are of",
+        "medians measured side by side in the same run.",
+        "",
+        f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
+        *(f"- {k}: {v}" for k, v in machine.items()),
+        *(f"- {k}: {v}" for k, v in versions.items()),
+        f"- the whole bench took {seconds / 60:.1f} min",
+        "",
+    ]
+    header = ["what", "time", "command"]
+
+    if "warm" in bench.figures:
+        out += [
+            "## 1. `make ci`, warm",
+            "",
+            "Venvs present, nothing changed, all four Pythons. The bare tool time is the sum of",
+            "ruff, `mlci train` (cache hit), pytest on each Python and `coverage combine`, run",
+            "directly from the session venvs, without nox.",
+            "",
+            table(
+                header,
+                figure_rows(
+                    bench, ["warm", "warm_R", "warm_nocache", "warm_nocache_serial", "bare"]
+                ),
+            ),
+            "",
+            ratio_line(
+                bench, "warm `make ci` / bare tools (our overhead over the limit)", "warm", "bare"
+            ),
+            ratio_line(
+                bench, "warm `make ci` with every session run / bare tools", "warm_nocache", "bare"
+            ),
+            ratio_line(
+                bench,
+                "before/after `mlci cached` (every session run / nothing changed)",
+                "warm_nocache",
+                "warm",
+            ),
+            ratio_line(
+                bench,
+                "before/after `--parallel` (one at a time / two at a time)",
+                "warm_nocache_serial",
+                "warm_nocache",
+            ),
+            ratio_line(
+                bench,
+                "before/after skipping installs (`nox -R` / plain `make ci`)",
+                "warm_R",
+                "warm",
+            ),
+            "",
+        ]
+    if "bytecode_off" in bench.figures:
+        out += [
+            "Python's bytecode cache: these machines set `PYTHONDONTWRITEBYTECODE=1`, so every",
+            "process recompiles what it imports. The noxfile lifts it for its own venvs.",
+            "",
+            table(header, figure_rows(bench, ["bytecode_off", "bytecode_on"])),
+            "",
+            ratio_line(bench, "before/after compiled bytecode", "bytecode_off", "bytecode_on"),
+            "",
+        ]
+    if "cold" in bench.figures:
+        out += [
+            "## 2. `make ci`, cold",
+            "",
+            "No `.nox`; the package caches (uv's, pip's) warm. `artifacts/` stays, so the tests",
+            "that passed on these inputs are not rerun: the figure is the cost of building the",
+            "venvs. The fresh-clone rows also remove `artifacts/`, so every session runs.",
+            "",
+            table(header, figure_rows(bench, ["cold", "cold_pip", "fresh", "fresh_pip"])),
+            "",
+            ratio_line(bench, "cold: virtualenv + pip / uv", "cold_pip", "cold"),
+            ratio_line(bench, "fresh clone: virtualenv + pip / uv", "fresh_pip", "fresh"),
+            "",
+        ]
+    if "seed" in bench.figures:
+        out += [
+            "## 3. The seed article's flow",
+            "",
+            "A fresh venv, `pip install -r` an unpinned `requirements.txt` (scikit-learn, joblib,",
+            "pytest), `train.py`, pytest, on one Python (`benchmarks/seed/`). It checks nothing of",
+            "what `make ci` checks beyond training and two predictions.",
+            "",
+            table(header, figure_rows(bench, ["seed"])),
+            "",
+            ratio_line(bench, "warm `make ci` / seed flow", "warm", "seed"),
+            ratio_line(bench, "cold `make ci` / seed flow", "cold", "seed"),
+            ratio_line(bench, "fresh-clone `make ci` / seed flow", "fresh", "seed"),
+            *(f"- {n}" for n in bench.notes.get("seed", [])),
+            "",
+        ]
+    if "train_hit" in bench.figures:
+        out += [
+            "## 4. `mlci train`",
+            "",
+            table(header, figure_rows(bench, ["train_hit", "train_full"])),
+            "",
+            ratio_line(bench, "full training / cache hit", "train_full", "train_hit"),
+            "",
+        ]
+    serving = sorted({k.split("|")[1] for k in bench.figures if k.startswith("serve|")})
+    if serving:
+        cases = sorted({k.split("|")[2] for k in bench.figures if k.startswith("serve|")})
+        rows = []
+        for name in serving:
+            for case in cases:
+                cells = [
+                    bench.figures.get(f"serve|{name}|{case}|{m}")
+                    for m in ("rps", "p50_ms", "p99_ms")
+                ]
+                if all(cells):
+                    rows.append([name, case, *(c.cell(1) for c in cells)])
+        command = next(bench.figures[k].command for k in bench.figures if k.startswith("serve|"))
+        out += [
+            "## 5. Serving",
+            "",
+            f"The production model of a release, loopback only, {command}, after a warm-up.",
+            "",
+            table(["server", "request", "requests/s", "p50", "p99"], rows),
+            "",
+        ]
+        for case in cases:
+            mlci = bench.figures.get(f"serve|mlci serve|{case}|rps")
+            mlflow = bench.figures.get(f"serve|mlflow models serve|{case}|rps")
+            if mlci and mlflow:
+                times = mlci.median / mlflow.median
+                out.append(f"- {case}: `mlci serve` / `mlflow` requests/s: **{times:.2f}x**")
+        out += [*(f"- {n}" for n in bench.notes.get("serving", [])), ""]
+    validation = [k for k in bench.figures if k.startswith("validate")]
+    if validation:
+        out += [
+            "## 6. Data validation",
+            "",
+            "`mlci data validate --schema-only` on synthetic files with the Iris schema. The",
+            "validator streams the file: memory does not grow with the file.",
+            "",
+            table(["what", "value", "command"], figure_rows(bench, validation)),
+            "",
+            *(f"- {n}" for n in bench.notes.get("validation", [])),
+            "",
+        ]
+    out += ["## Targets", "", table(["target", "measured", "met"], target_rows(bench)), ""]
+    out += [*(f"- {n}" for n in bench.notes.get("targets", [])), ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def target_rows(bench: Any) -> list[list[str]]:
+    rows = []
+    for text, key, how, limit in TARGETS:
+        found = value(bench, key)
+        if found is None:
+            rows.append([text, "not measured", "-"])
+            continue
+        met = {"le": found <= limit, "ge": found >= limit, "lt": found < limit}[how]
+        unit = "x" if isinstance(key, tuple) else " s"
+        miss = "" if met else f" (missed by {abs(found - limit):.2f}{unit.strip() or 's'})"
+        rows.append([text, f"{found:.2f}{unit}", ("yes" if met else "no") + miss])
+    for case in ("1 row", "100 rows"):
+        mlci = bench.figures.get(f"serve|mlci serve|{case}|rps")
+        mlflow = bench.figures.get(f"serve|mlflow models serve|{case}|rps")
+        p99 = bench.figures.get(f"serve|mlci serve|{case}|p99_ms")
+        p99_mlflow = bench.figures.get(f"serve|mlflow models serve|{case}|p99_ms")
+        text = f"`mlci serve` ≥ 2x MLflow's requests/s at equal or lower p99 ({case})"
+        if not (mlci and mlflow and p99 and p99_mlflow):
+            rows.append([text, "not measured", "-"])
+            continue
+        times = mlci.median / mlflow.median
+        met = times >= 2 and p99.median <= p99_mlflow.median
+        rows.append(
+            [
+                text,
+                f"{times:.2f}x, p99 {p99.median:.1f} vs {p99_mlflow.median:.1f} ms",
+                "yes" if met else "no",
+            ]
+        )
+    return rows
