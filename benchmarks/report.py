@@ -159,14 +159,15 @@ def render(bench: Any, machine: dict[str, str], versions: dict[str, str], second
                     for m in ("rps", "p50_ms", "p99_ms")
                 ]
                 if all(cells):
-                    rows.append([name, case, *(c.cell(1) for c in cells)])
-        command = next(bench.figures[k].command for k in bench.figures if k.startswith("serve|"))
+                    rows.append([name, f"{case}: {cells[0].command}", *(c.cell(1) for c in cells)])
         out += [
             "## 5. Serving",
             "",
-            f"The production model of a release, loopback only, {command}, after a warm-up.",
+            "The production model of a release, both servers with their default settings, on",
+            "loopback, driven by `benchmarks/load.py` (Python threads on the same 2 cores) after",
+            "a warm-up of 200 requests. Each request is an MLflow `dataframe_split` body.",
             "",
-            table(["server", "request", "requests/s", "p50", "p99"], rows),
+            table(["server", "load", "requests/s", "p50", "p99"], rows),
             "",
         ]
         for case in cases:
