@@ -72,6 +72,7 @@ class Bench:
     runs: int
     extra_runs: int
     figures: dict[str, Figure] = dataclasses.field(default_factory=dict)
+    phases: dict[str, float] = dataclasses.field(default_factory=dict)
     notes: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
     def note(self, section: str, text: str) -> None:
@@ -149,33 +150,18 @@ def remove(*paths: Path) -> None:
 
 
 def figure_make_ci(bench: Bench) -> None:
-    """Warm and cold `make ci`, the bare tools, and the speed-ups with and without."""
+    """Figures 1 and 2: warm `make ci` against the bare tools; cold, uv against pip."""
     clone = bench.clone
     print("figure 1: make ci, warm", flush=True)
-    run("make ci", clone)  # untimed: venvs, locks installed, caches filled
+    run("make ci", clone)  # untimed: nothing changed since the setup run
     repeat(bench, "warm", "`make ci`, warm (nothing changed)", "make ci", clone)
     repeat(
         bench,
-        "warm_R",
-        "`nox -R`, warm (reuse venvs, skip the install step)",
-        ".tools/bin/nox -R",
+        "warm_installs",
+        "the same, reinstalling every venv from its lock (as before the install stamp)",
+        "make ci",
         clone,
-    )
-    repeat(
-        bench,
-        "warm_nocache",
-        "`make ci`, warm, every session run (`MLCI_NO_CACHE=1`)",
-        "MLCI_NO_CACHE=1 make ci",
-        clone,
-        runs=bench.extra_runs,
-    )
-    repeat(
-        bench,
-        "warm_nocache_serial",
-        "`make ci`, warm, every session run, one at a time (`-j 1`)",
-        "MLCI_NO_CACHE=1 .tools/bin/nox -j 1",
-        clone,
-        runs=bench.extra_runs,
+        before=lambda: remove(*clone.glob(".nox/*/.mlci-installed")),
     )
     bare(bench)
     bytecode(bench)
@@ -200,19 +186,26 @@ def figure_make_ci(bench: Bench) -> None:
     run("make ci", clone)  # leave uv venvs for the later figures
 
 
-def figure_fresh(bench: Bench) -> None:
-    """`make ci` from a fresh clone's state, uv against pip: every session runs (slow)."""
+def figure_speedups(bench: Bench) -> None:
+    """Before/after rows for the result cache and --parallel: every session runs (slow)."""
     clone = bench.clone
-    print("figure 2b: make ci on a fresh clone", flush=True)
-
-    def fresh() -> None:
-        remove(clone / ".nox", clone / "artifacts", *clone.glob(".coverage*"))
-
-    for key, name, command in (
-        ("fresh", "`make ci` on a fresh clone (no `.nox`, no `artifacts/`)", "make ci"),
-        ("fresh_pip", "the same with virtualenv and pip", f"{PIP_VARIANT}"),
-    ):
-        repeat(bench, key, name, command, clone, before=fresh, runs=bench.extra_runs)
+    print("speed-ups: every session run, with and without --parallel", flush=True)
+    repeat(
+        bench,
+        "warm_nocache",
+        "`make ci`, warm, every session run (`MLCI_NO_CACHE=1`)",
+        "MLCI_NO_CACHE=1 make ci",
+        clone,
+        runs=bench.extra_runs,
+    )
+    repeat(
+        bench,
+        "warm_nocache_serial",
+        "the same, one session at a time (`nox -j 1`)",
+        "MLCI_NO_CACHE=1 .tools/bin/nox -j 1",
+        clone,
+        runs=bench.extra_runs,
+    )
     run("make ci", clone)
 
 
@@ -227,20 +220,22 @@ def bare(bench: Bench) -> None:
         (".nox/lint/bin/ruff check . && .nox/lint/bin/ruff format --check .", {}),
         (".nox/train/bin/mlci train", {}),
     ]
+    # Its own output folder, so that the sessions' recorded outputs stay as they were.
+    (clone / "artifacts" / "bare").mkdir(parents=True, exist_ok=True)
     for python in pythons:
         venv = f".nox/test-{python.replace('.', '-')}/bin"
         steps.append(
             (
                 f"{venv}/pytest --cov --cov-report= --cov-fail-under=0 "
-                f"--junitxml=artifacts/junit-{python}.xml",
-                {"COVERAGE_FILE": f".coverage.{python}"},
+                f"--junitxml=artifacts/bare/junit-{python}.xml",
+                {"COVERAGE_FILE": f"artifacts/bare/.coverage.{python}"},
             )
         )
-    data = " ".join(f".coverage.{python}" for python in pythons)
+    data = " ".join(f"artifacts/bare/.coverage.{python}" for python in pythons)
     steps.append(
         (
             f".nox/coverage/bin/coverage combine --keep --quiet {data}",
-            {"COVERAGE_FILE": "artifacts/.coverage"},
+            {"COVERAGE_FILE": "artifacts/bare/.coverage"},
         )
     )
     values = []
@@ -386,8 +381,8 @@ def figure_serving(bench: Bench, skip_mlflow: bool) -> None:
     rows = [[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3], [6.9, 3.1, 5.4, 2.1]]
     random.seed(0)
     cases = {
-        "1 row": (load.body(rows[:1], FEATURES), 2000),
-        "100 rows": (load.body([random.choice(rows) for _ in range(100)], FEATURES), 1000),
+        "1 row": (load.body(rows[:1], FEATURES), 1000),
+        "100 rows": (load.body([random.choice(rows) for _ in range(100)], FEATURES), 500),
     }
     concurrency = 8
     servers: dict[str, tuple[list[str], Path, dict[str, str]]] = {}
@@ -476,8 +471,9 @@ def figure_validation(bench: Bench) -> None:
         command = f"{mlci} data validate {path} --manifest {manifest} --schema-only"
         values, peaks = [], []
         for _ in range(bench.runs):
-            values.append(run(command, bench.clone))
-            peaks.append(peak_rss_mb(command, bench.clone))
+            seconds, peak = timed_rss(command, bench.clone)
+            values.append(seconds)
+            peaks.append(peak)
         label = f"{rows:,} rows"
         bench.add(f"validate|{rows}", Figure(f"validate {label}", command, values))
         bench.add(
@@ -512,12 +508,13 @@ def synthetic(path: Path, rows: int) -> None:
             writer.writerow([f"{max(0.1, rng.gauss(m, 0.3)):.1f}" for m in means[label]] + [label])
 
 
-def peak_rss_mb(command: str, cwd: Path) -> float:
-    """Peak resident memory of a command, from a fresh child's rusage."""
+def timed_rss(command: str, cwd: Path) -> tuple[float, float]:
+    """Wall time and peak resident memory (MB) of a command, from a fresh child's rusage."""
     code = (
-        "import resource, subprocess, sys;"
+        "import resource, subprocess, sys, time;"
+        "start = time.perf_counter();"
         "subprocess.run(sys.argv[1], shell=True, check=True, capture_output=True);"
-        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+        "print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
     )
     out = subprocess.run(
         [sys.executable, "-c", code, command],
@@ -526,8 +523,8 @@ def peak_rss_mb(command: str, cwd: Path) -> float:
         capture_output=True,
         text=True,
         check=True,
-    ).stdout
-    return int(out.split()[-1]) / 1024  # Linux reports kilobytes
+    ).stdout.split()
+    return float(out[-2]), int(out[-1]) / 1024  # Linux reports kilobytes
 
 
 # The report ---------------------------------------------------------------------------------
@@ -600,7 +597,7 @@ def write_report(bench: Bench, started: float, output: Path) -> None:
 
 FIGURES = {
     "ci": figure_make_ci,
-    "fresh": figure_fresh,
+    "speedups": figure_speedups,
     "seed": figure_seed,
     "train": figure_train,
     "validation": figure_validation,
@@ -620,15 +617,20 @@ def main() -> None:
         "--only",
         default="",
         help=f"comma-separated subset of: {', '.join([*FIGURES, 'serving'])} "
-        "(default: all but fresh, the slowest)",
+        "(default: every figure; speedups, the slow before/after rows, only when named)",
     )
     parser.add_argument("--no-mlflow", action="store_true", help="serve figure without MLflow")
+    parser.add_argument(
+        "--speedups", action="store_true", help="add the before/after rows of the speed-ups"
+    )
     parser.add_argument("--output", default=str(HERE / "RESULTS.md"))
     args = parser.parse_args()
     if args.runs < 1:
         parser.error("--runs must be at least 1")
-    default = [name for name in FIGURES if name != "fresh"] + ["serving"]
+    default = [name for name in FIGURES if name != "speedups"] + ["serving"]
     wanted = [name for name in args.only.split(",") if name] or default
+    if args.speedups and "speedups" not in wanted:
+        wanted.insert(1, "speedups")
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mlci-bench-") as tmp:
         work = Path(tmp)
@@ -639,11 +641,14 @@ def main() -> None:
         bench = Bench(work, clone, args.runs, args.extra_runs)
         if "ci" not in wanted:
             run("make ci", clone)  # the other figures use its venvs
+        bench.phases["setup"] = time.perf_counter() - started
         for name in wanted:
+            phase = time.perf_counter()
             if name == "serving":
                 figure_serving(bench, args.no_mlflow)
             else:
                 FIGURES[name](bench)
+            bench.phases[name] = time.perf_counter() - phase
         write_report(bench, started, Path(args.output))
 
 
