@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 MLFLOW = "mlflow==3.17.2"  # the MLflow the serving figure installs into its own venv
+WARM_UP = 100  # requests sent to a server before it is measured
 PIP_VARIANT = ".tools/bin/nox --force-venv-backend virtualenv"  # the same noxfile, with pip
 
 
@@ -155,16 +156,7 @@ def figure_make_ci(bench: Bench) -> None:
     print("figure 1: make ci, warm", flush=True)
     run("make ci", clone)  # untimed: nothing changed since the setup run
     repeat(bench, "warm", "`make ci`, warm (nothing changed)", "make ci", clone)
-    repeat(
-        bench,
-        "warm_installs",
-        "the same, reinstalling every venv from its lock (as before the install stamp)",
-        "make ci",
-        clone,
-        before=lambda: remove(*clone.glob(".nox/*/.mlci-installed")),
-    )
     bare(bench)
-    bytecode(bench)
 
     print("figure 2: make ci, cold", flush=True)
     repeat(
@@ -189,7 +181,16 @@ def figure_make_ci(bench: Bench) -> None:
 def figure_speedups(bench: Bench) -> None:
     """Before/after rows for the result cache and --parallel: every session runs (slow)."""
     clone = bench.clone
-    print("speed-ups: every session run, with and without --parallel", flush=True)
+    print("speed-ups: before and after each one", flush=True)
+    repeat(
+        bench,
+        "warm_installs",
+        "`make ci`, warm, reinstalling every venv from its lock (as before the install stamp)",
+        "make ci",
+        clone,
+        before=lambda: remove(*clone.glob(".nox/*/.mlci-installed")),
+    )
+    bytecode(bench)
     repeat(
         bench,
         "warm_nocache",
@@ -381,8 +382,8 @@ def figure_serving(bench: Bench, skip_mlflow: bool) -> None:
     rows = [[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3], [6.9, 3.1, 5.4, 2.1]]
     random.seed(0)
     cases = {
-        "1 row": (load.body(rows[:1], FEATURES), 1000),
-        "100 rows": (load.body([random.choice(rows) for _ in range(100)], FEATURES), 500),
+        "1 row": (load.body(rows[:1], FEATURES), 600),
+        "100 rows": (load.body([random.choice(rows) for _ in range(100)], FEATURES), 300),
     }
     concurrency = 8
     servers: dict[str, tuple[list[str], Path, dict[str, str]]] = {}
@@ -409,7 +410,7 @@ def figure_serving(bench: Bench, skip_mlflow: bool) -> None:
         server_port = int(command[command.index("--port") + 1])
         with server(command, cwd, server_port, server_env):
             for case, (body, requests) in cases.items():
-                load.run(server_port, body, min(requests, 200), concurrency)  # warm-up
+                load.run(server_port, body, WARM_UP, concurrency)
                 results = [
                     load.run(server_port, body, requests, concurrency) for _ in range(bench.runs)
                 ]
@@ -462,7 +463,7 @@ def mlflow_venv(bench: Bench, registry: Path) -> Path | None:
 
 def figure_validation(bench: Bench) -> None:
     print("figure 6: data validation", flush=True)
-    sizes = (1_000_000, 2_000_000)
+    sizes = (100_000, 1_000_000)  # ten times the rows: the same peak memory
     mlci = bench.clone / ".nox/train/bin/mlci"
     manifest = bench.clone / "data" / "iris.manifest.json"
     for rows in sizes:
