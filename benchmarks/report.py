@@ -53,8 +53,8 @@ def render(bench: Any, machine: dict[str, str], versions: dict[str, str], second
         f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
         *(f"- {k}: {v}" for k, v in machine.items()),
         *(f"- {k}: {v}" for k, v in versions.items()),
-        f"- the whole bench took {seconds / 60:.1f} min: "
-        + ", ".join(f"{name} {secs / 60:.1f} min" for name, secs in bench.phases.items()),
+        f"- the whole bench took {seconds:.0f} s: "
+        + ", ".join(f"{name} {secs:.0f} s" for name, secs in bench.phases.items()),
         "",
     ]
     header = ["what", "time", "command"]
@@ -207,8 +207,8 @@ def target_rows(bench: Any) -> list[list[str]]:
         rows.append(
             [
                 "`nox -s bench` (every figure, without `--speedups`) < 15 min",
-                f"{default / 60:.1f} min",
-                "yes" if met else f"no (missed by {default / 60 - 15:.1f} min)",
+                f"{default:.0f} s ({default / 60:.2f} min)",
+                "yes" if met else f"no (missed by {default - 15 * 60:.0f} s)",
             ]
         )
     for text, key, how, limit in TARGETS:
