@@ -426,8 +426,7 @@ def figure_serving(bench: Bench, skip_mlflow: bool) -> None:
 
 def mlflow_venv(bench: Bench, registry: Path) -> Path | None:
     """MLflow in its own venv, with the scikit-learn of the served model; None if it fails."""
-    sys.path.insert(0, str(ROOT / "src"))
-    from mlci.registry import PRODUCTION, Registry
+    from mlci.registry import PRODUCTION, Registry  # installed in the bench session
 
     version = Registry(registry).get(PRODUCTION)
     lineage = json.loads((Registry(registry).folder(version.number) / "lineage.json").read_text())

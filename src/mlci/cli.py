@@ -385,8 +385,9 @@ def cmd_registry_show(args: argparse.Namespace) -> int:
     """Show one version (by number or alias): metrics, lineage, files and their hashes."""
     config = _config(args)
     registry = _registry(config)
-    version = registry.get(args.version)
-    aliases = sorted(a for a, n in registry.read().aliases.items() if n == version.number)
+    index = registry.read()
+    version = registry.get(args.version, index)
+    aliases = sorted(a for a, n in index.aliases.items() if n == version.number)
     if args.json:
         print(json.dumps({**version.to_dict(), "aliases": aliases}, indent=2))
         return 0

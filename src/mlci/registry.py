@@ -31,7 +31,7 @@ from mlci.config import Config
 from mlci.errors import MlciError
 from mlci.evaluate import scalar_metrics
 from mlci.files import atomic_write_json, read_json, sha256_file
-from mlci.model import load_verified
+from mlci.model import loads, read_verified
 
 INDEX_FORMAT = 1
 DATA = "data.csv"
@@ -159,9 +159,9 @@ class Registry:
         index = self.read()
         return [index.versions[number] for number in sorted(index.versions)]
 
-    def get(self, reference: str | int) -> Version:
-        """A version by number or by alias."""
-        index = self.read()
+    def get(self, reference: str | int, index: Index | None = None) -> Version:
+        """A version by number or by alias (in ``index`` when the caller has read it)."""
+        index = self.read() if index is None else index
         text = str(reference)
         if text.isdigit():
             number = int(text)
@@ -183,10 +183,12 @@ class Registry:
         """Every alias move, oldest first (only ``alias``'s when given)."""
         return [move for move in self.read().history if alias in (None, move.alias)]
 
-    def verify(self, version: Version) -> list[str]:
+    def verify(self, version: Version, *, skip: tuple[str, ...] = ()) -> list[str]:
         """Every file of a version that is missing or does not hash to its recorded SHA-256."""
         problems = []
         for name, expected in sorted(version.files.items()):
+            if name in skip:
+                continue
             path = self.folder(version.number) / name
             if not path.is_file():
                 problems.append(f"{path}: missing")
@@ -196,14 +198,20 @@ class Registry:
 
     def load_model(self, version: Version, trusted: tuple[str, ...] = ()) -> Any:
         """Load a version's model after verifying every one of its files."""
-        problems = self.verify(version)
+        path = self.folder(version.number) / version.model_file
+        # The model is hashed as it is read, once; then the other files.
+        problems = []
+        try:
+            data = read_verified(path, version.files[version.model_file])
+        except MlciError as error:
+            problems.append(str(error))
+        problems += self.verify(version, skip=(version.model_file,))
         if problems:
             raise MlciError(
                 f"version {version.number} failed verification, refusing to load it:\n  "
                 + "\n  ".join(problems)
             )
-        path = self.folder(version.number) / version.model_file
-        return load_verified(path, version.files[version.model_file], trusted)
+        return loads(data, path, trusted)
 
     # Writing ---------------------------------------------------------------------------------
 

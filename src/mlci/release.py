@@ -10,11 +10,11 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from mlci import drift, stage
+from mlci import drift
 from mlci.config import Config
 from mlci.data import load_manifest, open_csv, read_table, validate
 from mlci.errors import MlciError
-from mlci.files import read_json
+from mlci.files import read_json, sha256_file
 from mlci.registry import DATA, PRODUCTION, STAGING_ALIAS, Registry, Version, rolled_back
 
 
@@ -36,6 +36,7 @@ class Release:
     unchanged: bool = False
     skipped: str = ""
     production_before: int | None = None
+    trained: Any = None  # the train step's TrainResult, for the gate
 
     @property
     def passed(self) -> bool:
@@ -53,7 +54,7 @@ def needed(config: Config, registry: Registry) -> str:
     production = registry.alias(PRODUCTION)
     if production is None:
         return "no production model yet"
-    current = stage.current_inputs(config)["data"]
+    current = sha256_file(config.data) if config.data.is_file() else None
     if current != production.data_sha256:
         return f"the training data changed since production (version {production.number})"
     batches = drift.incoming(config)
@@ -104,7 +105,7 @@ def _validate(config: Config, registry: Registry, result: Release) -> bool:
 def _train(config: Config, registry: Registry, result: Release) -> bool:
     from mlci.train import train
 
-    trained = train(config)
+    trained = result.trained = train(config)
     detail = "up to date (cached)" if trained.up_to_date else "trained"
     return result.add("train", True, f"{detail}, accuracy {trained.metrics['accuracy']:.4f}")
 
@@ -112,9 +113,9 @@ def _train(config: Config, registry: Registry, result: Release) -> bool:
 def _gate(config: Config, registry: Registry, result: Release) -> bool:
     from mlci import baseline, gate
 
-    lineage = stage.read_lineage(stage.Artifacts.of(config)) or {}
-    metrics = read_json(stage.Artifacts.of(config).metrics, "metrics")
-    verdict, _ = gate.judge(config, metrics, baseline.minor_of(lineage.get("python", "")))
+    trained = result.trained
+    python = baseline.minor_of(trained.lineage.get("python", ""))
+    verdict, _ = gate.judge(config, trained.metrics, python)
     failures = "; ".join(check.describe() for check in verdict.failures)
     detail = f"against {verdict.reference or 'the floors only'}" + (
         f": {failures}" if failures else ""

@@ -210,14 +210,9 @@ def create_app(
         }
 
     @app.get("/ping")
-    async def ping() -> Response:
-        body = status()
-        return JSONResponse(body, status_code=200 if slot.current else 503)
-
     @app.get("/health")
     async def health() -> Response:
-        body = status()
-        return JSONResponse(body, status_code=200 if slot.current else 503)
+        return JSONResponse(status(), status_code=200 if slot.current else 503)
 
     @app.get("/version")
     async def version() -> Response:
