@@ -41,6 +41,25 @@ def ratio_line(bench: Any, label: str, top: str, bottom: str) -> str:
     return f"- {label}: **{found:.2f}x**" if found is not None else f"- {label}: not measured"
 
 
+def section(
+    bench: Any,
+    title: str,
+    prose: list[str],
+    keys: list[str],
+    ratios: list[tuple[str, str, str]],
+    *,
+    notes: str = "",
+    header: list[str] | None = None,
+) -> list[str]:
+    """One figure's Markdown: heading, prose, table, ratio lines, then the notes."""
+    lines = [f"## {title}", ""] if title else []
+    lines += [*prose, ""] if prose else []
+    lines += [table(header or ["what", "time", "command"], figure_rows(bench, keys)), ""]
+    lines += [ratio_line(bench, label, top, bottom) for label, top, bottom in ratios]
+    lines += [f"- {note}" for note in bench.notes.get(notes, [])]
+    return [*lines, ""]
+
+
 def render(bench: Any, machine: dict[str, str], versions: dict[str, str], seconds: float) -> str:
     out = [
         "# Benchmarks",
@@ -57,101 +76,90 @@ def render(bench: Any, machine: dict[str, str], versions: dict[str, str], second
         + ", ".join(f"{name} {secs:.0f} s" for name, secs in bench.phases.items()),
         "",
     ]
-    header = ["what", "time", "command"]
-
     if "warm" in bench.figures:
-        out += [
-            "## 1. `make ci`, warm",
-            "",
-            "Venvs present, nothing changed, all four Pythons. `make ci` skips what already passed",
-            "on exactly these inputs (`mlci cached`, the training stage cache) and venvs whose",
-            "locks did not change. The bare tool time is the sum of ruff, `mlci train` (cache",
-            "hit), pytest on each Python and `coverage combine`, run directly from the session",
-            "venvs without nox: what the pipeline would cost if every tool ran once, by hand.",
-            "",
-            table(
-                header,
-                figure_rows(
-                    bench, ["warm", "warm_installs", "bare", "warm_nocache", "warm_nocache_serial"]
+        out += section(
+            bench,
+            "1. `make ci`, warm",
+            [
+                "Venvs present, nothing changed, all four Pythons. `make ci` skips what already "
+                "passed",
+                "on exactly these inputs (`mlci cached`, the training stage cache) and venvs whose",
+                "locks did not change. The bare tool time is the sum of ruff, `mlci train` (cache",
+                "hit), pytest on each Python and `coverage combine`, run directly from the session",
+                "venvs without nox: what the pipeline would cost if every tool ran once, by hand.",
+            ],
+            ["warm", "warm_installs", "bare", "warm_nocache", "warm_nocache_serial"],
+            [
+                ("warm `make ci` / bare tools (our overhead over the limit)", "warm", "bare"),
+                (
+                    "before/after the install stamp (reinstalling every venv / skipping)",
+                    "warm_installs",
+                    "warm",
                 ),
-            ),
-            "",
-            ratio_line(
-                bench, "warm `make ci` / bare tools (our overhead over the limit)", "warm", "bare"
-            ),
-            ratio_line(
-                bench,
-                "before/after the install stamp (reinstalling every venv / skipping)",
-                "warm_installs",
-                "warm",
-            ),
-            ratio_line(
-                bench, "`make ci` with every session run / bare tools", "warm_nocache", "bare"
-            ),
-            ratio_line(
-                bench,
-                "before/after `mlci cached` (every session run / nothing changed)",
-                "warm_nocache",
-                "warm",
-            ),
-            ratio_line(
-                bench,
-                "before/after `--parallel` (one session at a time / two at a time)",
-                "warm_nocache_serial",
-                "warm_nocache",
-            ),
-            "",
-        ]
+                ("`make ci` with every session run / bare tools", "warm_nocache", "bare"),
+                (
+                    "before/after `mlci cached` (every session run / nothing changed)",
+                    "warm_nocache",
+                    "warm",
+                ),
+                (
+                    "before/after `--parallel` (one session at a time / two at a time)",
+                    "warm_nocache_serial",
+                    "warm_nocache",
+                ),
+            ],
+        )
     if "bytecode_off" in bench.figures:
-        out += [
-            "Python's bytecode cache: these machines set `PYTHONDONTWRITEBYTECODE=1`, so every",
-            "process recompiles what it imports. The noxfile lifts it for its own venvs.",
+        out += section(
+            bench,
             "",
-            table(header, figure_rows(bench, ["bytecode_off", "bytecode_on"])),
-            "",
-            ratio_line(bench, "before/after the bytecode cache", "bytecode_off", "bytecode_on"),
-            "",
-        ]
+            [
+                "Python's bytecode cache: these machines set `PYTHONDONTWRITEBYTECODE=1`, so every",
+                "process recompiles what it imports. The noxfile lifts it for its own venvs.",
+            ],
+            ["bytecode_off", "bytecode_on"],
+            [("before/after the bytecode cache", "bytecode_off", "bytecode_on")],
+        )
     if "cold" in bench.figures:
-        out += [
-            "## 2. `make ci`, cold",
-            "",
-            "No `.nox`; the package caches (uv's, pip's) warm. `artifacts/` stays, so the tests",
-            "that passed on these inputs are not rerun: the figure is the cost of rebuilding",
-            "every venv. (With every session run, add the test time of figure 1.)",
-            "",
-            table(header, figure_rows(bench, ["cold", "cold_pip"])),
-            "",
-            ratio_line(bench, "cold: virtualenv + pip / uv", "cold_pip", "cold"),
-            "",
-        ]
+        out += section(
+            bench,
+            "2. `make ci`, cold",
+            [
+                "No `.nox`; the package caches (uv's, pip's) warm. `artifacts/` stays, so the "
+                "tests",
+                "that passed on these inputs are not rerun: the figure is the cost of rebuilding",
+                "every venv. (With every session run, add the test time of figure 1.)",
+            ],
+            ["cold", "cold_pip"],
+            [("cold: virtualenv + pip / uv", "cold_pip", "cold")],
+        )
     if "seed" in bench.figures:
-        out += [
-            "## 3. The seed article's flow",
-            "",
-            "A fresh venv, `pip install -r` an unpinned `requirements.txt` (scikit-learn, joblib,",
-            "pytest), `train.py`, pytest, on one Python (`benchmarks/seed/`). It checks nothing of",
-            "what `make ci` checks beyond training and two predictions.",
-            "",
-            table(header, figure_rows(bench, ["seed"])),
-            "",
-            ratio_line(bench, "warm `make ci` / seed flow", "warm", "seed"),
-            ratio_line(bench, "cold `make ci` / seed flow", "cold", "seed"),
-            ratio_line(
-                bench, "`make ci` with every session run / seed flow", "warm_nocache", "seed"
-            ),
-            *(f"- {n}" for n in bench.notes.get("seed", [])),
-            "",
-        ]
+        out += section(
+            bench,
+            "3. The seed article's flow",
+            [
+                "A fresh venv, `pip install -r` an unpinned `requirements.txt` (scikit-learn, "
+                "joblib,",
+                "pytest), `train.py`, pytest, on one Python (`benchmarks/seed/`). It checks "
+                "nothing of",
+                "what `make ci` checks beyond training and two predictions.",
+            ],
+            ["seed"],
+            [
+                ("warm `make ci` / seed flow", "warm", "seed"),
+                ("cold `make ci` / seed flow", "cold", "seed"),
+                ("`make ci` with every session run / seed flow", "warm_nocache", "seed"),
+            ],
+            notes="seed",
+        )
     if "train_hit" in bench.figures:
-        out += [
-            "## 4. `mlci train`",
-            "",
-            table(header, figure_rows(bench, ["train_hit", "train_full"])),
-            "",
-            ratio_line(bench, "full training / cache hit", "train_full", "train_hit"),
-            "",
-        ]
+        out += section(
+            bench,
+            "4. `mlci train`",
+            [],
+            ["train_hit", "train_full"],
+            [("full training / cache hit", "train_full", "train_hit")],
+        )
     serving = sorted({k.split("|")[1] for k in bench.figures if k.startswith("serve|")})
     if serving:
         cases = sorted({k.split("|")[2] for k in bench.figures if k.startswith("serve|")})
@@ -183,17 +191,18 @@ def render(bench: Any, machine: dict[str, str], versions: dict[str, str], second
         out += [*(f"- {n}" for n in bench.notes.get("serving", [])), ""]
     validation = [k for k in bench.figures if k.startswith("validate")]
     if validation:
-        out += [
-            "## 6. Data validation",
-            "",
-            "`mlci data validate --schema-only` on synthetic files with the Iris schema. The",
-            "validator streams the file: memory does not grow with the file.",
-            "",
-            table(["what", "value", "command"], figure_rows(bench, validation)),
-            "",
-            *(f"- {n}" for n in bench.notes.get("validation", [])),
-            "",
-        ]
+        out += section(
+            bench,
+            "6. Data validation",
+            [
+                "`mlci data validate --schema-only` on synthetic files with the Iris schema. The",
+                "validator streams the file: memory does not grow with the file.",
+            ],
+            validation,
+            [],
+            notes="validation",
+            header=["what", "value", "command"],
+        )
     out += ["## Targets", "", table(["target", "measured", "met"], target_rows(bench)), ""]
     out += [*(f"- {n}" for n in bench.notes.get("targets", [])), ""]
     return "\n".join(out).rstrip() + "\n"
