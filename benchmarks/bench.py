@@ -426,7 +426,7 @@ def figure_serving(bench: Bench, skip_mlflow: bool) -> None:
 
 def mlflow_venv(bench: Bench, registry: Path) -> Path | None:
     """MLflow in its own venv, with the scikit-learn of the served model; None if it fails."""
-    from mlci.registry import PRODUCTION, Registry  # installed in the bench session
+    from mlci.delivery import PRODUCTION, Registry  # installed in the bench session
 
     version = Registry(registry).get(PRODUCTION)
     lineage = json.loads((Registry(registry).folder(version.number) / "lineage.json").read_text())

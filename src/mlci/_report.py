@@ -1,0 +1,70 @@
+"""The same Markdown report locally and in CI: `artifacts/report.md` and GitHub's step summary."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from mlci._io import atomic_write_text
+
+REPORT = "report.md"
+_SECTION = re.compile(r"^<!-- mlci:(?P<name>[\w-]+) -->\n", re.MULTILINE)
+ORDER = ("lint", "parity", "train", "gate", "diff", "coverage", "drift", "release")
+
+
+def text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A plain-text table with aligned columns, for the terminal."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+    lines = [
+        "  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)).rstrip()
+        for line in [header, *rows]
+    ]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A GitHub-flavoured Markdown table."""
+
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(str(cell).replace("|", "\\|") for cell in cells) + " |"
+
+    return "\n".join([line(header), line(["---"] * len(header)), *(line(row) for row in rows)])
+
+
+def publish(artifacts: Path, name: str, markdown: str) -> Path:
+    """Put one section into `artifacts/report.md`, replacing an older one of the same name.
+
+    When `GITHUB_STEP_SUMMARY` is set (in GitHub Actions), the section is appended there too, so a
+    developer's report and CI's summary are built by the same code from the same data.
+    """
+    body = markdown.rstrip() + "\n"
+    path = artifacts / REPORT
+    sections = _read_sections(path)
+    sections[name] = body
+    ordered = sorted(
+        sections, key=lambda key: (ORDER.index(key) if key in ORDER else len(ORDER), key)
+    )
+    text = "# mlci report\n\n" + "\n".join(
+        f"<!-- mlci:{key} -->\n{sections[key]}" for key in ordered
+    )
+    atomic_write_text(path, text)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with Path(summary).open("a", encoding="utf-8") as stream:
+            stream.write(body + "\n")
+    return path
+
+
+def _read_sections(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    text = path.read_text(encoding="utf-8")
+    marks = list(_SECTION.finditer(text))
+    sections = {}
+    for index, mark in enumerate(marks):
+        end = marks[index + 1].start() if index + 1 < len(marks) else len(text)
+        sections[mark["name"]] = text[mark.end() : end].rstrip("\n") + "\n"
+    return sections

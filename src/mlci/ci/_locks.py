@@ -1,0 +1,147 @@
+"""The lock files: what each is compiled from and how, in one place for `lock` and `parity`."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from mlci.errors import MlciError
+
+COMPILE = ["uv", "pip", "compile", "--quiet", "--universal", "--generate-hashes", "--no-annotate"]
+COMPILE_COMMAND = "nox -s lock"
+TOOLS_PYTHON = "3.10"  # nox itself needs >= 3.10
+SERVE = "serve"
+EXTRA = "extra:"  # a lock input naming one of the project's optional dependencies
+
+
+@dataclasses.dataclass(frozen=True)
+class Lock:
+    """One lock file: its pyproject inputs, the lowest Python it serves, an optional constraint."""
+
+    path: str
+    inputs: tuple[str, ...]
+    python: str
+    constraint: str | None = None
+
+    def command(self, output: Path) -> list[str]:
+        """The `uv pip compile` call that writes this lock to ``output``."""
+        args = [
+            *COMPILE,
+            "--custom-compile-command",
+            COMPILE_COMMAND,
+            "--python-version",
+            self.python,
+        ]
+        if "project" in self.inputs:
+            args.append("pyproject.toml")
+            for source in self.inputs:
+                if source.startswith(EXTRA):
+                    args += ["--extra", source[len(EXTRA) :]]
+                elif source != "project":
+                    args += ["--group", source]
+        else:
+            args += [arg for group in self.inputs for arg in ("--group", f"pyproject.toml:{group}")]
+        if self.constraint:
+            args += ["--constraint", self.constraint]
+        return [*args, "-o", str(output)]
+
+
+def python_versions(pyproject: dict[str, Any]) -> list[str]:
+    """The Python matrix from the trove classifiers, oldest first (as nox.project reads it)."""
+    prefix = "Programming Language :: Python :: 3."
+    classifiers = pyproject.get("project", {}).get("classifiers", [])
+    versions = [c.rsplit(" ", 1)[-1] for c in classifiers if c.startswith(prefix)]
+    return sorted(versions, key=lambda version: int(version.split(".")[1]))
+
+
+def locks(pyproject: dict[str, Any], default_python: str) -> list[Lock]:
+    """Every lock, in the order they must be compiled (main before the locks it constrains)."""
+    versions = python_versions(pyproject)
+    floor = versions[0] if versions else "3.9"
+    optional = pyproject.get("project", {}).get("optional-dependencies", {})
+    extras = tuple(f"{EXTRA}{name}" for name in optional)
+    found = [
+        Lock("requirements/main.txt", ("project",), floor),
+        Lock("requirements/test.txt", ("project", *extras, "test"), floor, "requirements/main.txt"),
+    ]
+    if SERVE in optional:  # `nox -s serve` installs the server without the test tools
+        found.append(
+            Lock("requirements/serve.txt", ("project", f"{EXTRA}{SERVE}"), floor, found[0].path)
+        )
+    return [
+        *found,
+        Lock("requirements/lint.txt", ("lint",), default_python),
+        Lock("requirements/tools.txt", ("tools",), TOOLS_PYTHON),
+    ]
+
+
+def compile_all(root: Path, all_locks: list[Lock], *, upgrade: bool = False) -> None:
+    """Regenerate every lock file in place."""
+    for lock in all_locks:
+        _run([*lock.command(root / lock.path), *(["--upgrade"] if upgrade else [])], root)
+
+
+def pins(path: Path) -> dict[str, list[str]]:
+    """name -> pinned versions (one per marker split) of a lock file."""
+    found: dict[str, list[str]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        match = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", line)
+        if match:
+            found.setdefault(normalize(match[1]), []).append(match[2])
+    return found
+
+
+def normalize(name: str) -> str:
+    """PEP 503 name normalisation."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def resolve_differences(root: Path, all_locks: list[Lock]) -> dict[str, str]:
+    """Re-resolve every lock into a temp dir, keeping its current pins where they still fit.
+
+    Returns lock path -> a description of what a fresh resolution changes (empty when none).
+    """
+    changes = {}
+    with tempfile.TemporaryDirectory(prefix="mlci-locks-") as tmp:
+        for lock in all_locks:
+            if not (root / lock.path).exists():
+                continue  # the locks-fresh rule reports a missing lock
+            output = Path(tmp) / lock.path
+            output.parent.mkdir(parents=True, exist_ok=True)
+            # uv keeps the pins of an existing output file, like `nox -s lock` without --upgrade.
+            output.write_bytes((root / lock.path).read_bytes())
+            command = lock.command(output)
+            if lock.constraint:
+                command[command.index(lock.constraint)] = str(Path(tmp) / lock.constraint)
+            _run(command, root)
+            old, new = pins(root / lock.path), pins(output)
+            moved = sorted(
+                f"{name} {','.join(old.get(name, ['-']))} -> {','.join(new.get(name, ['-']))}"
+                for name in set(old) | set(new)
+                if sorted(old.get(name, [])) != sorted(new.get(name, []))
+            )
+            if moved:
+                changes[lock.path] = "; ".join(moved)
+    return changes
+
+
+def _uv() -> str:
+    """uv from this interpreter's environment (where the tools lock installs it), else PATH."""
+    return shutil.which("uv", path=str(Path(sys.executable).parent)) or "uv"
+
+
+def _run(command: list[str], root: Path) -> None:
+    if command[0] == "uv":
+        command = [_uv(), *command[1:]]
+    try:
+        result = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        raise MlciError("uv: not installed; run this through nox (`nox -s lock`)") from None
+    if result.returncode != 0:
+        raise MlciError(f"uv pip compile failed:\n{result.stderr.strip()}")

@@ -1,0 +1,51 @@
+"""The ``mlci`` command: one module per command group, each handler parses, calls and prints."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from mlci import __version__
+from mlci.cli import _ci, _delivery, _pipeline, _serving
+from mlci.errors import MlciError
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; each subcommand sets ``handler``."""
+    parser = argparse.ArgumentParser(
+        prog="mlci",
+        description="Validate data, train, gate, check parity: the steps of the nox pipeline.",
+    )
+    parser.add_argument("--version", action="version", version=f"mlci {__version__}")
+    parser.add_argument(
+        "-C",
+        "--project",
+        default=".",
+        metavar="DIR",
+        help="project folder holding pyproject.toml (default: .)",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for group in (_pipeline, _delivery, _serving, _ci):
+        group.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; user errors print a message and exit non-zero, without a traceback."""
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else list(argv))
+    try:
+        code: int = args.handler(args)
+    except MlciError as error:
+        print(f"mlci: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("mlci: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

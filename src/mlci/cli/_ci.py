@@ -1,0 +1,140 @@
+"""Commands that keep local == CI: parity, lint, lock, cached, and the coverage report section."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from mlci import ci
+from mlci._io import read_json
+from mlci._report import REPORT, markdown_table, publish, text_table
+from mlci.cli._common import add, config_of
+from mlci.errors import MlciError
+
+
+def cmd_parity(args: argparse.Namespace) -> int:
+    """Check that CI runs what `make ci` runs; print `file:line: rule: message` per violation."""
+    config = config_of(args)
+    violations = ci.check_parity(config.root, resolve=args.resolve)
+    for violation in violations:
+        print(violation)
+    verdict = "passed" if not violations else f"{len(violations)} violation(s)"
+    markdown = f"## Parity: {verdict}\n\n" + markdown_table(
+        ["rule", "checks that", "result"], ci.summary_rows(violations)
+    )
+    publish(config.artifacts, "parity", markdown)
+    print(f"parity: {len(ci.RULES)} rules checked, {verdict}")
+    return 1 if violations else 0
+
+
+def cmd_lock(args: argparse.Namespace) -> int:
+    """Regenerate the hash-pinned universal lock files with uv."""
+    repo = ci.Repo.read(Path(args.project).resolve())
+    ci.compile_all(repo.root, repo.locks, upgrade=args.upgrade)
+    for lock in repo.locks:
+        print(f"{lock.path}: {len(ci.pins(repo.root / lock.path))} packages")
+    return 0
+
+
+def cmd_lint(args: argparse.Namespace) -> int:
+    """Run ruff, zizmor (offline), check-jsonschema and import-linter; fail on any finding."""
+    config = config_of(args)
+    findings = ci.run_linters(config.root)
+    rows = [[f.tool, f.what, str(f.count)] for f in findings]
+    total = sum(f.count for f in findings)
+    verdict = "clean" if not total else f"{total} finding(s)"
+    publish(
+        config.artifacts,
+        "lint",
+        f"## Lint: {verdict}\n\n" + markdown_table(["tool", "checks", "findings"], rows),
+    )
+    print(text_table(["tool", "checks", "findings"], rows))
+    return 1 if total else 0
+
+
+def cmd_report_coverage(args: argparse.Namespace) -> int:
+    """Add the total and per-file coverage (from `coverage json`) to the report."""
+    config = config_of(args)
+    path = Path(args.json_file)
+    data = read_json(path, "coverage JSON")
+    try:
+        total = data["totals"]["percent_covered"]
+        files = {name: info["summary"]["percent_covered"] for name, info in data["files"].items()}
+    except (KeyError, TypeError):
+        raise MlciError(f"{path}: not a `coverage json` report (no totals or files)") from None
+    rows = [[f"`{name}`", f"{percent:.1f}%"] for name, percent in sorted(files.items())]
+    rows.append(["**total**", f"**{total:.1f}%**"])
+    publish(
+        config.artifacts,
+        "coverage",
+        f"## Coverage: {total:.1f}%\n\n" + markdown_table(["file", "covered"], rows),
+    )
+    report = config.relative(config.artifacts / REPORT)
+    print(f"coverage {total:.1f}% over {len(files)} files, added to {report}")
+    return 0
+
+
+def _cached_options() -> argparse.ArgumentParser:
+    """The options of `mlci cached` that stand between its NAME and the `--`."""
+    parser = argparse.ArgumentParser(prog="mlci cached NAME", add_help=False)
+    parser.add_argument("--output", action="append", default=[])
+    parser.add_argument("--env", action="append", default=[])
+    return parser
+
+
+def cmd_cached(args: argparse.Namespace) -> int:
+    """Run a command unless it already passed on exactly these inputs (MLCI_NO_CACHE=1: always)."""
+    # argparse hands over everything after NAME untouched (REMAINDER): the options up to `--` are
+    # ours, what follows is the wrapped command, never parsed by mlci.
+    rest: list[str] = args.rest
+    if "--" not in rest or rest.index("--") == len(rest) - 1:
+        raise MlciError("cached: give the command after '--', e.g. mlci cached tests -- pytest")
+    split = rest.index("--")
+    try:
+        options = _cached_options().parse_args(rest[:split])
+    except SystemExit:
+        raise MlciError(f"cached: unknown options {' '.join(rest[:split])}") from None
+    config = config_of(args)
+    outcome = ci.run_cached(
+        config.root,
+        config.artifacts,
+        args.name,
+        rest[split + 1 :],
+        outputs=[Path(path) for path in options.output],
+        env=options.env,
+    )
+    if not outcome.ran:
+        print(
+            f"mlci: {args.name}: up to date, it passed on exactly these inputs "
+            f"(set {ci.NO_CACHE}=1 to run it anyway)"
+        )
+    return outcome.returncode
+
+
+def register(commands: Any) -> None:
+    """Add the CI subcommands."""
+    parity = add(commands, "parity", cmd_parity)
+    parity.add_argument(
+        "--resolve",
+        action="store_true",
+        help="also re-resolve every lock with uv (needs the index)",
+    )
+    lock = add(commands, "lock", cmd_lock)
+    lock.add_argument("--upgrade", action="store_true", help="move every pin to the newest allowed")
+    add(commands, "lint", cmd_lint)
+    report = commands.add_parser("report", help="add a section to artifacts/report.md")
+    report_commands = report.add_subparsers(dest="report_command", metavar="SECTION", required=True)
+    coverage = add(report_commands, "coverage", cmd_report_coverage)
+    coverage.add_argument(
+        "json_file", metavar="COVERAGE_JSON", help="the output of `coverage json`"
+    )
+    cache = add(commands, "cached", cmd_cached)
+    cache.usage = "mlci cached NAME [--output PATH]... [--env VAR]... -- COMMAND [ARG...]"
+    cache.add_argument("name", help="a name for the record, e.g. test-3.11")
+    cache.add_argument(
+        "rest",
+        nargs=argparse.REMAINDER,
+        metavar="[--output PATH]... [--env VAR]... -- COMMAND",
+        help="files the command writes and variables it reads (repeatable), then the command",
+    )

@@ -1,0 +1,35 @@
+"""What every command group shares: the project's config and the way a subcommand is declared."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, Callable
+
+from mlci.delivery import drift_settings, registry_location
+from mlci.pipeline import Config, load_config
+from mlci.serving import serve_settings
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def load_all(root: Path) -> Config:
+    """Load ``[tool.mlci]`` and check every concern's part of it, so a typo fails any command."""
+    config = load_config(root)
+    registry_location(config)
+    drift_settings(config)
+    serve_settings(config)
+    return config
+
+
+def config_of(args: argparse.Namespace) -> Config:
+    """The ``[tool.mlci]`` config of the project named by ``-C``, every section checked."""
+    return load_all(Path(args.project))
+
+
+def add(commands: Any, name: str, handler: Handler) -> argparse.ArgumentParser:
+    """Declare a subcommand whose help is its handler's docstring."""
+    doc = (handler.__doc__ or "").strip()
+    parser: argparse.ArgumentParser = commands.add_parser(name, help=doc, description=doc)
+    parser.set_defaults(handler=handler)
+    return parser

@@ -1,0 +1,223 @@
+"""Commands of delivery: the registry, the release, drift."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from mlci import delivery
+from mlci._io import atomic_write_json
+from mlci._report import markdown_table, publish, text_table
+from mlci.cli._common import add, config_of
+
+VERSION_HEADER = ["version", "aliases", "accuracy", "macro_f1", "python", "created", "stage key"]
+
+
+def _registry(args: argparse.Namespace) -> delivery.Registry:
+    return delivery.Registry.of(config_of(args))
+
+
+def _version_rows(
+    versions: list[delivery.Version], aliases: dict[int, list[str]]
+) -> list[list[str]]:
+    return [
+        [
+            str(v.number),
+            ", ".join(aliases.get(v.number, [])) or "-",
+            f"{v.metrics.get('accuracy', 0):.4f}",
+            f"{v.metrics.get('macro_f1', 0):.4f}",
+            v.python,
+            v.created_at,
+            v.stage_key[:12],
+        ]
+        for v in versions
+    ]
+
+
+def cmd_registry_register(args: argparse.Namespace) -> int:
+    """Copy the up-to-date artifacts into a new registry version (same inputs: same version)."""
+    config = config_of(args)
+    registry = delivery.Registry.of(config)
+    registered = registry.register(config)
+    number = registered.version.number
+    if registered.created:
+        print(f"registered version {number} in {config.relative(registry.root)}")
+    else:
+        print(f"unchanged: these artifacts are already version {number}")
+    return 0
+
+
+def cmd_registry_list(args: argparse.Namespace) -> int:
+    """List every version with its aliases and headline metrics."""
+    config = config_of(args)
+    registry = delivery.Registry.of(config)
+    index = registry.read()
+    aliases: dict[int, list[str]] = {}
+    for name, number in sorted(index.aliases.items()):
+        aliases.setdefault(number, []).append(name)
+    versions = [index.versions[n] for n in sorted(index.versions)]
+    if args.json:
+        print(json.dumps(index.to_dict()["versions"], indent=2))
+        return 0
+    if not versions:
+        print(f"{config.relative(registry.root)}: no versions yet; run 'mlci registry register'")
+        return 0
+    print(text_table(VERSION_HEADER, _version_rows(versions, aliases)))
+    return 0
+
+
+def cmd_registry_show(args: argparse.Namespace) -> int:
+    """Show one version (by number or alias): metrics, lineage, files and their hashes."""
+    registry = _registry(args)
+    index = registry.read()
+    version = registry.get(args.version, index)
+    aliases = sorted(a for a, n in index.aliases.items() if n == version.number)
+    if args.json:
+        print(json.dumps({**version.to_dict(), "aliases": aliases}, indent=2))
+        return 0
+    print(f"version {version.number}" + (f" ({', '.join(aliases)})" if aliases else ""))
+    print(f"  created     {version.created_at} by {version.created_by}")
+    print(f"  python      {version.python}")
+    print(f"  stage key   {version.stage_key}")
+    print(f"  data        sha256 {version.data_sha256}")
+    for name, value in sorted(version.metrics.items()):
+        print(f"  {name:<11} {value:.4f}")
+    print(f"  folder      {registry.folder(version.number)}")
+    for name, sha in sorted(version.files.items()):
+        print(f"    {name:<20} {sha}")
+    problems = registry.verify(version)
+    print("  verified    " + ("yes" if not problems else "NO: " + "; ".join(problems)))
+    return 0 if not problems else 1
+
+
+def _print_move(move: delivery.Move) -> None:
+    before = "nothing" if move.from_version is None else f"version {move.from_version}"
+    print(f"{move.alias}: {before} -> version {move.to_version} ({move.action})")
+
+
+def cmd_registry_promote(args: argparse.Namespace) -> int:
+    """Point an alias (staging, production, any name) at a version."""
+    _print_move(_registry(args).promote(args.version, args.to, args.reason))
+    return 0
+
+
+def cmd_registry_rollback(args: argparse.Namespace) -> int:
+    """Move an alias back to its previous target; the move is recorded in the history."""
+    _print_move(_registry(args).rollback(args.alias, args.reason))
+    return 0
+
+
+def cmd_registry_history(args: argparse.Namespace) -> int:
+    """Every move of an alias (or of all aliases): time, user, from, to, reason."""
+    moves = _registry(args).history(args.alias)
+    if args.json:
+        print(json.dumps([move.to_dict() for move in moves], indent=2))
+        return 0
+    rows = [
+        [
+            m.time,
+            m.user,
+            m.alias,
+            m.action,
+            "-" if m.from_version is None else str(m.from_version),
+            str(m.to_version),
+            m.reason or "-",
+        ]
+        for m in moves
+    ]
+    header = ["time", "user", "alias", "action", "from", "to", "reason"]
+    print(text_table(header, rows) if rows else "no alias moves yet")
+    return 0
+
+
+def cmd_release(args: argparse.Namespace) -> int:
+    """Validate, train, gate against production, register, stage, smoke-test, promote."""
+    config = config_of(args)
+    result = delivery.release(config, if_needed=args.if_needed)
+    before = result.production_before
+    production = "none" if before is None else f"version {before}"
+    if result.skipped:
+        headline = f"nothing to release: {result.skipped} (production: {production})"
+    elif result.unchanged:
+        headline = f"unchanged: version {result.version} is already production"
+    elif result.passed:
+        headline = f"released version {result.version} to production (was {production})"
+    else:
+        failed = next(step for step in result.steps if not step.passed)
+        headline = f"release stopped at '{failed.name}': production stays at {production}"
+    header = ["step", "result", "detail"]
+    table = delivery.release_rows(result)
+    publish(
+        config.artifacts,
+        "release",
+        f"## Release: {headline}\n\n" + (markdown_table(header, table) if table else ""),
+    )
+    if table:
+        print(text_table(header, table))
+    print(headline)
+    return 0 if result.passed else 1
+
+
+def cmd_drift(args: argparse.Namespace) -> int:
+    """Compare new batches with the production model's training data; exit 1 on dataset drift."""
+    config = config_of(args)
+    batches = [Path(p) for p in args.csv] or delivery.incoming(config)
+    if not batches:
+        folder = delivery.drift_settings(config).incoming
+        print(f"no batches given and none in {folder}/: nothing to compare")
+        return 0
+    reports = delivery.check_drift(config, batches)
+    output = Path(args.output) if args.output else config.artifacts / "drift.json"
+    atomic_write_json(output, {"batches": [report.to_dict() for report in reports]})
+    sections = []
+    for report in reports:
+        verdict = "DRIFT" if report.drifted else "no drift"
+        summary = (
+            f"{report.batch}: {verdict}: {len(report.drifted_columns)} of {len(report.columns)} "
+            f"columns drifted (share {report.share:.2f}, threshold {report.share_threshold:g}); "
+            f"{report.batch_rows} rows against {report.reference_rows} of the {report.reference}"
+        )
+        table = delivery.drift_rows(report)
+        print(text_table(delivery.DRIFT_HEADER, table))
+        print(summary + "\n")
+        sections.append(f"### {summary}\n\n" + markdown_table(delivery.DRIFT_HEADER, table))
+    drifted = [report.batch for report in reports if report.drifted]
+    title = f"drift in {', '.join(drifted)}" if drifted else "no drift"
+    publish(config.artifacts, "drift", f"## Drift: {title}\n\n" + "\n\n".join(sections))
+    print(f"{title}; report written to {config.relative(output.resolve())}")
+    return 1 if drifted else 0
+
+
+def register(commands: Any) -> None:
+    """Add the delivery subcommands."""
+    registry = commands.add_parser("registry", help="model versions, aliases and their history")
+    registry_commands = registry.add_subparsers(
+        dest="registry_command", metavar="ACTION", required=True
+    )
+    add(registry_commands, "register", cmd_registry_register)
+    listing = add(registry_commands, "list", cmd_registry_list)
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    show = add(registry_commands, "show", cmd_registry_show)
+    show.add_argument("version", help="a version number or an alias")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    promote = add(registry_commands, "promote", cmd_registry_promote)
+    promote.add_argument("version", help="a version number or an alias")
+    promote.add_argument("--to", required=True, metavar="ALIAS", help="e.g. staging, production")
+    promote.add_argument("--reason", default="", help="why, for the history")
+    rollback = add(registry_commands, "rollback", cmd_registry_rollback)
+    rollback.add_argument("alias", help="e.g. production")
+    rollback.add_argument("--reason", default="", help="why, for the history")
+    history = add(registry_commands, "history", cmd_registry_history)
+    history.add_argument("alias", nargs="?", help="one alias (default: all)")
+    history.add_argument("--json", action="store_true", help="print JSON")
+    release = add(commands, "release", cmd_release)
+    release.add_argument(
+        "--if-needed",
+        action="store_true",
+        help="only when there is no production model, new training data, or drift",
+    )
+    drift = add(commands, "drift", cmd_drift)
+    drift.add_argument("csv", nargs="*", help="batches (default: [tool.mlci.drift] incoming/*.csv)")
+    drift.add_argument("--output", help="JSON report (default: artifacts/drift.json)")

@@ -1,0 +1,269 @@
+"""Commands of the training pipeline: data, train, status, predict, gate, diff, baseline."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from mlci import pipeline
+from mlci._report import markdown_table, publish, text_table
+from mlci.cli._common import add, config_of
+from mlci.errors import MlciError
+
+
+def cmd_data_validate(args: argparse.Namespace) -> int:
+    """Check a CSV against the manifest and print every problem."""
+    config = config_of(args)
+    manifest = pipeline.load_manifest(Path(args.manifest) if args.manifest else config.manifest)
+    path = Path(args.csv) if args.csv else config.data
+    display = args.csv or config.relative(config.data)
+    report = pipeline.validate(path, manifest, check_hash=not args.schema_only, display=display)
+    if not report.ok:
+        print(pipeline.format_problems(report), file=sys.stderr)
+        return 2
+    print(f"{display}: OK, {report.rows} rows match {config.relative(manifest.path)}")
+    return 0
+
+
+def cmd_data_accept(args: argparse.Namespace) -> int:
+    """Record a deliberately changed data file (hash and rows) in the manifest."""
+    config = config_of(args)
+    manifest = pipeline.load_manifest(Path(args.manifest) if args.manifest else config.manifest)
+    updated = pipeline.accept(manifest, Path(args.csv) if args.csv else None)
+    print(
+        f"{config.relative(updated.path)}: recorded {updated.file} "
+        f"({updated.rows} rows, sha256 {updated.sha256[:12]}…)"
+    )
+    return 0
+
+
+def cmd_data_init(args: argparse.Namespace) -> int:
+    """Draft a manifest for a new CSV: review its ranges and labels, then commit it."""
+    csv_path = Path(args.csv)
+    manifest_path = (
+        Path(args.manifest)
+        if args.manifest
+        else csv_path.with_name(f"{csv_path.stem}.manifest.json")
+    )
+    if manifest_path.exists() and not args.force:
+        raise MlciError(f"{manifest_path}: already exists; pass --force to overwrite it")
+    manifest = pipeline.infer_manifest(csv_path, args.target, manifest_path)
+    manifest.save()
+    print(
+        f"{manifest_path}: wrote a manifest for {manifest.rows} rows; review its ranges and labels"
+    )
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Validate the data, then train unless the artifacts are up to date."""
+    config = config_of(args)
+    result = pipeline.train(config, force=args.force)
+    folder = config.relative(result.artifacts.folder)
+    if result.up_to_date:
+        print(f"up to date: {folder}/ was trained from the current inputs (use --force to retrain)")
+    else:
+        print(f"trained {config.estimator.class_path} on {result.lineage['data']['rows']} rows")
+    metrics = result.metrics
+    print(
+        f"  accuracy {metrics['accuracy']:.4f}   macro_f1 {metrics['macro_f1']:.4f}   "
+        f"train {metrics['train_size']} / test {metrics['test_size']} rows"
+    )
+    print(f"  model    {config.relative(result.artifacts.model)}")
+    print(f"  metrics  {config.relative(result.artifacts.metrics)}")
+    print(f"  lineage  {config.relative(result.artifacts.lineage)}")
+    verb = "up to date" if result.up_to_date else "trained"
+    markdown = (
+        f"## Training: {verb}\n\n{config.estimator.class_path} on "
+        f"{result.lineage['data']['rows']} rows of `{result.lineage['data']['path']}`, "
+        f"{metrics['train_size']} train / {metrics['test_size']} held out, "
+        f"{result.lineage['python']}\n\n"
+        + markdown_table(pipeline.SUMMARY_HEADER, pipeline.summary_rows(metrics))
+    )
+    publish(config.artifacts, "train", markdown)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Say whether the artifacts are up to date; exit 1 when they are stale."""
+    status = pipeline.stage_status(config_of(args))
+    if status.up_to_date:
+        print(f"up to date (stage key {status.key[:12]}…)")
+        return 0
+    print("stale: " + "; ".join(status.reasons))
+    return 1
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Predict labels for rows from a CSV file or stdin with the verified model."""
+    config = config_of(args)
+    if args.model:
+        from mlci.delivery import Registry
+
+        registry = Registry.of(config)
+        model = registry.load_model(registry.get(args.model), config.skops_trusted)
+    else:
+        model = pipeline.load_trained(config)
+    if args.csv in (None, "-"):
+        labels = pipeline.predict_rows(config, model, sys.stdin, "<stdin>")
+    else:
+        with pipeline.open_csv(Path(args.csv)) as stream:
+            labels = pipeline.predict_rows(config, model, stream, args.csv)
+    if args.json:
+        print(json.dumps({"predictions": labels}))
+    else:
+        print("\n".join(labels))
+    return 0
+
+
+@dataclasses.dataclass(frozen=True)
+class _Run:
+    """Up-to-date artifacts and the baseline entry of the Python that made them."""
+
+    metrics: dict[str, Any]
+    lineage: dict[str, Any]
+    python: str
+    reference: dict[str, Any] | None
+
+
+def _current_run(config: pipeline.Config) -> _Run:
+    """The run that the gate and diff judge; stale or missing artifacts are an error."""
+    from mlci._io import read_json
+
+    status = pipeline.stage_status(config)
+    if not status.up_to_date or status.lineage is None:
+        raise MlciError(
+            "the artifacts are not up to date (" + "; ".join(status.reasons) + "); run 'mlci train'"
+        )
+    metrics = read_json(pipeline.Artifacts.of(config).metrics, "metrics")
+    python = pipeline.minor_of(status.lineage.get("python", ""))
+    return _Run(metrics, status.lineage, python, pipeline.baseline_entry(config, python))
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    """Pass or fail the trained model: floors, and the largest drop against production."""
+    from mlci.delivery import gate_reference
+
+    config = config_of(args)
+    run = _current_run(config)
+    reference = gate_reference(config, run.python)
+    verdict = pipeline.judge(config, run.metrics, reference)
+    notes = [reference.note] if reference.note else []
+    for check in verdict.failures:
+        notes.append(f"FAILED: {check.describe()}")
+    if verdict.passed and verdict.improved:
+        notes.append(
+            f"better than the {verdict.reference} on {', '.join(verdict.improved)}: "
+            "release it ('nox -s release'), or record it as the baseline ('nox -s baseline')"
+        )
+    result = "passed" if verdict.passed else "FAILED"
+    title = f"quality gate {result} (reference: {verdict.reference or 'none'})"
+    rows = pipeline.gate_rows(verdict)
+    publish(
+        config.artifacts,
+        "gate",
+        f"## Quality gate: {result}\n\nReference: {verdict.reference or 'none'}\n\n"
+        + markdown_table(pipeline.GATE_HEADER, rows)
+        + "".join(f"\n\n{note}" for note in notes),
+    )
+    if args.json:
+        print(json.dumps(pipeline.verdict_to_dict(verdict), indent=2))
+    else:
+        print(title)
+        print(text_table(pipeline.GATE_HEADER, rows))
+        for note in notes:
+            print(note)
+    return 0 if verdict.passed else 1
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    """Metrics and params of the current artifacts against the committed baseline."""
+    config = config_of(args)
+    run = _current_run(config)
+    python, reference = run.python, run.reference or {}
+    found = pipeline.changes(run.metrics, run.lineage.get("config", {}), reference)
+    table = pipeline.diff_rows(found, everything=args.all)
+    heading = f"Changes against the baseline for Python {python}"
+    if not reference:
+        heading = f"No baseline for Python {python}: every value is new"
+    if args.json:
+        print(json.dumps([dataclasses.asdict(c) for c in found if args.all or c.changed], indent=2))
+    elif args.md:
+        markdown = f"## {heading}\n\n" + (
+            markdown_table(pipeline.DIFF_HEADER, table) if table else "No changes."
+        )
+        publish(config.artifacts, "diff", markdown)
+        print(markdown)
+    else:
+        print(heading + ":")
+        print(text_table(pipeline.DIFF_HEADER, table) if table else "no changes")
+    return 0
+
+
+def cmd_baseline_update(args: argparse.Namespace) -> int:
+    """Retrain from scratch on this Python and record it in the baseline file."""
+    config = config_of(args)
+    fresh = pipeline.update_baseline(config)
+    print(
+        f"{config.relative(config.baseline)}: recorded Python {pipeline.python_minor()} "
+        f"(accuracy {fresh['metrics']['accuracy']:.4f}, model {fresh['model_sha256'][:12]}…)"
+    )
+    return 0
+
+
+def cmd_baseline_check(args: argparse.Namespace) -> int:
+    """Retrain from scratch and confirm this Python's baseline is reproduced exactly."""
+    config = config_of(args)
+    problems = pipeline.check_baseline(config)
+    python = pipeline.python_minor()
+    if problems:
+        print(f"Python {python} does not reproduce the baseline:", file=sys.stderr)
+        print("\n".join(f"  {problem}" for problem in problems), file=sys.stderr)
+        return 1
+    print(f"Python {python} reproduces {config.relative(config.baseline)}")
+    return 0
+
+
+def register(commands: Any) -> None:
+    """Add the pipeline's subcommands."""
+    data = commands.add_parser("data", help="validate data against its manifest, record changes")
+    data_commands = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    validate = add(data_commands, "validate", cmd_data_validate)
+    validate.add_argument("csv", nargs="?", help="CSV file (default: [tool.mlci] data)")
+    validate.add_argument("--manifest", help="manifest file (default: [tool.mlci] manifest)")
+    validate.add_argument(
+        "--schema-only", action="store_true", help="skip the hash check (new batches)"
+    )
+    accept = add(data_commands, "accept", cmd_data_accept)
+    accept.add_argument("csv", nargs="?", help="CSV file (default: the manifest's file)")
+    accept.add_argument("--manifest", help="manifest file (default: [tool.mlci] manifest)")
+    init = add(data_commands, "init", cmd_data_init)
+    init.add_argument("csv", help="CSV file to describe")
+    init.add_argument("--target", required=True, help="the label column")
+    init.add_argument("--manifest", help="where to write it (default: <csv stem>.manifest.json)")
+    init.add_argument("--force", action="store_true", help="overwrite an existing manifest")
+
+    train = add(commands, "train", cmd_train)
+    train.add_argument("--force", action="store_true", help="retrain even when up to date")
+    add(commands, "status", cmd_status)
+    gate = add(commands, "gate", cmd_gate)
+    gate.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    diff = add(commands, "diff", cmd_diff)
+    diff_format = diff.add_mutually_exclusive_group()
+    diff_format.add_argument("--md", action="store_true", help="Markdown, also added to the report")
+    diff_format.add_argument("--json", action="store_true", help="JSON")
+    diff.add_argument("--all", action="store_true", help="show unchanged values too")
+    base = commands.add_parser("baseline", help="the committed per-Python baseline")
+    base_commands = base.add_subparsers(dest="baseline_command", metavar="ACTION", required=True)
+    add(base_commands, "update", cmd_baseline_update)
+    add(base_commands, "check", cmd_baseline_check)
+    predict = add(commands, "predict", cmd_predict)
+    predict.add_argument("csv", nargs="?", help="CSV with the feature columns (default: stdin)")
+    predict.add_argument("--json", action="store_true", help='print {"predictions": [...]}')
+    predict.add_argument(
+        "--model", metavar="VERSION|ALIAS", help="a registry version (default: artifacts/)"
+    )

@@ -1,0 +1,33 @@
+"""`mlci serve`: the prediction server, from the optional serve extra."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from mlci.cli._common import add, config_of
+from mlci.errors import MlciError
+
+SERVE_EXTRA_HINT = "uv pip install -e '.[serve]' (or: nox -s serve)"
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the model an alias points at (MLflow's scoring protocol), reloading when it moves."""
+    try:
+        from mlci.serving._server import serve
+    except ImportError as exc:
+        raise MlciError(
+            f"mlci serve needs the serve extra ({exc}): install it with {SERVE_EXTRA_HINT}"
+        ) from None
+    serve(config_of(args), alias=args.alias, host=args.host, port=args.port)
+    return 0
+
+
+def register(commands: Any) -> None:
+    """Add the serving subcommand."""
+    serve = add(commands, "serve", cmd_serve)
+    serve.add_argument("--alias", help="the registry alias to serve (default: production)")
+    serve.add_argument(
+        "--host", help="address to bind (default: 127.0.0.1; others only when given here)"
+    )
+    serve.add_argument("--port", type=int, help="port (default: 8080)")

@@ -1,0 +1,53 @@
+"""Delivery: the model registry (versions, aliases, history), the release steps and drift.
+
+Built on the pipeline's public API; serving and the command line reach it only through the names
+below (an import-linter contract).
+"""
+
+from __future__ import annotations
+
+from mlci.delivery._drift import HEADER as DRIFT_HEADER
+from mlci.delivery._drift import DriftReport, incoming
+from mlci.delivery._drift import check as check_drift
+from mlci.delivery._drift import rows as drift_rows
+from mlci.delivery._registry import (
+    DATA,
+    MANIFEST,
+    PRODUCTION,
+    STAGING_ALIAS,
+    Index,
+    Move,
+    Registered,
+    Registry,
+    Version,
+    gate_reference,
+)
+from mlci.delivery._release import Release, Step, release
+from mlci.delivery._release import rows as release_rows
+from mlci.delivery._settings import REGISTRY_ENV, DriftConfig, drift_settings, registry_location
+
+__all__ = [
+    "DATA",
+    "DRIFT_HEADER",
+    "MANIFEST",
+    "PRODUCTION",
+    "REGISTRY_ENV",
+    "STAGING_ALIAS",
+    "DriftConfig",
+    "DriftReport",
+    "Index",
+    "Move",
+    "Registered",
+    "Registry",
+    "Release",
+    "Step",
+    "Version",
+    "check_drift",
+    "drift_rows",
+    "drift_settings",
+    "gate_reference",
+    "incoming",
+    "registry_location",
+    "release",
+    "release_rows",
+]

@@ -1,0 +1,291 @@
+"""Drift: does a new batch still look like the data the model was trained on?
+
+Per column, after Evidently's defaults: two-sample Kolmogorov-Smirnov for numeric columns when the
+reference has at most ``ks_max_rows`` rows, Wasserstein distance over the reference's standard
+deviation above that, chi-squared for the label. PSI is reported alongside. The dataset drifts
+when the share of drifted columns reaches ``share``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any
+
+from mlci.delivery._settings import DriftConfig, drift_settings
+from mlci.pipeline import Config, Table, load_manifest, open_csv, read_table
+
+PSI_BINS = 10
+PSI_FLOOR = 1e-4  # empty bins get this share, so PSI stays finite
+FEW_ROWS = 30  # below this many rows a test has little power: said in the note
+
+
+@dataclasses.dataclass(frozen=True)
+class ColumnDrift:
+    """One column's test, its outcome and the threshold it was held to."""
+
+    column: str
+    test: str
+    statistic: float | None
+    p_value: float | None
+    distance: float | None
+    threshold: float
+    drifted: bool
+    psi: float | None = None
+    note: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class DriftReport:
+    """Every column's result and the dataset verdict for one batch."""
+
+    batch: str
+    reference: str
+    batch_rows: int
+    reference_rows: int
+    columns: list[ColumnDrift]
+    share_threshold: float
+
+    @property
+    def share(self) -> float:
+        """The share of tested columns that drifted."""
+        return sum(c.drifted for c in self.columns) / len(self.columns) if self.columns else 0.0
+
+    @property
+    def drifted(self) -> bool:
+        """Dataset drift: the share of drifted columns reaches the threshold."""
+        return bool(self.columns) and self.share >= self.share_threshold
+
+    @property
+    def drifted_columns(self) -> list[str]:
+        """The names of the columns that drifted."""
+        return [c.column for c in self.columns if c.drifted]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON: per column, then the dataset verdict."""
+        return {
+            "batch": self.batch,
+            "reference": self.reference,
+            "batch_rows": self.batch_rows,
+            "reference_rows": self.reference_rows,
+            "columns": [_finite_json(dataclasses.asdict(c)) for c in self.columns],
+            "dataset": {
+                "drifted_columns": self.drifted_columns,
+                "share": self.share,
+                "threshold": self.share_threshold,
+                "drifted": self.drifted,
+            },
+        }
+
+
+def detect(
+    reference: Table,
+    batch: Table,
+    settings: DriftConfig,
+    *,
+    labels: tuple[str, ...] = (),
+    names: tuple[str, str] = ("reference", "batch"),
+) -> DriftReport:
+    """Compare every feature column, and the label when both sides have one."""
+    columns = []
+    for position, name in enumerate(reference.feature_names):
+        ref = [row[position] for row in reference.features]
+        cur = [row[position] for row in batch.features]
+        columns.append(numeric(name, ref, cur, settings))
+    if reference.labels is not None and batch.labels is not None:
+        columns.append(label(reference.labels, batch.labels, settings, labels))
+    return DriftReport(
+        names[1],
+        names[0],
+        len(batch.features),
+        len(reference.features),
+        columns,
+        settings.share,
+    )
+
+
+def numeric(
+    name: str, reference: list[float], current: list[float], settings: DriftConfig
+) -> ColumnDrift:
+    """KS on a small reference, normalized Wasserstein on a large one; PSI either way."""
+    import numpy as np
+    from scipy import stats
+
+    ref = np.asarray(reference, dtype=np.float64)
+    cur = np.asarray(current, dtype=np.float64)
+    psi_value = psi(ref, cur)
+    notes = []
+    if len(cur) < FEW_ROWS:
+        notes.append(f"only {len(cur)} rows: the test has little power")
+    if psi_value >= settings.psi:
+        notes.append(f"PSI {psi_value:.3f} >= {settings.psi:g}")
+    if len(ref) <= settings.ks_max_rows:
+        result = stats.ks_2samp(ref, cur)
+        p_value = float(result.pvalue)
+        return ColumnDrift(
+            name,
+            "ks",
+            float(result.statistic),
+            p_value,
+            None,
+            settings.ks_p_value,
+            p_value <= settings.ks_p_value,
+            psi_value,
+            "; ".join(notes),
+        )
+    distance = float(stats.wasserstein_distance(ref, cur))
+    spread = float(np.std(ref))
+    if spread == 0.0:
+        notes.append("constant in the reference")
+        normalized = 0.0 if distance == 0.0 else math.inf
+    else:
+        normalized = distance / spread
+    return ColumnDrift(
+        name,
+        "wasserstein",
+        distance,
+        None,
+        normalized,
+        settings.wasserstein,
+        normalized >= settings.wasserstein,
+        psi_value,
+        "; ".join(notes),
+    )
+
+
+def label(
+    reference: list[str], current: list[str], settings: DriftConfig, labels: tuple[str, ...] = ()
+) -> ColumnDrift:
+    """Chi-squared test of homogeneity on the two label count vectors."""
+    import numpy as np
+    from scipy import stats
+
+    seen = list(labels or sorted(set(reference) | set(current)))
+    counts = np.array(
+        [[reference.count(x) for x in seen], [current.count(x) for x in seen]], dtype=np.float64
+    )
+    counts = counts[:, counts.sum(axis=0) > 0]
+    if counts.shape[1] < 2:
+        return ColumnDrift(
+            "label",
+            "chi2",
+            None,
+            None,
+            None,
+            settings.chi2_p_value,
+            False,
+            note="one label on both sides: nothing to compare",
+        )
+    statistic, p_value, _, _ = stats.chi2_contingency(counts)
+    note = f"only {len(current)} rows: the test has little power" if len(current) < FEW_ROWS else ""
+    return ColumnDrift(
+        "label",
+        "chi2",
+        float(statistic),
+        float(p_value),
+        None,
+        settings.chi2_p_value,
+        float(p_value) <= settings.chi2_p_value,
+        note=note,
+    )
+
+
+def psi(reference: Any, current: Any) -> float:
+    """Population stability index over the reference's deciles."""
+    import numpy as np
+
+    edges = np.unique(np.quantile(reference, np.linspace(0, 1, PSI_BINS + 1)))
+    if len(edges) < 2:  # a constant reference: one bin for its value, one for everything else
+        same = float(np.mean(current == edges[0]))
+        expected = np.array([1.0, 0.0])
+        actual = np.array([same, 1.0 - same])
+    else:
+        inner = edges[1:-1]
+        expected = np.bincount(
+            np.searchsorted(inner, reference, side="right"), minlength=len(edges) - 1
+        )
+        actual = np.bincount(
+            np.searchsorted(inner, current, side="right"), minlength=len(edges) - 1
+        )
+        expected = expected / expected.sum()
+        actual = actual / actual.sum()
+    expected = np.clip(expected, PSI_FLOOR, None)
+    actual = np.clip(actual, PSI_FLOOR, None)
+    return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+
+def reference_of(config: Config) -> tuple[Path, str]:
+    """The production model's training data when there is one, else the configured data."""
+    from mlci.delivery._registry import DATA, PRODUCTION, Registry
+
+    registry = Registry.of(config)
+    production = registry.alias(PRODUCTION)
+    if production is None:
+        return config.data, config.relative(config.data)
+    return (
+        registry.folder(production.number) / DATA,
+        f"training data of production (version {production.number})",
+    )
+
+
+def incoming(config: Config) -> list[Path]:
+    """The new batches waiting in ``[tool.mlci.drift] incoming``, by name."""
+    folder = config.root / drift_settings(config).incoming
+    return sorted(folder.glob("*.csv")) if folder.is_dir() else []
+
+
+def check(config: Config, batches: list[Path]) -> list[DriftReport]:
+    """Validate each batch against the manifest, then compare it with the reference."""
+    manifest = load_manifest(config.manifest)
+    path, name = reference_of(config)
+    reference = _read(path, name, manifest, require_target=True)
+    settings = drift_settings(config)
+    reports = []
+    for batch in batches:
+        display = config.relative(batch.resolve())
+        table = _read(batch, display, manifest, require_target=False)
+        reports.append(
+            detect(
+                reference,
+                table,
+                settings,
+                labels=manifest.target_column.labels,
+                names=(name, display),
+            )
+        )
+    return reports
+
+
+def _read(path: Path, display: str, manifest: Any, *, require_target: bool) -> Table:
+    # read_table refuses a file without rows, so every table here has at least one.
+    with open_csv(path) as stream:
+        return read_table(stream, display, manifest, require_target=require_target)
+
+
+def _finite_json(row: dict[str, Any]) -> dict[str, Any]:
+    """JSON has no infinity: an infinite distance is written as a string."""
+    return {k: ("inf" if isinstance(v, float) and math.isinf(v) else v) for k, v in row.items()}
+
+
+HEADER = ["column", "test", "statistic", "p-value / distance", "threshold", "PSI", "drifted"]
+
+
+def rows(report: DriftReport) -> list[list[str]]:
+    """The table for the terminal and the CI summary."""
+
+    def show(value: float | None) -> str:
+        return "-" if value is None else f"{value:.4g}"
+
+    return [
+        [
+            c.column,
+            c.test,
+            show(c.statistic),
+            f"p={show(c.p_value)}" if c.p_value is not None else f"d={show(c.distance)}",
+            ("p <= " if c.test != "wasserstein" else "d >= ") + f"{c.threshold:g}",
+            show(c.psi),
+            ("DRIFT" if c.drifted else "no") + (f" ({c.note})" if c.note else ""),
+        ]
+        for c in report.columns
+    ]

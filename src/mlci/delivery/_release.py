@@ -1,0 +1,211 @@
+"""Release: validate, train, gate against production, register, stage, smoke-test, promote.
+
+Each step must pass before the next runs; production moves only in the last one, so a failure
+anywhere leaves it where it was.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from mlci._io import read_json, sha256_file
+from mlci.delivery import _drift as drift
+from mlci.delivery._registry import (
+    DATA,
+    PRODUCTION,
+    STAGING_ALIAS,
+    Registry,
+    Version,
+    gate_reference,
+    rolled_back,
+)
+from mlci.errors import MlciError
+from mlci.pipeline import (
+    Config,
+    TrainResult,
+    judge,
+    load_manifest,
+    minor_of,
+    open_csv,
+    read_table,
+    train,
+    validate,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    """One step of a release and what it found."""
+
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclasses.dataclass
+class Release:
+    """The steps run so far, and the version they concern."""
+
+    steps: list[Step] = dataclasses.field(default_factory=list)
+    version: int | None = None
+    unchanged: bool = False
+    skipped: str = ""
+    production_before: int | None = None
+    trained: TrainResult | None = None  # the train step's result, for the gate
+
+    @property
+    def passed(self) -> bool:
+        """True when every step that ran passed."""
+        return all(step.passed for step in self.steps)
+
+    def add(self, name: str, passed: bool, detail: str) -> bool:
+        """Record a step; return whether the release goes on."""
+        self.steps.append(Step(name, passed, detail))
+        return passed
+
+
+def needed(config: Config, registry: Registry) -> str:
+    """Why a release is due (drift or new data), or "" when there is no reason for one."""
+    production = registry.alias(PRODUCTION)
+    if production is None:
+        return "no production model yet"
+    current = sha256_file(config.data) if config.data.is_file() else None
+    if current != production.data_sha256:
+        return f"the training data changed since production (version {production.number})"
+    batches = drift.incoming(config)
+    reports = drift.check(config, batches) if batches else []
+    drifted = [report.batch for report in reports if report.drifted]
+    if drifted:
+        return f"drift in {', '.join(drifted)}"
+    return ""
+
+
+def release(config: Config, *, if_needed: bool = False) -> Release:
+    """Run the release steps in order, stopping at the first that fails."""
+    registry = Registry.of(config)
+    result = Release()
+    production = registry.alias(PRODUCTION)
+    result.production_before = production.number if production else None
+    if if_needed:
+        reason = needed(config, registry)
+        if not reason:
+            result.skipped = "no drift and no new data since production"
+            return result
+        result.add("trigger", True, reason)
+    steps: list[Callable[[Config, Registry, Release], bool]] = [
+        _validate,
+        _train,
+        _gate,
+        _register,
+        _stage,
+        _smoke,
+        _promote,
+    ]
+    for step in steps:
+        if not step(config, registry, result) or result.unchanged:
+            break
+    return result
+
+
+def _validate(config: Config, registry: Registry, result: Release) -> bool:
+    from mlci.pipeline._data import format_problems
+
+    report = validate(
+        config.data, load_manifest(config.manifest), display=config.relative(config.data)
+    )
+    detail = f"{report.rows} rows" if report.ok else format_problems(report)
+    return result.add("validate", report.ok, detail)
+
+
+def _train(config: Config, registry: Registry, result: Release) -> bool:
+    trained = result.trained = train(config)
+    detail = "up to date (cached)" if trained.up_to_date else "trained"
+    return result.add("train", True, f"{detail}, accuracy {trained.metrics['accuracy']:.4f}")
+
+
+def _gate(config: Config, registry: Registry, result: Release) -> bool:
+    trained = result.trained
+    assert trained is not None, "the train step runs before the gate"
+    python = minor_of(trained.lineage.get("python", ""))
+    verdict = judge(config, trained.metrics, gate_reference(config, python, registry))
+    failures = "; ".join(check.describe() for check in verdict.failures)
+    detail = f"against {verdict.reference or 'the floors only'}" + (
+        f": {failures}" if failures else ""
+    )
+    return result.add("gate", verdict.passed, detail)
+
+
+def _register(config: Config, registry: Registry, result: Release) -> bool:
+    registered = registry.register(config)
+    version = registered.version
+    result.version = version.number
+    if not registered.created:
+        if result.production_before == version.number:
+            result.unchanged = True
+            return result.add(
+                "register", True, f"unchanged: version {version.number} is already production"
+            )
+        undone = rolled_back(registry.history(PRODUCTION), PRODUCTION, version.number)
+        if undone is not None:
+            return result.add(
+                "register",
+                False,
+                f"version {version.number} was rolled back from production at {undone.time} "
+                f"({undone.reason or 'no reason given'}); not releasing it again: change the "
+                f"inputs, or promote it by hand with 'mlci registry promote {version.number} "
+                "--to production'",
+            )
+    verb = "registered" if registered.created else "already registered as"
+    return result.add("register", True, f"{verb} version {version.number}")
+
+
+def _stage(config: Config, registry: Registry, result: Release) -> bool:
+    assert result.version is not None
+    registry.promote(result.version, STAGING_ALIAS, "release: gate passed")
+    return result.add("stage", True, f"staging -> version {result.version}")
+
+
+def _smoke(config: Config, registry: Registry, result: Release) -> bool:
+    version = registry.get(STAGING_ALIAS)
+    try:
+        mismatches = smoke_test(config, registry, version)
+    except MlciError as error:
+        return result.add("smoke test", False, str(error))
+    if mismatches:
+        return result.add("smoke test", False, "; ".join(mismatches))
+    return result.add("smoke test", True, "loaded, verified, reproduced its held-out predictions")
+
+
+def _promote(config: Config, registry: Registry, result: Release) -> bool:
+    assert result.version is not None
+    registry.promote(result.version, PRODUCTION, "release: gate and smoke test passed")
+    before = result.production_before
+    detail = f"production -> version {result.version}" + (
+        f" (was {before})" if before is not None else ""
+    )
+    return result.add("promote", True, detail)
+
+
+def smoke_test(config: Config, registry: Registry, version: Version) -> list[str]:
+    """Load and verify a version, predict its held-out rows, compare with what it recorded."""
+    import numpy as np
+
+    model = registry.load_model(version, config.skops_trusted)
+    folder = registry.folder(version.number)
+    recorded: dict[str, Any] = read_json(folder / "predictions.json", "predictions")
+    with open_csv(folder / DATA) as stream:
+        table = read_table(stream, str(folder / DATA), load_manifest(folder / "data.manifest.json"))
+    rows = [table.features[line - 2] for line in recorded["lines"]]
+    predicted = [str(label) for label in model.predict(np.asarray(rows, dtype=np.float64))]
+    return [
+        f"line {line}: predicted {new}, recorded {old}"
+        for line, old, new in zip(recorded["lines"], recorded["predicted"], predicted)
+        if old != new
+    ]
+
+
+def rows(result: Release) -> list[list[str]]:
+    """One row per step, for the terminal and the CI summary."""
+    return [[step.name, "pass" if step.passed else "FAIL", step.detail] for step in result.steps]

@@ -1,0 +1,90 @@
+"""The training pipeline: config, data validation, training, evaluation, the stage cache, the gate.
+
+It never imports delivery, serving or ci (an import-linter contract): it knows nothing of where
+models go after training, so its code alone makes the training stage's key.
+"""
+
+from __future__ import annotations
+
+from mlci.pipeline._baseline import TOLERANCE, minor_of, python_minor
+from mlci.pipeline._baseline import check as check_baseline
+from mlci.pipeline._baseline import entry as baseline_entry
+from mlci.pipeline._baseline import update as update_baseline
+from mlci.pipeline._config import Config, EstimatorSpec, GateConfig, build_estimator, load_config
+from mlci.pipeline._data import (
+    Manifest,
+    Table,
+    accept,
+    format_problems,
+    infer_manifest,
+    load_manifest,
+    open_csv,
+    read_table,
+    validate,
+)
+from mlci.pipeline._diff import HEADER as DIFF_HEADER
+from mlci.pipeline._diff import Change, changes
+from mlci.pipeline._diff import rows as diff_rows
+from mlci.pipeline._evaluate import HEADLINE, SUMMARY_HEADER, scalar_metrics, summary_rows
+from mlci.pipeline._gate import HEADER as GATE_HEADER
+from mlci.pipeline._gate import Reference, Verdict, baseline_reference, judge
+from mlci.pipeline._gate import evaluate as evaluate_gate
+from mlci.pipeline._gate import rows as gate_rows
+from mlci.pipeline._gate import to_dict as verdict_to_dict
+from mlci.pipeline._model import load_verified, loads, read_verified
+from mlci.pipeline._predict import load_trained, predict_rows
+from mlci.pipeline._stage import COMPLETE, Artifacts, Status, python_id, read_lineage
+from mlci.pipeline._stage import check as stage_status
+from mlci.pipeline._train import TrainResult, train
+
+__all__ = [
+    "COMPLETE",
+    "DIFF_HEADER",
+    "GATE_HEADER",
+    "HEADLINE",
+    "SUMMARY_HEADER",
+    "TOLERANCE",
+    "Artifacts",
+    "Change",
+    "Config",
+    "EstimatorSpec",
+    "GateConfig",
+    "Manifest",
+    "Reference",
+    "Status",
+    "Table",
+    "TrainResult",
+    "Verdict",
+    "accept",
+    "baseline_entry",
+    "baseline_reference",
+    "build_estimator",
+    "changes",
+    "check_baseline",
+    "diff_rows",
+    "evaluate_gate",
+    "format_problems",
+    "gate_rows",
+    "infer_manifest",
+    "judge",
+    "load_config",
+    "load_manifest",
+    "load_trained",
+    "load_verified",
+    "loads",
+    "minor_of",
+    "open_csv",
+    "predict_rows",
+    "python_id",
+    "python_minor",
+    "read_lineage",
+    "read_table",
+    "read_verified",
+    "scalar_metrics",
+    "stage_status",
+    "summary_rows",
+    "train",
+    "update_baseline",
+    "validate",
+    "verdict_to_dict",
+]

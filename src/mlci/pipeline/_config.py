@@ -1,0 +1,212 @@
+"""The ``[tool.mlci]`` table of pyproject.toml: where the data is and which estimator to train."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from pathlib import Path
+from typing import Any
+
+from mlci._settings import PYPROJECT, get, number, read_toml, reject_unknown
+from mlci.errors import MlciError
+
+DEFAULT_ESTIMATOR = "sklearn.ensemble.RandomForestClassifier"
+
+
+@dataclasses.dataclass(frozen=True)
+class EstimatorSpec:
+    """An estimator named by import path, with constructor params."""
+
+    class_path: str
+    params: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class GateConfig:
+    """Quality-gate thresholds: absolute floors and the largest allowed drop against a reference."""
+
+    floors: dict[str, float]
+    max_drop: float
+    max_relative_drop: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """The resolved project config; every path is absolute."""
+
+    root: Path
+    data: Path
+    manifest: Path
+    target: str
+    test_size: float
+    seed: int
+    artifacts: Path
+    lock: Path | None
+    baseline: Path
+    estimator: EstimatorSpec
+    gate: GateConfig
+    model_format: str = "joblib"
+    skops_trusted: tuple[str, ...] = ()
+    # The parts of [tool.mlci] that other concerns own (registry, drift, serve), as read: each
+    # parses its own, so that their settings and code never reach the training stage's key.
+    sections: dict[str, Any] = dataclasses.field(default_factory=dict)
+    pyproject: Path = Path(PYPROJECT)
+
+    def resolved(self) -> dict[str, Any]:
+        """The settings that shape a trained model, as plain JSON (paths relative to the root)."""
+        return {
+            "data": self.relative(self.data),
+            "target": self.target,
+            "test_size": self.test_size,
+            "seed": self.seed,
+            "model_format": self.model_format,
+            "estimator": {
+                "class": self.estimator.class_path,
+                "params": dict(sorted(self.estimator.params.items())),
+            },
+        }
+
+    def relative(self, path: Path) -> str:
+        """Show ``path`` relative to the project root when it lies inside it."""
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)
+
+
+_TOP_KEYS = {
+    "data",
+    "manifest",
+    "target",
+    "test_size",
+    "seed",
+    "artifacts",
+    "lock",
+    "baseline",
+    "estimator",
+    "gate",
+    "model_format",
+    "skops_trusted",
+}
+# Keys of [tool.mlci] that belong to delivery and serving; the pipeline passes them on unread.
+DELEGATED = {"registry", "drift", "serve"}
+MODEL_FORMATS = ("joblib", "skops")
+_GATE_FLOOR_PREFIX = "min_"
+
+
+def load_config(root: Path) -> Config:
+    """Read ``[tool.mlci]`` from ``root/pyproject.toml``, checking every key and type."""
+    root = root.resolve()
+    pyproject = root / PYPROJECT
+    document = read_toml(pyproject)
+    table = document.get("tool", {}).get("mlci")
+    if table is None:
+        raise MlciError(f"{pyproject}: no [tool.mlci] table; see the README for an example")
+    where = f"{pyproject}: [tool.mlci]"
+    reject_unknown(table, _TOP_KEYS | DELEGATED, where)
+
+    data = root / get(table, "data", str, where)
+    manifest_name = get(table, "manifest", str, where, default="")
+    manifest = (
+        root / manifest_name if manifest_name else data.with_name(f"{data.stem}.manifest.json")
+    )
+    test_size = get(table, "test_size", float, where, default=0.2)
+    if not 0.0 < test_size < 1.0:
+        raise MlciError(f"{where} test_size: must be between 0 and 1 (exclusive), got {test_size}")
+    lock = get(table, "lock", str, where, default="")
+    model_format = get(table, "model_format", str, where, default="joblib")
+    if model_format not in MODEL_FORMATS:
+        raise MlciError(
+            f"{where} model_format: must be one of {', '.join(MODEL_FORMATS)}, got '{model_format}'"
+        )
+    trusted = get(table, "skops_trusted", list, where, default=[])
+    if not all(isinstance(name, str) for name in trusted):
+        raise MlciError(f"{where} skops_trusted: must be a list of type names (strings)")
+
+    return Config(
+        root=root,
+        data=data,
+        manifest=manifest,
+        target=get(table, "target", str, where),
+        test_size=float(test_size),
+        seed=get(table, "seed", int, where, default=42),
+        artifacts=root / get(table, "artifacts", str, where, default="artifacts"),
+        lock=root / lock if lock else None,
+        baseline=root / get(table, "baseline", str, where, default="metrics/baseline.json"),
+        estimator=_estimator_spec(
+            table.get("estimator", {}), f"{pyproject}: [tool.mlci.estimator]"
+        ),
+        gate=_gate_config(table.get("gate", {}), f"{pyproject}: [tool.mlci.gate]"),
+        model_format=model_format,
+        skops_trusted=tuple(trusted),
+        sections={key: table[key] for key in DELEGATED if key in table},
+        pyproject=pyproject,
+    )
+
+
+def _estimator_spec(table: Any, where: str) -> EstimatorSpec:
+    if not isinstance(table, dict):
+        raise MlciError(f"{where}: must be a table with 'class' and 'params'")
+    reject_unknown(table, {"class", "params"}, where)
+    class_path = get(table, "class", str, where, default=DEFAULT_ESTIMATOR)
+    params = get(table, "params", dict, where, default={})
+    return EstimatorSpec(class_path=class_path, params=dict(params))
+
+
+def _gate_config(table: Any, where: str) -> GateConfig:
+    if not isinstance(table, dict):
+        raise MlciError(f"{where}: must be a table")
+    floors: dict[str, float] = {}
+    for key, value in table.items():
+        if key in ("max_drop", "max_relative_drop"):
+            continue
+        if not key.startswith(_GATE_FLOOR_PREFIX):
+            raise MlciError(
+                f"{where}: unknown key '{key}'; "
+                "expected min_<metric>, max_drop or max_relative_drop"
+            )
+        floors[key[len(_GATE_FLOOR_PREFIX) :]] = number(value, f"{where} {key}")
+    return GateConfig(
+        floors=floors,
+        max_drop=number(table.get("max_drop", 0.0), f"{where} max_drop"),
+        max_relative_drop=number(table.get("max_relative_drop", 0.0), f"{where} max_relative_drop"),
+    )
+
+
+def build_estimator(spec: EstimatorSpec) -> Any:
+    """Import the estimator class and construct it, checking each param name against it."""
+    where = "[tool.mlci.estimator]"
+    module_name, _, class_name = spec.class_path.rpartition(".")
+    if not module_name:
+        raise MlciError(
+            f"{where} class: '{spec.class_path}' is not an import path like {DEFAULT_ESTIMATOR}"
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise MlciError(f"{where} class: cannot import module '{module_name}': {exc}") from None
+    cls = getattr(module, class_name, None)
+    if not isinstance(cls, type):
+        raise MlciError(f"{where} class: module '{module_name}' has no class '{class_name}'")
+    try:
+        estimator = cls()
+    except TypeError as exc:
+        raise MlciError(f"{where} class: cannot construct {class_name}(): {exc}") from None
+    if not (
+        hasattr(estimator, "fit")
+        and hasattr(estimator, "predict")
+        and hasattr(estimator, "get_params")
+    ):
+        raise MlciError(
+            f"{where} class: {spec.class_path} is not a scikit-learn estimator "
+            "(it needs fit, predict and get_params)"
+        )
+    valid = estimator.get_params(deep=False)
+    unknown = sorted(set(spec.params) - set(valid))
+    if unknown:
+        raise MlciError(
+            f"{where} params: {', '.join(unknown)} not a parameter of {class_name}; "
+            f"valid parameters: {', '.join(sorted(valid))}"
+        )
+    estimator.set_params(**spec.params)
+    return estimator

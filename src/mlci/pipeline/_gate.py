@@ -1,0 +1,167 @@
+"""The quality gate: absolute floors, and the largest drop allowed against a reference model.
+
+Comparisons follow MLflow's ``MetricThreshold`` (greater is better): a candidate passes a floor
+when ``value >= floor``, and a reference check when ``value >= reference - max_drop`` and
+``value >= reference * (1 - max_relative_drop)``. A metric missing from the candidate fails.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from mlci.pipeline import _baseline as baseline
+from mlci.pipeline._baseline import TOLERANCE
+from mlci.pipeline._config import Config, GateConfig
+from mlci.pipeline._evaluate import HEADLINE
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """One row of the gate's table."""
+
+    metric: str
+    candidate: float | None
+    reference: float | None
+    rule: str
+    passed: bool
+
+    @property
+    def delta(self) -> float | None:
+        """Candidate minus reference, when both exist."""
+        if self.candidate is None or self.reference is None:
+            return None
+        return self.candidate - self.reference
+
+    def describe(self) -> str:
+        """One sentence for a failure."""
+        if self.candidate is None:
+            return f"{self.metric} is missing from the candidate's metrics"
+        against = "" if self.reference is None else f" against the reference {self.reference:.4f}"
+        return f"{self.metric} {self.candidate:.4f} breaks '{self.rule}'{against}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """All checks, the reference's name, and the metrics that improved beyond tolerance."""
+
+    checks: list[Check]
+    reference: str | None
+    improved: list[str]
+
+    @property
+    def passed(self) -> bool:
+        """True when every check passed."""
+        return all(check.passed for check in self.checks)
+
+    @property
+    def failures(self) -> list[Check]:
+        """The checks that failed."""
+        return [check for check in self.checks if not check.passed]
+
+
+@dataclasses.dataclass(frozen=True)
+class Reference:
+    """What a candidate is judged against: its metrics and a name for the report."""
+
+    metrics: dict[str, float] | None
+    name: str | None
+    note: str = ""
+
+
+def baseline_reference(config: Config, python: str) -> Reference:
+    """The committed baseline of ``python``, or floors only when it has no entry."""
+    entry = baseline.entry(config, python)
+    if entry is not None:
+        return Reference(entry["metrics"], f"baseline for Python {python}")
+    return Reference(
+        None,
+        None,
+        f"no production model and no {config.relative(config.baseline)} entry for Python "
+        f"{python}: floors only; run 'nox -s baseline' and commit it to start guarding against "
+        "regressions",
+    )
+
+
+def evaluate(
+    candidate: dict[str, float],
+    reference: dict[str, float] | None,
+    gate: GateConfig,
+    reference_name: str | None = None,
+) -> Verdict:
+    """Apply the floors, then the regression rules against ``reference`` when there is one."""
+    checks = []
+    for metric, floor in sorted(gate.floors.items()):
+        value = candidate.get(metric)
+        ref = reference.get(metric) if reference else None
+        passed = value is not None and value >= floor - TOLERANCE
+        checks.append(Check(metric, value, ref, f">= {floor:g}", passed))
+    improved = []
+    if reference is not None:
+        for metric in sorted(set(HEADLINE) | set(gate.floors)):
+            ref = reference.get(metric)
+            if ref is None:
+                continue
+            value = candidate.get(metric)
+            # Each configured limit must hold, as with MLflow's absolute and relative changes;
+            # with neither configured, no drop at all is allowed.
+            limits = [ref - gate.max_drop] if gate.max_drop else []
+            if gate.max_relative_drop:
+                limits.append(ref * (1 - gate.max_relative_drop))
+            allowed = max(limits, default=ref)
+            rule = _regression_rule(gate)
+            passed = value is not None and value >= allowed - TOLERANCE
+            checks.append(Check(metric, value, ref, rule, passed))
+            if value is not None and value > ref + TOLERANCE:
+                improved.append(metric)
+    return Verdict(checks, reference_name, improved)
+
+
+def _regression_rule(gate: GateConfig) -> str:
+    parts = []
+    if gate.max_drop:
+        parts.append(f"drop <= {gate.max_drop:g}")
+    if gate.max_relative_drop:
+        parts.append(f"drop <= {gate.max_relative_drop:.1%}")
+    return " and ".join(parts) if parts else "no drop"
+
+
+def _number(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "missing"
+    return f"{value:+.4f}" if signed else f"{value:.4f}"
+
+
+def rows(verdict: Verdict) -> list[list[str]]:
+    """The table: metric, candidate, reference, delta, rule, result."""
+    return [
+        [
+            check.metric,
+            _number(check.candidate),
+            "-" if check.reference is None else _number(check.reference),
+            "-" if check.delta is None else _number(check.delta, signed=True),
+            check.rule,
+            "pass" if check.passed else "FAIL",
+        ]
+        for check in verdict.checks
+    ]
+
+
+HEADER = ["metric", "candidate", "reference", "delta", "rule", "result"]
+
+
+def to_dict(verdict: Verdict) -> dict[str, Any]:
+    """Plain JSON of the verdict."""
+    return {
+        "passed": verdict.passed,
+        "reference": verdict.reference,
+        "improved": verdict.improved,
+        "checks": [dict(zip(HEADER, row)) for row in rows(verdict)],
+    }
+
+
+def judge(config: Config, metrics: dict[str, Any], reference: Reference) -> Verdict:
+    """Judge a run's metrics against ``reference`` with the configured floors and drops."""
+    from mlci.pipeline._evaluate import scalar_metrics
+
+    return evaluate(scalar_metrics(metrics), reference.metrics, config.gate, reference.name)

@@ -1,0 +1,201 @@
+"""Training: validate the data, fit the configured estimator, write artifacts atomically.
+
+A run writes into a private staging folder and moves its files into place only once all of
+them exist, lineage last; a run that fails or is killed leaves the previous artifacts intact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import functools
+import os
+import shutil
+import subprocess
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from mlci import __version__
+from mlci._io import atomic_write_json, read_json, sha256_file
+from mlci.errors import MlciError
+from mlci.pipeline import _stage as stage
+from mlci.pipeline._config import Config, build_estimator
+from mlci.pipeline._data import Manifest, Table, load_manifest, read_training_data
+from mlci.pipeline._evaluate import compute_metrics, predictions_fingerprint
+from mlci.pipeline._model import save_model
+from mlci.pipeline._stage import Artifacts
+
+PACKAGES = ("scikit-learn", "numpy", "scipy", "joblib", "threadpoolctl")
+STAGING_PREFIX = ".run-"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    """What ``train`` produced, or found up to date."""
+
+    artifacts: Artifacts
+    metrics: dict[str, Any]
+    lineage: dict[str, Any]
+    up_to_date: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class Fitted:
+    """A fitted estimator with its held-out evaluation."""
+
+    estimator: Any
+    metrics: dict[str, Any]
+    predictions: dict[str, Any]
+
+
+@functools.lru_cache(maxsize=1)
+def package_versions() -> dict[str, str | None]:
+    """Installed versions of the packages a pickled model depends on (read once per process)."""
+    versions: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def git_commit(root: Path) -> str | None:
+    """The checked-out commit, or None outside a git work tree."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=False
+        )
+    except OSError:
+        return None
+    if result.returncode != 0:
+        return None
+    return result.stdout.strip() or None
+
+
+def load_data(config: Config, sha256: str | None = None) -> tuple[Manifest, Table]:
+    """The manifest and the data it validates, read once; invalid data is refused."""
+    manifest = load_manifest(config.manifest)
+    if manifest.target != config.target:
+        raise MlciError(
+            f"{config.manifest}: target '{manifest.target}' differs from [tool.mlci] target "
+            f"'{config.target}'"
+        )
+    if sha256 is None:
+        sha256 = sha256_file(config.data)
+    display = config.relative(config.data)
+    return manifest, read_training_data(config.data, manifest, sha256=sha256, display=display)
+
+
+def fit(config: Config, manifest: Manifest, table: Table) -> Fitted:
+    """Split stratified, fit the estimator, and evaluate it on the held-out rows."""
+    import numpy as np
+    from sklearn.model_selection import train_test_split
+
+    assert table.labels is not None
+    features = np.asarray(table.features, dtype=np.float64)
+    labels = np.asarray(table.labels, dtype=object)
+    rows = np.arange(len(labels))
+    try:
+        train_rows, test_rows = train_test_split(
+            rows, test_size=config.test_size, random_state=config.seed, stratify=labels
+        )
+    except ValueError as exc:
+        raise MlciError(f"{config.relative(config.data)}: cannot split the data: {exc}") from None
+    estimator = build_estimator(config.estimator)
+    try:
+        estimator.fit(features[train_rows], labels[train_rows])
+    except (TypeError, ValueError) as exc:
+        raise MlciError(
+            f"[tool.mlci.estimator]: training {config.estimator.class_path} failed: {exc}"
+        ) from None
+    predicted = [str(p) for p in estimator.predict(features[test_rows])]
+    expected = [str(label) for label in labels[test_rows]]
+    metrics = compute_metrics(
+        expected, predicted, manifest.target_column.labels, train_size=len(train_rows)
+    )
+    predictions = {
+        "lines": [int(row) + 2 for row in test_rows],  # line 1 is the header
+        "expected": expected,
+        "predicted": predicted,
+        "sha256": predictions_fingerprint(predicted),
+    }
+    return Fitted(estimator, metrics, predictions)
+
+
+def train(config: Config, *, force: bool = False) -> TrainResult:
+    """Train unless the artifacts are up to date for the current inputs (or ``force``)."""
+    artifacts = Artifacts.of(config)
+    status = stage.check(config)
+    if status.up_to_date and not force:
+        assert status.lineage is not None
+        return TrainResult(artifacts, read_json(artifacts.metrics, "metrics"), status.lineage, True)
+
+    if status.inputs["data"] is None:
+        raise MlciError(f"{config.relative(config.data)}: data file not found")
+    manifest, table = load_data(config, status.inputs["data"])
+    _remove_stale_staging(artifacts.folder)
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=_ensure(artifacts.folder)))
+    try:
+        lineage: dict[str, Any] = {
+            "status": "running",
+            "stage": {"key": status.key, "inputs": status.inputs},
+            "started_at": _now(),
+        }
+        # The key is on disk before training starts, as DVC records inputs before running.
+        atomic_write_json(staging / "lineage.json", lineage)
+        fitted = fit(config, manifest, table)
+        staged = Artifacts(staging, config.model_format)
+        model_sha = save_model(fitted.estimator, staged.model)
+        atomic_write_json(staged.metrics, fitted.metrics)
+        atomic_write_json(staged.predictions, fitted.predictions)
+        lineage.update(
+            status=stage.COMPLETE,
+            mlci_version=__version__,
+            config=config.resolved(),
+            data={
+                "path": config.relative(config.data),
+                "sha256": status.inputs["data"],
+                "rows": manifest.rows,
+            },
+            python=stage.python_id(),
+            packages=dict(package_versions()),
+            git_commit=git_commit(config.root),
+            outputs={
+                "model": model_sha,
+                "metrics": sha256_file(staged.metrics),
+                "predictions": fitted.predictions["sha256"],
+            },
+            finished_at=_now(),
+        )
+        atomic_write_json(staged.lineage, lineage)
+        _commit(staged, artifacts)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return TrainResult(artifacts, fitted.metrics, lineage, False)
+
+
+def _commit(staged: Artifacts, artifacts: Artifacts) -> None:
+    """Move the staged files into place, lineage last: until it lands, the run is not complete."""
+    for source, target in zip(staged.files, artifacts.files):
+        os.replace(source, target)
+
+
+def _remove_stale_staging(folder: Path) -> None:
+    """Remove staging folders left behind by runs that were killed."""
+    if folder.is_dir():
+        for leftover in folder.glob(f"{STAGING_PREFIX}*"):
+            with contextlib.suppress(OSError):
+                shutil.rmtree(leftover)
+
+
+def _ensure(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")

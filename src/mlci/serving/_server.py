@@ -1,0 +1,406 @@
+"""`mlci serve`: the model an alias points at, behind MLflow's scoring protocol.
+
+This module needs the ``serve`` extra (FastAPI, uvicorn); nothing else in mlci imports it.
+
+A poller watches the registry index; when the alias moves (promote or rollback), the new version
+is loaded and verified off the request path, then swapped in with one assignment. A request
+takes the model it starts with, so in-flight requests finish on the old one. A version that
+fails verification is never served: the old model stays, and /health and the log say why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime
+import ipaddress
+import json
+import logging
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+
+from mlci import __version__
+from mlci.delivery import Registry, Version
+from mlci.errors import MlciError
+from mlci.pipeline import Config, load_manifest
+from mlci.serving._scoring import BadRequest, Limits, parse
+from mlci.serving._settings import ServeConfig, serve_settings
+
+log = logging.getLogger("mlci.serve")
+access = logging.getLogger("mlci.access")
+ERROR_CODES = {
+    400: "BAD_REQUEST",
+    404: "ENDPOINT_NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    503: "MODEL_NOT_LOADED",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Loaded:
+    """A verified model and the registry version it came from."""
+
+    version: Version
+    model: Any
+    loaded_at: str
+
+
+class ModelSlot:
+    """The served model: swapped whole when the alias moves, never half-loaded."""
+
+    def __init__(self, registry: Registry, alias: str, trusted: tuple[str, ...] = ()) -> None:
+        self.registry = registry
+        self.alias = alias
+        self.trusted = trusted
+        self.current: Loaded | None = None
+        self.error: str | None = None
+        self._seen: tuple[int, int, int] | None = None
+        self._refreshing = threading.Lock()
+
+    def _stamp(self) -> tuple[int, int, int] | None:
+        try:
+            stat = self.registry.index_path.stat()
+        except FileNotFoundError:
+            return None
+        return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+    def refresh(self) -> None:
+        """Load the alias's version when it moved; keep the old model when the new one fails."""
+        with self._refreshing:
+            stamp = self._stamp()
+            if stamp is not None and stamp == self._seen:
+                return
+            try:
+                version = self.registry.alias(self.alias)
+                if version is None:
+                    self._fail(f"no version holds the alias '{self.alias}' yet")
+                    return
+                current = self.current
+                if current is not None and current.version.number == version.number:
+                    self._seen = stamp
+                    return
+                model = self.registry.load_model(version, self.trusted)
+            except MlciError as error:
+                self._fail(str(error))  # _seen stays: the next poll tries again
+                return
+            self.current = Loaded(version, model, _now())
+            self.error = None
+            self._seen = stamp
+            log.info(
+                json.dumps(
+                    {
+                        "event": "model_loaded",
+                        "alias": self.alias,
+                        "version": version.number,
+                        "sha256": version.files[version.model_file],
+                    }
+                )
+            )
+
+    def _fail(self, message: str) -> None:
+        if message != self.error:
+            serving = self.current.version.number if self.current else None
+            log.error(json.dumps({"event": "reload_failed", "error": message, "serving": serving}))
+        self.error = message
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def create_app(
+    slot: ModelSlot,
+    features: Sequence[str],
+    settings: ServeConfig,
+    data_sha256: str | None = None,
+) -> Any:
+    """The FastAPI application: /invocations, /ping, /health, /version."""
+    limits = Limits(settings.max_rows, settings.max_body_bytes)
+    features = list(features)
+
+    batcher = Batcher(settings.max_rows)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        await run_in_threadpool(slot.refresh)
+        tasks = [asyncio.create_task(_poll(slot, settings.poll_seconds)), batcher.start()]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            log.info(json.dumps({"event": "shutdown"}))
+
+    app = FastAPI(
+        title="mlci model server",
+        version=__version__,
+        description="MLflow's scoring protocol for the model an mlci registry alias points at.",
+        lifespan=lifespan,
+    )
+
+    def error(status: int, message: str) -> JSONResponse:
+        code = ERROR_CODES.get(status, "ERROR")
+        return JSONResponse({"error_code": code, "message": message}, status_code=status)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(BadRequest)
+    async def bad_request(request: Request, exc: BadRequest) -> JSONResponse:
+        return error(exc.status, str(exc))
+
+    @app.middleware("http")
+    async def access_log(request: Request, call_next: Any) -> Any:
+        start = time.perf_counter()
+        response = await call_next(request)
+        access.info(
+            json.dumps(
+                {
+                    "time": _now(),
+                    "client": request.client.host if request.client else None,
+                    "method": request.method,
+                    "path": request.url.path,
+                    "status": response.status_code,
+                    "ms": round((time.perf_counter() - start) * 1000, 3),
+                    "model_version": response.headers.get("x-model-version"),
+                }
+            )
+        )
+        return response
+
+    @app.post("/invocations")
+    async def invocations(request: Request) -> Response:
+        loaded = slot.current  # this request's model, whatever the poller swaps in meanwhile
+        if loaded is None:
+            return error(503, f"no model loaded: {slot.error or 'starting'}")
+        body = await _read_body(request, limits.max_body_bytes)
+        scoring = parse(body, request.headers.get("content-type"), features, limits)
+        reply = await batcher.predict(loaded.model, scoring.rows, scoring.params)
+        return JSONResponse(reply, headers={"X-Model-Version": str(loaded.version.number)})
+
+    def status() -> dict[str, Any]:
+        loaded = slot.current
+        return {
+            "status": "ok" if loaded else "unavailable",
+            "alias": slot.alias,
+            "model_version": loaded.version.number if loaded else None,
+            "loaded_at": loaded.loaded_at if loaded else None,
+            "reload_error": slot.error,
+        }
+
+    @app.get("/ping")
+    @app.get("/health")
+    async def health() -> Response:
+        return JSONResponse(status(), status_code=200 if slot.current else 503)
+
+    @app.get("/version")
+    async def version() -> Response:
+        loaded = slot.current
+        model = loaded.version if loaded else None
+        return JSONResponse(
+            {
+                "mlci_version": __version__,
+                "alias": slot.alias,
+                "model_version": model.number if model else None,
+                "model_sha256": model.files[model.model_file] if model else None,
+                "data_sha256": model.data_sha256 if model else data_sha256,
+            }
+        )
+
+    return app
+
+
+async def _poll(slot: ModelSlot, seconds: float) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        await run_in_threadpool(slot.refresh)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BadRequest(f"the body is {declared} bytes, over the limit of {limit}", 413)
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BadRequest(f"the body is over the limit of {limit} bytes", 413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@dataclasses.dataclass
+class _Pending:
+    """One request waiting for its share of a batched prediction."""
+
+    model: Any
+    rows: list[list[float]]
+    params: dict[str, Any]
+    future: asyncio.Future[dict[str, Any]]
+
+
+class Batcher:
+    """Predicts for every request waiting at that moment in one call, then splits the answers.
+
+    A forest's `predict` costs about the same for 1 row as for 100, so concurrent requests are
+    served together: while one batch is being scored, the next requests queue up and form the
+    next batch. Nothing waits for a batch to fill, so a lone request is not delayed. Requests
+    are grouped by the model they started with, so a hot reload never mixes two versions.
+    scikit-learn predictors score each row on its own, so batching does not change an answer.
+    """
+
+    def __init__(self, max_rows: int) -> None:
+        self.max_rows = max_rows
+        self.queue: asyncio.Queue[_Pending] | None = None
+
+    def start(self) -> asyncio.Task[None]:
+        """Start the batching loop on the running event loop."""
+        self.queue = asyncio.Queue()
+        return asyncio.create_task(self._loop())
+
+    async def predict(self, model: Any, rows: list[list[float]], params: dict[str, Any]) -> Any:
+        """This request's reply, scored together with whatever else is waiting."""
+        if self.queue is None:  # no lifespan (e.g. a bare ASGI test): score alone
+            return await run_in_threadpool(_predict, model, rows, params)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        await self.queue.put(_Pending(model, rows, params, future))
+        return await future
+
+    async def _loop(self) -> None:
+        assert self.queue is not None
+        while True:
+            batch = [await self.queue.get()]
+            size = len(batch[0].rows)
+            while not self.queue.empty() and size < self.max_rows:
+                batch.append(self.queue.get_nowait())
+                size += len(batch[-1].rows)
+            groups: dict[int, list[_Pending]] = {}
+            for pending in batch:
+                groups.setdefault(id(pending.model), []).append(pending)
+            for group in groups.values():
+                try:
+                    await run_in_threadpool(_score_group, group)
+                except Exception as exc:  # a bug, not a bad request: fail these, keep serving
+                    log.exception("batch scoring failed")
+                    for pending in group:
+                        _settle(pending, None, exc)
+
+
+def _score_group(group: list[_Pending]) -> None:
+    """Score a group with one call; if that fails, score each request alone to isolate it."""
+    rows = [row for pending in group for row in pending.rows]
+    params = {"proba": any(pending.params.get("proba") for pending in group)}
+    try:
+        reply = _predict(group[0].model, rows, params)
+    except BadRequest:
+        if len(group) == 1:
+            _settle(group[0], None, sys.exc_info()[1])
+            return
+        for pending in group:
+            _score_group([pending])
+        return
+    start = 0
+    for pending in group:
+        end = start + len(pending.rows)
+        share = {"predictions": reply["predictions"][start:end]}
+        if pending.params.get("proba"):
+            share["probabilities"] = reply["probabilities"][start:end]
+        _settle(pending, share, None)
+        start = end
+
+
+def _settle(pending: _Pending, reply: dict[str, Any] | None, error: BaseException | None) -> None:
+    """Hand a result to the waiting request, on the event loop's thread."""
+    loop = pending.future.get_loop()
+
+    def settle() -> None:
+        if pending.future.done():  # the client went away
+            return
+        if error is not None:
+            pending.future.set_exception(error)
+        else:
+            pending.future.set_result(reply or {})
+
+    loop.call_soon_threadsafe(settle)
+
+
+def _predict(model: Any, rows: list[list[float]], params: dict[str, Any]) -> dict[str, Any]:
+    import numpy as np
+
+    features = np.asarray(rows, dtype=np.float64)
+    try:
+        labels = model.predict(features)
+        reply: dict[str, Any] = {"predictions": [str(label) for label in labels]}
+        if params.get("proba"):
+            classes = [str(c) for c in model.classes_]
+            reply["probabilities"] = [
+                dict(zip(classes, map(float, row))) for row in model.predict_proba(features)
+            ]
+    except (ValueError, TypeError, ArithmeticError, RuntimeWarning) as exc:  # e.g. > float32 max
+        raise BadRequest(f"the model cannot score these values: {exc}") from None
+    return reply
+
+
+def serve(
+    config: Config,
+    *,
+    alias: str | None = None,
+    host: str | None = None,
+    port: int | None = None,
+) -> None:
+    """Run the server until SIGTERM or Ctrl-C; in-flight requests finish first."""
+    configured = serve_settings(config)
+    settings = dataclasses.replace(
+        configured,
+        alias=alias or configured.alias,
+        host=host or configured.host,
+        port=configured.port if port is None else port,
+    )
+    if not is_loopback(settings.host) and host is None:
+        raise MlciError(
+            f"[tool.mlci.serve] host '{settings.host}' is not a loopback address: pass "
+            "--host explicitly to expose the model on the network"
+        )
+    manifest = load_manifest(config.manifest)
+    slot = ModelSlot(Registry.of(config), settings.alias, config.skops_trusted)
+    app = create_app(slot, [c.name for c in manifest.features], settings, manifest.sha256)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            access_log=False,  # mlci.access writes one JSON line per request instead
+            log_config=None,
+            timeout_graceful_shutdown=30,
+        )
+    )
+    log.info(json.dumps({"event": "listening", "host": settings.host, "port": settings.port}))
+    server.run()
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+from mlci.ci import _locks as locks
+from mlci.ci._parity import Repo
+from mlci.errors import MlciError
+
+
+@pytest.fixture
+def all_locks() -> list[locks.Lock]:
+    return Repo.read(REPO).locks
+
+
+def test_each_lock_is_compiled_from_its_inputs(all_locks: list[locks.Lock], tmp_path: Path) -> None:
+    commands = {lock.path: lock.command(tmp_path / "out.txt") for lock in all_locks}
+    main, test, lint, tools = (
+        commands[f"requirements/{n}.txt"] for n in ("main", "test", "lint", "tools")
+    )
+    for command in commands.values():
+        assert command[:7] == locks.COMPILE
+        assert "--generate-hashes" in command
+        assert "--universal" in command
+        assert "--emit-index-url" not in command
+    assert main[-3:] == ["pyproject.toml", "-o", str(tmp_path / "out.txt")]
+    assert main[main.index("--python-version") + 1] == "3.9"
+    assert test[-6:-2] == ["--group", "test", "--constraint", "requirements/main.txt"]
+    assert lint[-4:-2] == ["--group", "pyproject.toml:lint"]
+    assert tools[tools.index("--python-version") + 1] == locks.TOOLS_PYTHON
+
+
+def test_pins_reads_every_marker_split(tmp_path: Path) -> None:
+    path = tmp_path / "lock.txt"
+    path.write_text(
+        "# header\nNumPy==2.0.2 ; python_full_version < '3.10' \\\n    --hash=sha256:aa\n"
+        "numpy==2.2.6 ; python_full_version >= '3.10' \\\n    --hash=sha256:bb\n"
+        "zope.interface==7.0\n"
+    )
+    assert locks.pins(path) == {"numpy": ["2.0.2", "2.2.6"], "zope-interface": ["7.0"]}
+
+
+def test_compile_all_runs_uv_per_lock(
+    all_locks: list[locks.Lock], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[list[str]] = []
+    monkeypatch.setattr(locks, "_run", lambda command, root: seen.append(command))
+    locks.compile_all(tmp_path, all_locks, upgrade=True)
+    outputs = [command[command.index("-o") + 1] for command in seen]
+    assert outputs == [str(tmp_path / lock.path) for lock in all_locks]
+    assert all("--upgrade" in command for command in seen)
+
+
+def test_resolve_reports_what_a_fresh_resolution_changes(
+    all_locks: list[locks.Lock], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for lock in all_locks:
+        (tmp_path / lock.path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / lock.path).write_text("joblib==1.5.0 \\\n    --hash=sha256:aa\n")
+
+    def fake_uv(command: list[str], root: Path) -> None:
+        output = Path(command[-1])
+        if output.name == "main.txt":
+            output.write_text("joblib==1.6.0 \\\n    --hash=sha256:bb\n")
+
+    monkeypatch.setattr(locks, "_run", fake_uv)
+    assert locks.resolve_differences(tmp_path, all_locks) == {
+        "requirements/main.txt": "joblib 1.5.0 -> 1.6.0"
+    }
+    (tmp_path / "requirements" / "lint.txt").unlink()  # reported by locks-fresh, skipped here
+    assert list(locks.resolve_differences(tmp_path, all_locks)) == ["requirements/main.txt"]
+
+
+def test_a_missing_uv_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(MlciError, match="uv: not installed"):
+        locks._run(["uv", "pip", "compile"], tmp_path)
+
+
+def test_a_failing_uv_is_a_clear_error(tmp_path: Path) -> None:
+    command = [sys.executable, "-c", "import sys; sys.stderr.write('no solution'); sys.exit(1)"]
+    with pytest.raises(MlciError, match="uv pip compile failed:\nno solution"):
+        locks._run(command, tmp_path)

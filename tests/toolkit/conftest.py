@@ -1,0 +1,115 @@
+"""Fixtures that build small mlci projects in temp dirs; tests never touch the repo's artifacts."""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from mlci.pipeline import _stage as stage
+from mlci.pipeline._config import Config, load_config
+from mlci.pipeline._train import TrainResult, train
+
+REPO = Path(__file__).resolve().parents[2]
+IRIS = REPO / "data" / "iris.csv"
+IRIS_MANIFEST = REPO / "data" / "iris.manifest.json"
+
+PYPROJECT = """\
+[project]
+name = "example"
+version = "0"
+
+[tool.mlci]
+data = "data/iris.csv"
+manifest = "data/iris.manifest.json"
+target = "species"
+test_size = 0.2
+seed = 42
+artifacts = "artifacts"
+lock = "requirements/main.txt"
+{extra}
+[tool.mlci.estimator]
+class = "sklearn.ensemble.RandomForestClassifier"
+params = {{ n_estimators = {trees}, random_state = 42 }}
+
+[tool.mlci.gate]
+min_accuracy = 0.8
+min_macro_f1 = 0.8
+max_drop = 0.02
+"""
+
+
+def write_pyproject(root: Path, *, trees: int = 10, extra: str = "") -> None:
+    """Write a pyproject.toml with a [tool.mlci] table pointing at the project's Iris copy."""
+    (root / "pyproject.toml").write_text(
+        PYPROJECT.format(trees=trees, extra=extra), encoding="utf-8"
+    )
+
+
+def make_project(root: Path) -> Path:
+    """Fill ``root`` with the Iris data, its manifest, a lock file and a config."""
+    (root / "data").mkdir(parents=True)
+    shutil.copy(IRIS, root / "data" / "iris.csv")
+    shutil.copy(IRIS_MANIFEST, root / "data" / "iris.manifest.json")
+    (root / "requirements").mkdir()
+    (root / "requirements" / "main.txt").write_text("scikit-learn==0\n", encoding="utf-8")
+    write_pyproject(root)
+    return root
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A project folder with the Iris data, its manifest, a lock file and a config."""
+    return make_project(tmp_path)
+
+
+@pytest.fixture
+def config(project: Path) -> Config:
+    """The loaded config of ``project``."""
+    return load_config(project)
+
+
+# Trained artifacts by stage key. The key covers every input (data, config, code, lock,
+# Python) and no path, so a copy into another project with the same inputs is up to date there;
+# tests that need a real fit call `train` themselves.
+_TRAINED: dict[str, Path] = {}
+_TEMPLATES = Path(tempfile.mkdtemp(prefix="mlci-trained-"))
+atexit.register(shutil.rmtree, _TEMPLATES, True)
+
+
+def train_once(config: Config) -> TrainResult:
+    """Train, or copy the artifacts of an earlier run with the same stage key (a cache hit)."""
+    key = stage.check(config).key
+    template = _TRAINED.get(key)
+    if template is not None:
+        shutil.rmtree(config.artifacts, ignore_errors=True)
+        shutil.copytree(template, config.artifacts)
+    result = train(config)
+    if key not in _TRAINED:
+        _TRAINED[key] = _TEMPLATES / key
+        shutil.copytree(config.artifacts, _TRAINED[key])
+    return result
+
+
+@pytest.fixture
+def trained(config: Config) -> TrainResult:
+    """``project`` after one training run."""
+    return train_once(config)
+
+
+@pytest.fixture(autouse=True)
+def _no_registry_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's MLCI_REGISTRY or MLCI_NO_CACHE must not change what the tests see."""
+    monkeypatch.delenv("MLCI_REGISTRY", raising=False)
+    monkeypatch.delenv("MLCI_NO_CACHE", raising=False)
+
+
+def retrain_with(root: Path, *, trees: int, extra: str = "") -> Config:
+    """Rewrite the project's config with another forest size and train it: a new stage key."""
+    write_pyproject(root, trees=trees, extra=extra)
+    config = load_config(root)
+    train_once(config)
+    return config

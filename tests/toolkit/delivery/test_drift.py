@@ -1,0 +1,195 @@
+from __future__ import annotations
+
+import csv
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from mlci.cli import main
+from mlci.delivery import DriftConfig
+from mlci.delivery import _drift as drift
+from mlci.errors import MlciError
+from mlci.pipeline import Config
+from mlci.pipeline._data import Table
+
+FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
+
+
+def iris_rows(config: Config) -> tuple[list[str], list[list[str]]]:
+    with config.data.open(newline="") as stream:
+        header, *rows = list(csv.reader(stream))
+    return header, rows
+
+
+def write_batch(
+    path: Path,
+    config: Config,
+    *,
+    size: int = 100,
+    seed: int = 7,
+    shift: dict[str, float] | None = None,
+    scale: dict[str, float] | None = None,
+) -> Path:
+    """A batch resampled from the Iris data, with chosen columns shifted or scaled."""
+    header, rows = iris_rows(config)
+    rng = random.Random(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(header)
+        for row in rng.choices(rows, k=size):
+            out = list(row)
+            for name, value in (shift or {}).items():
+                out[header.index(name)] = f"{float(out[header.index(name)]) + value:.2f}"
+            for name, value in (scale or {}).items():
+                out[header.index(name)] = f"{float(out[header.index(name)]) * value:.2f}"
+            writer.writerow(out)
+    return path
+
+
+def test_a_resampled_batch_does_not_drift(config: Config, tmp_path: Path) -> None:
+    (report,) = drift.check(config, [write_batch(tmp_path / "same.csv", config)])
+    assert report.drifted_columns == []
+    assert not report.drifted
+    assert [c.test for c in report.columns] == ["ks"] * 4 + ["chi2"]
+    assert report.reference_rows == 150
+    assert report.batch_rows == 100
+
+
+@pytest.mark.parametrize(
+    ("shift", "scale"),
+    [
+        ({"sepal_length": 1.0}, {}),
+        ({}, {"petal_length": 1.5}),
+        ({"sepal_width": 0.8}, {"petal_width": 1.6, "sepal_length": 1.3}),
+    ],
+)
+def test_shifting_or_scaling_flags_exactly_those_columns(
+    config: Config, tmp_path: Path, shift: dict[str, float], scale: dict[str, float]
+) -> None:
+    batch = write_batch(tmp_path / "moved.csv", config, shift=shift, scale=scale)
+    (report,) = drift.check(config, [batch])
+    assert sorted(report.drifted_columns) == sorted({*shift, *scale})
+    assert report.drifted == (len({*shift, *scale}) / 5 >= 0.5)
+    moved = [c for c in report.columns if c.drifted]
+    assert all(c.p_value is not None and c.p_value <= 0.05 for c in moved)
+    assert all(c.psi is not None and c.psi > 0.1 for c in moved)
+
+
+def test_a_large_reference_uses_normalized_wasserstein() -> None:
+    rng = random.Random(3)
+    reference = Table(("x", "y"), [[rng.gauss(0, 1), rng.gauss(5, 2)] for _ in range(2000)], None)
+    same = Table(("x", "y"), [[rng.gauss(0, 1), rng.gauss(5, 2)] for _ in range(500)], None)
+    moved = Table(("x", "y"), [[rng.gauss(0.5, 1), rng.gauss(5, 2)] for _ in range(500)], None)
+    settings = DriftConfig()
+    assert drift.detect(reference, same, settings).drifted_columns == []
+    report = drift.detect(reference, moved, settings)
+    assert [c.test for c in report.columns] == ["wasserstein", "wasserstein"]
+    assert report.drifted_columns == ["x"]
+    assert report.columns[0].distance == pytest.approx(0.5, abs=0.15)
+    assert report.drifted  # one of two columns: share 0.5
+
+
+def test_thresholds_are_configurable() -> None:
+    rng = random.Random(4)
+    reference = Table(("x",), [[rng.gauss(0, 1)] for _ in range(300)], None)
+    moved = Table(("x",), [[rng.gauss(0.3, 1)] for _ in range(300)], None)
+    assert drift.detect(reference, moved, DriftConfig()).drifted
+    assert not drift.detect(reference, moved, DriftConfig(ks_p_value=1e-12)).drifted
+    assert drift.detect(reference, moved, DriftConfig(ks_max_rows=10, wasserstein=0.2)).drifted
+    assert not drift.detect(reference, moved, DriftConfig(ks_max_rows=10, wasserstein=0.9)).drifted
+
+
+def test_five_rows_get_an_answer_and_a_warning(config: Config, tmp_path: Path) -> None:
+    (report,) = drift.check(config, [write_batch(tmp_path / "five.csv", config, size=5)])
+    assert report.batch_rows == 5
+    assert all("only 5 rows" in c.note for c in report.columns)
+    json.dumps(report.to_dict(), allow_nan=False)
+
+
+def test_constant_columns_get_an_answer() -> None:
+    reference = Table(("x", "c"), [[float(i), 1.0] for i in range(2000)], None)
+    same = Table(("x", "c"), [[float(i), 1.0] for i in range(0, 2000, 4)], None)
+    other = Table(("x", "c"), [[float(i), 2.0] for i in range(0, 2000, 4)], None)
+    constant = drift.detect(reference, same, DriftConfig()).columns[1]
+    assert (constant.drifted, constant.distance, constant.note) == (
+        False,
+        0.0,
+        "constant in the reference",
+    )
+    changed = drift.detect(reference, other, DriftConfig())
+    assert changed.drifted_columns == ["c"]
+    assert changed.to_dict()["columns"][1]["distance"] == "inf"
+    json.dumps(changed.to_dict(), allow_nan=False)
+    small = drift.detect(
+        Table(("c",), [[1.0]] * 50, None), Table(("c",), [[1.0]] * 5, None), DriftConfig()
+    )
+    assert small.drifted_columns == []
+
+
+def test_a_single_label_on_both_sides_is_not_tested() -> None:
+    column = drift.label(["a"] * 10, ["a"] * 4, DriftConfig())
+    assert (column.drifted, column.p_value) == (False, None)
+    assert "one label" in column.note
+
+
+def test_psi_is_near_zero_for_the_same_distribution_and_large_when_moved() -> None:
+    rng = random.Random(5)
+    values = [rng.gauss(0, 1) for _ in range(5000)]
+    assert drift.psi(values[:2500], values[2500:]) < 0.02
+    assert drift.psi(values, [v + 1 for v in values]) > 0.25
+
+
+def test_invalid_batches_are_refused_with_their_line(config: Config, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,x,0.2\n", encoding="utf-8"
+    )
+    with pytest.raises(MlciError, match=r"bad.csv:2:3: petal_length: not a number"):
+        drift.check(config, [bad])
+
+
+def test_cli_exit_codes_json_and_summary(
+    project: Path, config: Config, capsys: pytest.CaptureFixture[str]
+) -> None:
+    incoming = project / "data" / "incoming"
+    assert main(["-C", str(project), "drift"]) == 0
+    assert "nothing to compare" in capsys.readouterr().out
+    write_batch(incoming / "a.csv", config)
+    assert main(["-C", str(project), "drift"]) == 0
+    assert "no drift" in capsys.readouterr().out
+    write_batch(
+        incoming / "b.csv",
+        config,
+        shift={"sepal_length": 1.0, "petal_length": 1.5},
+        scale={"petal_width": 1.6},
+    )
+    assert main(["-C", str(project), "drift"]) == 1
+    out = capsys.readouterr().out
+    assert "drift in data/incoming/b.csv" in out
+    report = json.loads((project / "artifacts" / "drift.json").read_text())
+    verdicts = [batch["dataset"] for batch in report["batches"]]
+    assert [v["drifted"] for v in verdicts] == [False, True]
+    assert verdicts[1]["drifted_columns"] == ["sepal_length", "petal_length", "petal_width"]
+    first = report["batches"][1]["columns"][0]
+    assert set(first) >= {"test", "statistic", "p_value", "distance", "threshold", "drifted"}
+    summary = (project / "artifacts" / "report.md").read_text()
+    assert "## Drift: drift in data/incoming/b.csv" in summary
+    assert "| sepal_length | ks |" in summary
+    (incoming / "c.csv").write_text("nope\n1\n")
+    assert main(["-C", str(project), "drift", str(incoming / "c.csv")]) == 2
+    assert "c.csv:1:1: column 'nope' is not in the manifest" in capsys.readouterr().err
+
+
+def test_the_reference_is_production_training_data(project: Path, trained, config) -> None:
+    from mlci.delivery._registry import PRODUCTION, Registry
+
+    assert drift.reference_of(config) == (config.data, "data/iris.csv")
+    registry = Registry.of(config)
+    registry.register(config)
+    registry.promote(1, PRODUCTION)
+    path, name = drift.reference_of(config)
+    assert path == registry.folder(1) / "data.csv"
+    assert name == "training data of production (version 1)"

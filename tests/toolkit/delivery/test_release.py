@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import retrain_with, write_pyproject
+from test_drift import write_batch
+
+from mlci.cli import main
+from mlci.delivery import _release as release
+from mlci.delivery._registry import PRODUCTION, STAGING_ALIAS, Registry
+from mlci.pipeline._config import Config, load_config
+
+
+def steps(result: release.Release) -> list[tuple[str, bool]]:
+    return [(step.name, step.passed) for step in result.steps]
+
+
+ALL_STEPS = ["validate", "train", "gate", "register", "stage", "smoke test", "promote"]
+
+
+def test_a_release_runs_every_step_and_promotes(config: Config) -> None:
+    result = release.release(config)
+    assert steps(result) == [(name, True) for name in ALL_STEPS]
+    registry = Registry.of(config)
+    assert registry.alias(PRODUCTION).number == registry.alias(STAGING_ALIAS).number == 1
+    assert "against the floors only" in result.steps[2].detail
+
+
+def test_releasing_twice_registers_once_and_reports_unchanged(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["-C", str(project), "release"]) == 0
+    assert "released version 1 to production (was none)" in capsys.readouterr().out
+    assert main(["-C", str(project), "release"]) == 0
+    out = capsys.readouterr().out
+    assert "unchanged: version 1 is already production" in out
+    assert "against production (version 1)" in out
+    registry = Registry.of(load_config(project))
+    assert [v.number for v in registry.versions()] == [1]
+    assert len(registry.history(PRODUCTION)) == 1
+    assert "## Release: unchanged" in (project / "artifacts" / "report.md").read_text()
+
+
+def test_release_then_rollback_restores_production_and_records_both(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["-C", str(project), "release"]) == 0
+    write_pyproject(project, trees=11)
+    assert main(["-C", str(project), "release"]) == 0
+    assert "released version 2 to production (was version 1)" in capsys.readouterr().out
+    assert main(["-C", str(project), "registry", "rollback", "production", "--reason", "bad"]) == 0
+    registry = Registry.of(load_config(project))
+    assert registry.alias(PRODUCTION).number == 1
+    moves = [(m.action, m.from_version, m.to_version) for m in registry.history(PRODUCTION)]
+    assert moves == [("promote", None, 1), ("promote", 1, 2), ("rollback", 2, 1)]
+    # The rolled-back model is not released again by the next run on the same inputs.
+    assert main(["-C", str(project), "release"]) == 1
+    out = capsys.readouterr().out
+    assert "was rolled back from production" in out
+    assert "production stays at version 1" in out
+    assert registry.alias(PRODUCTION).number == 1
+
+
+def test_a_gate_failure_leaves_production_untouched(project: Path) -> None:
+    assert release.release(load_config(project)).passed
+    write_pyproject(project, trees=11, extra="")
+    text = (
+        (project / "pyproject.toml").read_text().replace("min_accuracy = 0.8", "min_accuracy = 1.0")
+    )
+    (project / "pyproject.toml").write_text(text)
+    result = release.release(load_config(project))
+    assert steps(result) == [("validate", True), ("train", True), ("gate", False)]
+    assert "accuracy" in result.steps[-1].detail
+    registry = Registry.of(load_config(project))
+    assert [v.number for v in registry.versions()] == [1]
+    assert registry.alias(PRODUCTION).number == 1
+
+
+def test_invalid_data_stops_the_release_at_validation(project: Path, config: Config) -> None:
+    with config.data.open("a") as stream:
+        stream.write("5.0,3.0,x,0.2,setosa\n")
+    result = release.release(config)
+    assert steps(result) == [("validate", False)]
+    assert "not a number: 'x'" in result.steps[0].detail
+    assert Registry.of(config).versions() == []
+
+
+def test_a_failed_smoke_test_keeps_production(project: Path, config: Config) -> None:
+    assert release.release(config).passed
+    retrained = retrain_with(project, trees=11)
+    predictions = retrained.artifacts / "predictions.json"
+    recorded = json.loads(predictions.read_text())
+    recorded["predicted"] = ["setosa"] * len(recorded["predicted"])
+    predictions.write_text(json.dumps(recorded))
+    result = release.release(retrained)
+    assert steps(result)[-1] == ("smoke test", False)
+    assert "predicted" in result.steps[-1].detail
+    registry = Registry.of(retrained)
+    assert registry.alias(PRODUCTION).number == 1
+    assert registry.alias(STAGING_ALIAS).number == 2
+
+
+def test_if_needed_releases_only_on_new_data_or_drift(
+    project: Path, config: Config, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert release.needed(config, Registry.of(config)) == "no production model yet"
+    assert main(["-C", str(project), "release", "--if-needed"]) == 0
+    assert "released version 1" in capsys.readouterr().out
+    assert main(["-C", str(project), "release", "--if-needed"]) == 0
+    out = capsys.readouterr().out
+    assert "nothing to release: no drift and no new data since production" in out
+    write_batch(
+        project / "data" / "incoming" / "b.csv",
+        config,
+        shift={"sepal_length": 1.0, "petal_length": 1.5, "sepal_width": 0.8},
+    )
+    reason = release.needed(config, Registry.of(config))
+    assert reason == "drift in data/incoming/b.csv"
+    # Drift on unchanged training data retrains the same model: production does not move.
+    assert main(["-C", str(project), "release", "--if-needed"]) == 0
+    assert "unchanged" in capsys.readouterr().out
+    with config.data.open("a") as stream:
+        stream.write("5.0,3.0,1.6,0.2,setosa\n")
+    assert main(["-C", str(project), "data", "accept"]) == 0
+    assert release.needed(config, Registry.of(config)).startswith("the training data changed")

@@ -1,0 +1,149 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import write_pyproject
+from sklearn.ensemble import RandomForestClassifier
+
+from mlci.cli._common import load_all
+from mlci.delivery import drift_settings, registry_location
+from mlci.errors import MlciError
+from mlci.pipeline._config import EstimatorSpec, build_estimator, load_config
+
+
+def test_loads_defaults_and_resolves_paths(project: Path) -> None:
+    config = load_config(project)
+    assert config.data == project.resolve() / "data" / "iris.csv"
+    assert config.target == "species"
+    assert config.estimator.params == {"n_estimators": 10, "random_state": 42}
+    assert config.gate.floors == {"accuracy": 0.8, "macro_f1": 0.8}
+    assert config.resolved()["data"] == "data/iris.csv"
+
+
+def test_the_repository_config_is_the_documented_default() -> None:
+    config = load_config(Path(__file__).resolve().parents[3])
+    assert config.estimator.class_path == "sklearn.ensemble.RandomForestClassifier"
+    assert config.estimator.params == {"n_estimators": 100, "random_state": 42}
+    assert (config.test_size, config.seed) == (0.2, 42)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[tool.mlci]\ntarget = 'species'\n", "missing required key 'data'"),
+        ("[tool.mlci]\ndata = 'x.csv'\n", "missing required key 'target'"),
+        ("[tool.mlci]\ndata = 1\ntarget = 'y'\n", "data: must be a string, got 1"),
+        (
+            "[tool.mlci]\ndata = 'x'\ntarget = 'y'\ntest_size = 1.5\n",
+            "test_size: must be between 0 and 1",
+        ),
+        ("[tool.mlci]\ndata = 'x'\ntarget = 'y'\nseed = 'a'\n", "seed: must be an integer"),
+        ("[tool.mlci]\ndata = 'x'\ntarget = 'y'\ndatta = 1\n", r"unknown key\(s\) datta"),
+        ("[tool.mlci]\ndata = 'x'\ntarget = 'y'\n[tool.mlci.gate]\nfoo = 1\n", "unknown key 'foo'"),
+        (
+            "[tool.mlci]\ndata = 'x'\ntarget = 'y'\n[tool.mlci.gate]\nmin_accuracy = 'high'\n",
+            "must be a number",
+        ),
+        (
+            "[tool.mlci]\ndata = 'x'\ntarget = 'y'\n[tool.mlci.estimator]\nklass = 'a.B'\n",
+            "unknown key",
+        ),
+        (
+            "[tool.mlci]\ndata = 'x'\ntarget = 'y'\nmodel_format = 'pickle'\n",
+            "model_format: must be one of joblib, skops, got 'pickle'",
+        ),
+        (
+            "[tool.mlci]\ndata = 'x'\ntarget = 'y'\nskops_trusted = [1]\n",
+            "skops_trusted: must be a list of type names",
+        ),
+        (
+            "[tool.mlci]\ndata = 'x'\ntarget = 'y'\n[tool.mlci.drift]\nshares = 0.5\n",
+            r"\[tool.mlci.drift\]: unknown key\(s\) shares",
+        ),
+        (
+            "[tool.mlci]\ndata = 'x'\ntarget = 'y'\n[tool.mlci.drift]\nks_p_value = 2\n",
+            "ks_p_value: must be between 0 and 1, got 2",
+        ),
+        (
+            "[tool.mlci]\ndata = 'x'\ntarget = 'y'\n[tool.mlci.drift]\nks_max_rows = 'a'\n",
+            "ks_max_rows: must be an integer",
+        ),
+        (
+            "[tool.mlci]\ndata = 'x'\ntarget = 'y'\n[tool.mlci.serve]\nport = 0\n",
+            r"\[tool.mlci.serve\] port: must be positive",
+        ),
+        (
+            "[tool.mlci]\ndata = 'x'\ntarget = 'y'\nregistry = 3\n",
+            r"\[tool.mlci\] registry: must be a string",
+        ),
+        ("[project]\nname = 'x'\n", r"no \[tool.mlci\] table"),
+        ("[tool.mlci\n", "invalid TOML"),
+    ],
+)
+def test_config_errors_name_the_field(tmp_path: Path, text: str, message: str) -> None:
+    (tmp_path / "pyproject.toml").write_text(text)
+    # What every command loads: the pipeline's settings and each other concern's section.
+    with pytest.raises(MlciError, match=message) as info:
+        load_all(tmp_path)
+    assert "pyproject.toml" in str(info.value)
+
+
+def test_missing_pyproject(tmp_path: Path) -> None:
+    with pytest.raises(MlciError, match=r"pyproject\.toml: not found"):
+        load_config(tmp_path)
+
+
+def test_manifest_defaults_next_to_the_data(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.mlci]\ndata = 'd/train.csv'\ntarget = 'y'\n")
+    assert load_config(tmp_path).manifest == tmp_path.resolve() / "d" / "train.manifest.json"
+
+
+def test_build_estimator_applies_params() -> None:
+    estimator = build_estimator(
+        EstimatorSpec("sklearn.ensemble.RandomForestClassifier", {"n_estimators": 7})
+    )
+    assert isinstance(estimator, RandomForestClassifier)
+    assert estimator.n_estimators == 7
+
+
+@pytest.mark.parametrize(
+    ("class_path", "params", "message"),
+    [
+        ("RandomForest", {}, "not an import path"),
+        ("sklearn.nope.Model", {}, "cannot import module 'sklearn.nope'"),
+        ("sklearn.ensemble.Nope", {}, "has no class 'Nope'"),
+        ("pathlib.PurePath", {}, "is not a scikit-learn estimator"),
+        (
+            "sklearn.ensemble.RandomForestClassifier",
+            {"n_estimator": 3},
+            "n_estimator not a parameter",
+        ),
+    ],
+)
+def test_build_estimator_errors(class_path: str, params: dict[str, object], message: str) -> None:
+    with pytest.raises(MlciError, match=message):
+        build_estimator(EstimatorSpec(class_path, params))
+
+
+def test_extra_keys_are_checked_in_a_real_project(project: Path) -> None:
+    write_pyproject(project, extra="color = 'blue'\n")
+    with pytest.raises(MlciError, match=r"unknown key\(s\) color"):
+        load_config(project)
+
+
+def test_drift_registry_and_format_settings(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_pyproject(
+        project,
+        extra='registry = "models"\n[tool.mlci.drift]\nshare = 0.25\nwasserstein = 0.2\n',
+    )
+    config = load_config(project)
+    assert registry_location(config) == project.resolve() / "models"
+    drift = drift_settings(config)
+    assert (drift.share, drift.wasserstein) == (0.25, 0.2)
+    assert drift.ks_p_value == 0.05
+    assert config.model_format == "joblib"
+    monkeypatch.setenv("MLCI_REGISTRY", str(tmp_path / "elsewhere"))
+    assert registry_location(load_config(project)) == tmp_path / "elsewhere"

@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mlci.cli import main
+from mlci.pipeline import _gate as gate
+from mlci.pipeline._config import GateConfig
+
+FLOORS = GateConfig(floors={"accuracy": 0.9, "macro_f1": 0.9}, max_drop=0.0, max_relative_drop=0.0)
+
+
+def test_passes_floors_and_no_regression() -> None:
+    verdict = gate.evaluate(
+        {"accuracy": 0.95, "macro_f1": 0.94}, {"accuracy": 0.95, "macro_f1": 0.94}, FLOORS
+    )
+    assert verdict.passed
+    assert not verdict.improved
+    assert [row[-1] for row in gate.rows(verdict)] == ["pass"] * 4
+
+
+def test_a_floor_fails() -> None:
+    verdict = gate.evaluate({"accuracy": 0.85, "macro_f1": 0.95}, None, FLOORS)
+    assert not verdict.passed
+    assert [c.metric for c in verdict.failures] == ["accuracy"]
+    assert verdict.failures[0].describe() == "accuracy 0.8500 breaks '>= 0.9'"
+
+
+def test_a_missing_metric_fails() -> None:
+    verdict = gate.evaluate({"accuracy": 0.95}, {"accuracy": 0.95, "macro_f1": 0.9}, FLOORS)
+    assert [c.metric for c in verdict.failures] == ["macro_f1", "macro_f1"]
+    assert verdict.failures[0].describe() == "macro_f1 is missing from the candidate's metrics"
+
+
+def test_absolute_drop() -> None:
+    rules = GateConfig(floors={}, max_drop=0.02, max_relative_drop=0.0)
+    ok = gate.evaluate(
+        {"accuracy": 0.93, "macro_f1": 0.9}, {"accuracy": 0.95, "macro_f1": 0.9}, rules
+    )
+    assert ok.passed
+    bad = gate.evaluate(
+        {"accuracy": 0.92, "macro_f1": 0.9}, {"accuracy": 0.95, "macro_f1": 0.9}, rules
+    )
+    assert [c.metric for c in bad.failures] == ["accuracy"]
+    assert bad.failures[0].rule == "drop <= 0.02"
+    assert abs(bad.failures[0].delta + 0.03) < 1e-12  # type: ignore[operator]
+
+
+def test_relative_drop_and_both_limits_must_hold() -> None:
+    relative = GateConfig(floors={}, max_drop=0.0, max_relative_drop=0.05)
+    reference = {"accuracy": 0.8, "macro_f1": 0.8}
+    assert gate.evaluate({"accuracy": 0.761, "macro_f1": 0.8}, reference, relative).passed
+    assert not gate.evaluate({"accuracy": 0.759, "macro_f1": 0.8}, reference, relative).passed
+    both = GateConfig(floors={}, max_drop=0.01, max_relative_drop=0.05)
+    assert not gate.evaluate({"accuracy": 0.785, "macro_f1": 0.8}, reference, both).passed
+
+
+def test_no_drop_at_all_when_no_limit_is_set() -> None:
+    strict = GateConfig(floors={}, max_drop=0.0, max_relative_drop=0.0)
+    reference = {"accuracy": 0.9, "macro_f1": 0.9}
+    assert gate.evaluate(dict(reference), reference, strict).passed
+    assert not gate.evaluate({"accuracy": 0.8999, "macro_f1": 0.9}, reference, strict).passed
+
+
+def test_improvement_is_reported() -> None:
+    verdict = gate.evaluate(
+        {"accuracy": 0.99, "macro_f1": 0.9}, {"accuracy": 0.9, "macro_f1": 0.9}, FLOORS
+    )
+    assert verdict.passed
+    assert verdict.improved == ["accuracy"]
+
+
+def write_metrics(project: Path, **values: float | None) -> None:
+    """Craft the metrics file (None deletes a metric) and keep the artifacts consistent with it."""
+    from mlci._io import atomic_write_json, sha256_file
+    from mlci.pipeline import _stage as stage
+
+    artifacts = stage.Artifacts(project / "artifacts")
+    metrics = json.loads(artifacts.metrics.read_text())
+    for name, value in values.items():
+        if value is None:
+            del metrics[name]
+        else:
+            metrics[name] = value
+    atomic_write_json(artifacts.metrics, metrics)
+    lineage = json.loads(artifacts.lineage.read_text())
+    lineage["outputs"]["metrics"] = sha256_file(artifacts.metrics)
+    atomic_write_json(artifacts.lineage, lineage)
+
+
+def test_cli_gate_against_the_baseline(
+    trained, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    assert main(["-C", str(project), "baseline", "update"]) == 0
+    capsys.readouterr()
+    assert main(["-C", str(project), "gate"]) == 0
+    out = capsys.readouterr().out
+    assert "quality gate passed (reference: baseline for Python" in out
+    report = (project / "artifacts" / "report.md").read_text()
+    assert "## Quality gate: passed" in report
+    assert "| accuracy |" in report
+
+    write_metrics(project, accuracy=0.5, macro_f1=0.5)
+    assert main(["-C", str(project), "gate"]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED: accuracy 0.5000 breaks '>= 0.8'" in out
+    assert "against the reference" in out
+
+    write_metrics(project, accuracy=1.0, macro_f1=1.0)
+    assert main(["-C", str(project), "gate", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["improved"] == ["accuracy", "macro_f1"]
+    assert main(["-C", str(project), "gate"]) == 0
+    assert "record it as the baseline ('nox -s baseline')" in capsys.readouterr().out
+
+
+def test_cli_gate_without_a_baseline_uses_floors(
+    trained, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    assert main(["-C", str(project), "gate"]) == 0
+    out = capsys.readouterr().out
+    assert "reference: none" in out
+    assert "floors only" in out
+
+
+def test_cli_gate_refuses_stale_artifacts(
+    trained, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    text = (
+        (project / "pyproject.toml").read_text().replace("n_estimators = 10", "n_estimators = 11")
+    )
+    (project / "pyproject.toml").write_text(text)
+    assert main(["-C", str(project), "gate"]) == 2
+    assert "not up to date (config changed); run 'mlci train'" in capsys.readouterr().err
+
+
+def test_cli_gate_fails_on_a_metric_missing_from_the_metrics_file(  # type: ignore[no-untyped-def]
+    trained, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_metrics(project, macro_f1=None)
+    assert main(["-C", str(project), "gate"]) == 1
+    assert "FAILED: macro_f1 is missing from the candidate's metrics" in capsys.readouterr().out
+
+
+def test_gate_uses_production_when_the_registry_has_one(
+    trained, config, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    from mlci.delivery._registry import PRODUCTION, Registry
+
+    registry = Registry.of(config)
+    registry.register(config)
+    registry.promote(1, PRODUCTION)
+    write_metrics(project, accuracy=0.5, macro_f1=0.5)
+    assert main(["-C", str(project), "gate"]) == 1
+    out = capsys.readouterr().out
+    assert "quality gate FAILED (reference: production (version 1))" in out
+    assert "against the reference" in out

@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPO, write_pyproject
+
+from mlci._io import sha256_file
+from mlci.errors import MlciError
+from mlci.pipeline import _train as train_module
+from mlci.pipeline._config import load_config
+from mlci.pipeline._model import load_verified
+from mlci.pipeline._stage import Artifacts
+from mlci.pipeline._train import train
+
+
+def test_train_writes_model_metrics_and_lineage(trained: train_module.TrainResult) -> None:
+    artifacts = trained.artifacts
+    metrics = json.loads(artifacts.metrics.read_text())
+    lineage = json.loads(artifacts.lineage.read_text())
+    assert set(metrics) >= {
+        "accuracy",
+        "macro_f1",
+        "per_class",
+        "confusion_matrix",
+        "train_size",
+        "test_size",
+    }
+    assert (metrics["train_size"], metrics["test_size"]) == (120, 30)
+    assert sum(map(sum, metrics["confusion_matrix"]["matrix"])) == 30
+    assert lineage["status"] == "complete"
+    assert lineage["outputs"]["model"] == sha256_file(artifacts.model)
+    assert lineage["data"]["sha256"] == sha256_file(artifacts.folder.parent / "data" / "iris.csv")
+    assert lineage["config"]["estimator"]["params"]["n_estimators"] == 10
+    assert lineage["packages"]["scikit-learn"]
+    assert lineage["started_at"] <= lineage["finished_at"]
+    assert not any(p.name.startswith(".") for p in artifacts.folder.iterdir())
+
+
+def test_two_trainings_give_the_same_model_bytes(
+    project: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    first = train(load_config(project), force=True).lineage["outputs"]["model"]
+    other = tmp_path_factory.mktemp("again")
+    shutil.copytree(project, other, dirs_exist_ok=True)
+    shutil.rmtree(other / "artifacts")
+    second = train(load_config(other), force=True).lineage["outputs"]["model"]
+    assert first == second
+
+
+def test_the_split_is_stratified(trained: train_module.TrainResult) -> None:
+    support = {label: s["support"] for label, s in trained.metrics["per_class"].items()}
+    assert support == {"setosa": 10, "versicolor": 10, "virginica": 10}
+
+
+def test_refuses_invalid_data(project: Path) -> None:
+    path = project / "data" / "iris.csv"
+    path.write_text(
+        path.read_text().replace("5.1,3.5,1.4,0.2,setosa", "5.1,oops,1.4,0.2,setosa", 1)
+    )
+    with pytest.raises(MlciError, match=r"iris.csv:2:2: sepal_width: not a number") as info:
+        train(load_config(project))
+    assert "refusing to train" in str(info.value)
+    assert not (project / "artifacts" / "model.joblib").exists()
+
+
+def test_a_failure_mid_write_keeps_the_previous_artifacts(
+    trained: train_module.TrainResult, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = {p.name: p.read_bytes() for p in trained.artifacts.folder.iterdir()}
+    write_pyproject(project, trees=11)
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(train_module, "save_model", fail)
+    with pytest.raises(OSError, match="disk full"):
+        train(load_config(project))
+    after = {p.name: p.read_bytes() for p in trained.artifacts.folder.iterdir()}
+    assert after == before
+
+
+def test_a_bad_param_value_is_a_config_error(project: Path) -> None:
+    text = (
+        (project / "pyproject.toml").read_text().replace("n_estimators = 10", "n_estimators = -3")
+    )
+    (project / "pyproject.toml").write_text(text)
+    with pytest.raises(
+        MlciError, match=r"\[tool.mlci.estimator\]: training .* failed: .*n_estimators"
+    ):
+        train(load_config(project))
+
+
+def test_a_target_mismatch_between_config_and_manifest(project: Path) -> None:
+    text = (project / "pyproject.toml").read_text().replace('target = "species"', 'target = "kind"')
+    (project / "pyproject.toml").write_text(text)
+    with pytest.raises(MlciError, match="target 'species' differs from"):
+        train(load_config(project))
+
+
+@pytest.fixture(scope="module")
+def default_model() -> train_module.Fitted:
+    """The repository's own config (100 trees), trained in memory."""
+    config = load_config(REPO)
+    return train_module.fit(config, *train_module.load_data(config))
+
+
+def test_held_out_accuracy_is_at_least_0_9(default_model: train_module.Fitted) -> None:
+    assert default_model.metrics["accuracy"] >= 0.9
+
+
+@pytest.mark.parametrize(
+    ("sample", "label"),
+    [
+        ([5.0, 3.4, 1.5, 0.2], "setosa"),
+        ([5.9, 2.8, 4.3, 1.3], "versicolor"),
+        ([6.9, 3.1, 5.8, 2.2], "virginica"),
+    ],
+)
+def test_small_perturbations_keep_a_clear_samples_class(
+    default_model: train_module.Fitted, sample: list[float], label: str
+) -> None:
+    rng = np.random.default_rng(0)
+    noisy = np.asarray(sample) + rng.normal(scale=0.05, size=(50, 4))
+    assert set(default_model.estimator.predict(noisy)) == {label}
+
+
+def test_a_tampered_model_is_refused(trained: train_module.TrainResult) -> None:
+    model = trained.artifacts.model
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model.write_bytes(bytes(data))
+    with pytest.raises(MlciError, match="does not match the recorded"):
+        load_verified(model, trained.lineage["outputs"]["model"])
+
+
+def test_artifacts_paths() -> None:
+    artifacts = Artifacts(Path("a"))
+    assert (artifacts.model.name, artifacts.metrics.name, artifacts.lineage.name) == (
+        "model.joblib",
+        "metrics.json",
+        "lineage.json",
+    )
