@@ -27,7 +27,7 @@ nox.options.reuse_venv = "yes"  # installs are exact syncs from the locks, so re
 # Sessions marked allow_parallel run side by side, one per CPU, each printed as one block when it
 # ends (measured in benchmarks/RESULTS.md: the test matrix in about half the time on 2 cores).
 # `coverage` is not marked, so it runs alone, after every session before it has finished.
-nox.options.parallel = "auto"
+nox.options.parallel = "auto"  # type: ignore[assignment]  # nox takes "auto"; its stub says int
 
 # With PYTHONDONTWRITEBYTECODE set (as on these machines), every pytest run recompiles what it
 # imports, about 1.5 s for scikit-learn. The session venvs are ours and git-ignored: let Python
@@ -46,6 +46,12 @@ TEST_LOCK = LOCKS / "test.txt"  # runtime + the `test` group
 LINT_LOCK = LOCKS / "lint.txt"  # the `lint` group
 TOOLS_LOCK = LOCKS / "tools.txt"  # nox and uv themselves, for the Makefile and the workflow
 SERVE_LOCK = LOCKS / "serve.txt"  # runtime + the `serve` extra (FastAPI, uvicorn)
+CI_LOCK = LOCKS / "ci.txt"  # runtime + the `ci` extra (ruamel.yaml) + nox, for parity
+TYPECHECK_LOCK = LOCKS / "typecheck.txt"  # everything mypy reads, and mypy
+# The model's own sessions also install the lock of the configured model format's extra, so that
+# `model_format = "skops"` works in train, gate, release, drift and serve, not only in the tests.
+MODEL_FORMAT = PYPROJECT["tool"]["mlci"].get("model_format", "joblib")
+MODEL_LOCKS = (MAIN_LOCK, *([LOCKS / "skops.txt"] if MODEL_FORMAT == "skops" else []))
 
 
 def install_locked(session: nox.Session, *locks: Path, project: bool = True) -> None:
@@ -94,21 +100,28 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=DEFAULT_PYTHON, tags=["ci"], allow_parallel=True)
 def parity(session: nox.Session) -> None:
     """Check that CI runs what `make ci` runs: workflows, Makefile, sessions, Pythons, locks."""
-    install_locked(session, MAIN_LOCK, TOOLS_LOCK)
+    install_locked(session, CI_LOCK)
     session.run("mlci", "cached", "parity", "--", "mlci", "parity", *session.posargs)
+
+
+@nox.session(python=DEFAULT_PYTHON, tags=["ci"], allow_parallel=True)
+def typecheck(session: nox.Session) -> None:
+    """Type-check src/, tests/ and this noxfile with mypy --strict (settings in pyproject.toml)."""
+    install_locked(session, TYPECHECK_LOCK)
+    session.run("mlci", "cached", "typecheck", "--", "mypy", *session.posargs)
 
 
 @nox.session(python=DEFAULT_PYTHON, tags=["ci"], allow_parallel=True)
 def train(session: nox.Session) -> None:
     """Validate the data, then train and evaluate the model (skipped when up to date)."""
-    install_locked(session, MAIN_LOCK)
+    install_locked(session, *MODEL_LOCKS)
     session.run("mlci", "train", *session.posargs)
 
 
 @nox.session(python=DEFAULT_PYTHON, tags=["ci"], requires=["train"], allow_parallel=True)
 def gate(session: nox.Session) -> None:
     """Pass or fail the trained model against the floors and this Python's baseline."""
-    install_locked(session, MAIN_LOCK)
+    install_locked(session, *MODEL_LOCKS)
     session.run("mlci", "gate")
     session.run("mlci", "diff", "--md", silent=True)
 
@@ -116,7 +129,7 @@ def gate(session: nox.Session) -> None:
 @nox.session(python=PYTHONS, default=False)
 def baseline(session: nox.Session) -> None:
     """Retrain on every Python of the matrix and record the results in metrics/baseline.json."""
-    install_locked(session, MAIN_LOCK)
+    install_locked(session, *MODEL_LOCKS)
     session.run("mlci", "baseline", "update")
 
 
@@ -156,35 +169,35 @@ def coverage(session: nox.Session) -> None:
 @nox.session(python=DEFAULT_PYTHON, default=False)
 def release(session: nox.Session) -> None:
     """Validate, train, gate against production, register, stage, smoke-test, promote."""
-    install_locked(session, MAIN_LOCK)
+    install_locked(session, *MODEL_LOCKS)
     session.run("mlci", "release", *session.posargs)
 
 
 @nox.session(python=DEFAULT_PYTHON, default=False)
 def retrain(session: nox.Session) -> None:
     """Release only when there is drift, new training data, or no production model yet."""
-    install_locked(session, MAIN_LOCK)
+    install_locked(session, *MODEL_LOCKS)
     session.run("mlci", "release", "--if-needed")
 
 
 @nox.session(python=DEFAULT_PYTHON, default=False)
 def rollback(session: nox.Session) -> None:
     """Move production back to its previous version (`nox -s rollback -- --reason TEXT`)."""
-    install_locked(session, MAIN_LOCK)
+    install_locked(session, *MODEL_LOCKS)
     session.run("mlci", "registry", "rollback", "production", *session.posargs)
 
 
 @nox.session(python=DEFAULT_PYTHON, default=False)
 def drift(session: nox.Session) -> None:
     """Compare the incoming batches (or the CSVs given) with production's training data."""
-    install_locked(session, MAIN_LOCK)
+    install_locked(session, *MODEL_LOCKS)
     session.run("mlci", "drift", *session.posargs)
 
 
 @nox.session(python=DEFAULT_PYTHON, default=False)
 def serve(session: nox.Session) -> None:
     """Serve the production model on 127.0.0.1:8080 (`nox -s serve -- --port 9000`)."""
-    install_locked(session, SERVE_LOCK)
+    install_locked(session, SERVE_LOCK, *MODEL_LOCKS[1:])
     session.run("mlci", "serve", *session.posargs)
 
 

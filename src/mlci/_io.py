@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -27,6 +28,27 @@ def sha256_file(path: Path) -> str:
 def sha256_bytes(data: bytes) -> str:
     """Hash bytes already in memory."""
     return hashlib.sha256(data).hexdigest()
+
+
+def finite_float(value: object) -> float | None:
+    """``value`` (a number or its text) as a finite float; None for NaN, infinity, booleans, text.
+
+    The one number parser of data files, manifests and scoring requests: each caller words its
+    own error, all of them accept and refuse the same values.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return float(value) if abs(value) < 2**1023 else None  # float() would overflow
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+        return number if math.isfinite(number) else None
+    return None
 
 
 def canonical_json(value: Any) -> str:

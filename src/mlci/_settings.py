@@ -7,7 +7,6 @@ drift, serving the server's), so that a change to one never touches another's co
 from __future__ import annotations
 
 import dataclasses
-import math
 import sys
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,7 +18,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.9 and 3.10 only
     import tomli as tomllib
 
-__all__ = ["PYPROJECT", "finite", "get", "number", "read_toml", "reject_unknown", "tomllib"]
+__all__ = ["PYPROJECT", "get", "number", "read_toml", "reject_unknown", "tomllib"]
 
 PYPROJECT = "pyproject.toml"
 _MISSING: Any = object()
@@ -38,7 +37,8 @@ def read_toml(path: Path) -> dict[str, Any]:
     """Parse a TOML file; a missing or malformed one is an error that names it."""
     try:
         with path.open("rb") as stream:
-            return tomllib.load(stream)
+            document: dict[str, Any] = tomllib.load(stream)
+            return document
     except FileNotFoundError:
         raise MlciError(f"{path}: not found; run mlci from the project folder") from None
     except tomllib.TOMLDecodeError as exc:
@@ -68,14 +68,6 @@ def number(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise MlciError(f"{where}: must be a number, got {value!r}")
     return float(value)
-
-
-def finite(value: Any) -> float | None:
-    """``value`` as a finite float, or None for anything else (NaN, infinity, text, booleans)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    result = float(value)
-    return result if math.isfinite(result) else None
 
 
 def reject_unknown(table: dict[str, Any], known: set[str], where: str) -> None:

@@ -11,7 +11,7 @@ from mlci.ci._cached import NO_CACHE, Outcome
 from mlci.ci._cached import run as run_cached
 from mlci.ci._lint import Finding
 from mlci.ci._lint import run_all as run_linters
-from mlci.ci._locks import Lock, compile_all, pins, python_versions
+from mlci.ci._locks import Lock, compile_all, pins, project_locks, python_versions
 from mlci.ci._parity import RULES, Repo, Violation, summary_rows
 from mlci.ci._parity import check as check_parity
 
@@ -26,6 +26,7 @@ __all__ = [
     "check_parity",
     "compile_all",
     "pins",
+    "project_locks",
     "python_versions",
     "run_cached",
     "run_linters",

@@ -1,4 +1,4 @@
-"""`mlci lint`: run ruff, zizmor and check-jsonschema, count their findings, report the counts.
+"""`mlci lint`: ruff, zizmor, check-jsonschema and import-linter, their findings counted.
 
 Each tool runs once in a machine-readable format to count findings and, only when it found
 something, once more in its human (or GitHub annotation) format so the output is readable.
@@ -9,13 +9,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+from mlci._settings import read_toml
 from mlci.errors import MlciError
 
 WORKFLOW_SCHEMA = "vendor.github-workflows"
+_CONTRACTS = re.compile(r"Contracts: (?P<kept>\d+) kept, (?P<broken>\d+) broken")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,4 +109,21 @@ def run_all(root: Path) -> list[Finding]:
                 capture=False,
             )
         findings.append(Finding("check-jsonschema", "workflow schema errors", count))
+    if "importlinter" in read_toml(root / "pyproject.toml").get("tool", {}):
+        findings.append(import_contracts(root))
     return findings
+
+
+def import_contracts(root: Path) -> Finding:
+    """Check the import-linter contracts of pyproject.toml; print the report when one breaks."""
+    result = _run(["lint-imports", "--no-cache"], root)
+    counts = _CONTRACTS.search(result.stdout)
+    if counts is None:
+        raise MlciError(
+            f"lint-imports failed (exit {result.returncode}): "
+            f"{(result.stderr or result.stdout).strip()[-500:]}"
+        )
+    broken = int(counts["broken"])
+    if broken:
+        print(result.stdout, end="")
+    return Finding("import-linter", "broken import contracts", broken)

@@ -11,13 +11,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from mlci._settings import read_toml
 from mlci.errors import MlciError
 
 COMPILE = ["uv", "pip", "compile", "--quiet", "--universal", "--generate-hashes", "--no-annotate"]
 COMPILE_COMMAND = "nox -s lock"
 TOOLS_PYTHON = "3.10"  # nox itself needs >= 3.10
-SERVE = "serve"
 EXTRA = "extra:"  # a lock input naming one of the project's optional dependencies
+CI_EXTRA = "ci"  # the parity session's extra, locked with nox itself (`python -m nox --list`)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,19 +67,43 @@ def locks(pyproject: dict[str, Any], default_python: str) -> list[Lock]:
     floor = versions[0] if versions else "3.9"
     optional = pyproject.get("project", {}).get("optional-dependencies", {})
     extras = tuple(f"{EXTRA}{name}" for name in optional)
+    main = "requirements/main.txt"
     found = [
-        Lock("requirements/main.txt", ("project",), floor),
-        Lock("requirements/test.txt", ("project", *extras, "test"), floor, "requirements/main.txt"),
+        Lock(main, ("project",), floor),
+        Lock("requirements/test.txt", ("project", *extras, "test"), floor, main),
     ]
-    if SERVE in optional:  # `nox -s serve` installs the server without the test tools
-        found.append(
-            Lock("requirements/serve.txt", ("project", f"{EXTRA}{SERVE}"), floor, found[0].path)
-        )
+    # One lock per extra, so that a session needing it (serve, skops, parity) installs the runtime
+    # and that extra alone, at the pins the main lock has.
+    for name in optional:
+        if name == CI_EXTRA:
+            inputs: tuple[str, ...] = ("project", f"{EXTRA}{name}", "tools")
+            found.append(Lock(f"requirements/{name}.txt", inputs, TOOLS_PYTHON, main))
+        else:
+            found.append(
+                Lock(f"requirements/{name}.txt", ("project", f"{EXTRA}{name}"), floor, main)
+            )
     return [
         *found,
         Lock("requirements/lint.txt", ("lint",), default_python),
+        Lock(
+            "requirements/typecheck.txt",
+            ("project", *extras, "test", "tools", "typecheck"),
+            TOOLS_PYTHON,  # mypy needs 3.10; from there, the markers cover every Python it checks
+            main,
+        ),
         Lock("requirements/tools.txt", ("tools",), TOOLS_PYTHON),
     ]
+
+
+def default_python(root: Path) -> str:
+    """The single-interpreter sessions' Python (`.python-version`)."""
+    path = root / ".python-version"
+    return path.read_text(encoding="utf-8").strip() if path.exists() else "3.11"
+
+
+def project_locks(root: Path) -> list[Lock]:
+    """The lock files of the project at ``root``, from its pyproject.toml."""
+    return locks(read_toml(root / "pyproject.toml"), default_python(root))
 
 
 def compile_all(root: Path, all_locks: list[Lock], *, upgrade: bool = False) -> None:

@@ -27,6 +27,7 @@ from mlci.ci._locks import (
     python_versions,
     resolve_differences,
 )
+from mlci.errors import MlciError
 
 RULES = {
     "workflow-runs-only-nox": "every workflow `run:` step calls nox or the tools bootstrap",
@@ -41,12 +42,7 @@ TOOLS_LOCK = "requirements/tools.txt"
 # Options that only select or list sessions; anything else must live in noxfile.py's nox.options.
 SELECTING = {"-s", "--session", "--sessions", "-t", "--tags", "-l", "--list", "--json"}
 TAKES_VALUE = {"-s", "--session", "--sessions", "-t", "--tags"}
-_BLOCK = re.compile(r"^[|>][+-]?\d*$")
-_RUN = re.compile(r"^(?P<indent>\s*)(?:-\s+)?run:\s*(?P<value>.*?)\s*$")
 _OUTPUT = re.compile(r'^echo\s+"[\w-]+=\$\((?P<nox>nox\s[^)]*)\)"\s+>>\s+"\$GITHUB_OUTPUT"$')
-_PYVERSION = re.compile(r"^\s*(?:-\s+)?python-version:\s*(?P<value>.*?)\s*$")
-_PYVERSION_FILE = re.compile(r"^\s*(?:-\s+)?python-version-file:\s*(?P<value>.*?)\s*$")
-_MATRIX_PYTHON = re.compile(r"^\s*python:\s*\[(?P<items>[^\]]*)\]\s*$")
 _VERSION = re.compile(r"^3\.\d+$")
 
 Lister = Callable[[Path, list[str]], "tuple[list[dict[str, Any]], str | None]"]
@@ -89,32 +85,82 @@ def nox_list(root: Path, args: list[str]) -> tuple[list[dict[str, Any]], str | N
     return json.loads(result.stdout), None
 
 
+def load_workflow(path: Path, display: str) -> Any:
+    """A workflow parsed by ruamel.yaml, whose nodes keep their line numbers (``.lc``)."""
+    try:
+        from ruamel.yaml import YAML
+        from ruamel.yaml.error import MarkedYAMLError, YAMLError
+    except ImportError:
+        raise MlciError(
+            "parity reads workflows with ruamel.yaml, from the ci extra: run it through nox "
+            "(`nox -s parity`) or install requirements/ci.txt"
+        ) from None
+    try:
+        return YAML(typ="rt").load(path.read_text(encoding="utf-8"))
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{display}:{mark.line + 1}:{mark.column + 1}" if mark else display
+        raise MlciError(f"{where}: not valid YAML: {exc.problem or exc}") from None
+    except YAMLError as exc:
+        raise MlciError(f"{display}: not valid YAML: {exc}") from None
+
+
+def _mappings(node: Any) -> Iterator[Any]:
+    """Every mapping in a YAML document, depth first."""
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _mappings(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _mappings(item)
+
+
+def _value_line(mapping: Any, key: str) -> tuple[int, bool]:
+    """(1-based line where the value of ``key`` starts, whether it is a block scalar)."""
+    key_line, _, value_line, _ = mapping.lc.data[key]
+    block = type(mapping[key]).__name__ in ("LiteralScalarString", "FoldedScalarString")
+    # A block scalar's text starts on the line after its `|` or `>` indicator.
+    return (key_line + 2 if block else value_line + 1), block
+
+
 def workflow_commands(path: Path, display: str) -> Iterator[Command]:
-    """The commands of every `run:` step, split at `&&`, `||`, `;` and pipes, with line numbers."""
-    lines = path.read_text(encoding="utf-8").splitlines()
-    index = 0
-    while index < len(lines):
-        match = _RUN.match(lines[index])
-        index += 1
-        if not match:
-            continue
-        value = match["value"]
-        if not _BLOCK.match(value):
-            yield from _split(display, index, _unquote(value))
-            continue
-        indent = len(match["indent"])
-        while index < len(lines) and (
-            not lines[index].strip() or len(lines[index]) - len(lines[index].lstrip()) > indent
-        ):
-            if lines[index].strip():
-                yield from _split(display, index + 1, lines[index].strip())
-            index += 1
+    """The commands of every step's `run:`, split at `&&`, `||`, `;` and pipes, with line numbers.
+
+    Only `run` keys of the steps of jobs count, in any YAML style (flow or block mappings, plain,
+    quoted, literal or folded scalars); a `run:` inside another key's text is not a step.
+    """
+    document = load_workflow(path, display)
+    jobs = document.get("jobs") if isinstance(document, dict) else None
+    for job in (jobs or {}).values():
+        steps = job.get("steps") if isinstance(job, dict) else None
+        for step in steps or []:
+            if not isinstance(step, dict) or not isinstance(step.get("run"), str):
+                continue
+            line, block = _value_line(step, "run")
+            text = str(step["run"])
+            if not block or "\n" not in text.rstrip("\n"):
+                yield from _split(display, line, " ".join(text.split("\\\n")).strip())
+                continue
+            pending, start = "", line
+            for offset, raw in enumerate(text.splitlines()):
+                if not pending:
+                    start = line + offset
+                if raw.rstrip().endswith("\\"):  # a shell line continuation
+                    pending += raw.strip()[:-1].strip() + " "
+                    continue
+                command = (pending + raw.strip()).strip()
+                pending = ""
+                if command:
+                    yield from _split(display, start, command)
 
 
-def _unquote(value: str) -> str:
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-        return value[1:-1]
-    return value
+def workflow_values(repo_root: Path, path: Path, key: str) -> Iterator[tuple[int, Any]]:
+    """(line, value) of every ``key`` in a workflow, wherever it stands."""
+    display = path.relative_to(repo_root).as_posix()
+    for mapping in _mappings(load_workflow(path, display)):
+        if key in mapping:
+            yield _value_line(mapping, key)[0], mapping[key]
 
 
 def _split(file: str, line: int, text: str) -> Iterator[Command]:
@@ -376,33 +422,28 @@ def check_python_matrix(repo: Repo) -> Iterator[Violation]:
     derived = False
     for path in repo.workflows:
         display = path.relative_to(repo.root).as_posix()
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            version = _PYVERSION.match(line)
-            literal = _MATRIX_PYTHON.match(line)
-            if version and "matrix.python" in version["value"]:
+        for number, value in workflow_values(repo.root, path, "python-version"):
+            text = str(value)
+            if "matrix.python" in text:
                 derived = True
-            elif version and "${{" not in version["value"]:
-                value = _unquote(version["value"])
-                if value and value not in matrix:
-                    yield Violation(
-                        display,
-                        number,
-                        "python-matrix",
-                        f"Python {value} is not in the matrix {matrix}",
-                    )
-            if literal:
-                items = sorted(
-                    _unquote(i.strip()) for i in literal["items"].split(",") if i.strip()
+            elif "${{" not in text and text and text not in matrix:
+                yield Violation(
+                    display, number, "python-matrix", f"Python {text} is not in the matrix {matrix}"
                 )
-                if items != sorted(matrix):
-                    yield Violation(
-                        display,
-                        number,
-                        "python-matrix",
-                        f"literal Python list {items} differs from the classifiers {matrix}; "
-                        "derive the matrix from `nox --list --json` instead",
-                    )
-                derived = True
+        for number, value in workflow_values(repo.root, path, "matrix"):
+            literal = value.get("python") if isinstance(value, dict) else None
+            if not isinstance(literal, list):
+                continue
+            items = sorted(str(item) for item in literal)
+            if items != sorted(matrix):
+                yield Violation(
+                    display,
+                    number,
+                    "python-matrix",
+                    f"literal Python list {items} differs from the classifiers {matrix}; "
+                    "derive the matrix from `nox --list --json` instead",
+                )
+            derived = True
     lists = any("--list" in c.text or " -l" in c.text for c in repo.nox_invocations())
     if repo.workflows and not (derived and lists):
         yield Violation(

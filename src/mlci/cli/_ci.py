@@ -30,10 +30,11 @@ def cmd_parity(args: argparse.Namespace) -> int:
 
 def cmd_lock(args: argparse.Namespace) -> int:
     """Regenerate the hash-pinned universal lock files with uv."""
-    repo = ci.Repo.read(Path(args.project).resolve())
-    ci.compile_all(repo.root, repo.locks, upgrade=args.upgrade)
-    for lock in repo.locks:
-        print(f"{lock.path}: {len(ci.pins(repo.root / lock.path))} packages")
+    root = Path(args.project).resolve()
+    locks = ci.project_locks(root)
+    ci.compile_all(root, locks, upgrade=args.upgrade)
+    for lock in locks:
+        print(f"{lock.path}: {len(ci.pins(root / lock.path))} packages")
     return 0
 
 

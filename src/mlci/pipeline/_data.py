@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from mlci._io import atomic_write_json, read_json, sha256_file
+from mlci._io import atomic_write_json, finite_float, read_json, sha256_file
 from mlci.errors import MlciError
 
 NUMERIC = ("float", "int")
@@ -179,14 +179,12 @@ def _column(item: Any, where: str) -> Column:
                 f"{where} ({item['name']}): 'labels' must be a non-empty list of strings"
             )
         return Column(item["name"], dtype, labels=tuple(labels))
-    bounds = [item.get("min"), item.get("max")]
-    if not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds):
+    low, high = finite_float(item.get("min")), finite_float(item.get("max"))
+    if low is None or high is None:
         raise MlciError(f"{where} ({item['name']}): numeric columns need numbers 'min' and 'max'")
-    if bounds[0] > bounds[1]:
-        raise MlciError(
-            f"{where} ({item['name']}): min {bounds[0]} is greater than max {bounds[1]}"
-        )
-    return Column(item["name"], dtype, min=float(bounds[0]), max=float(bounds[1]))
+    if low > high:
+        raise MlciError(f"{where} ({item['name']}): min {low:g} is greater than max {high:g}")
+    return Column(item["name"], dtype, min=low, max=high)
 
 
 def open_csv(path: Path) -> IO[str]:
@@ -405,14 +403,6 @@ def accept(manifest: Manifest, path: Path | None = None) -> Manifest:
     return updated
 
 
-def _finite(text: str) -> float | None:
-    try:
-        number = float(text)
-    except ValueError:
-        return None
-    return number if math.isfinite(number) else None
-
-
 def infer_manifest(path: Path, target: str, manifest_path: Path) -> Manifest:
     """Draft a manifest from a CSV: numeric ranges widened by their span, observed labels."""
     with open_csv(path) as stream:
@@ -446,7 +436,7 @@ def infer_manifest(path: Path, target: str, manifest_path: Path) -> Manifest:
                             f"than {MAX_LABELS} distinct labels; mlci trains classifiers"
                         )
                     continue
-                number = _finite(cell)
+                number = finite_float(cell)
                 if number is None:
                     raise MlciError(
                         f"{path}:{reader.line_num}:{position}: {name}: '{cell}' is not a finite "

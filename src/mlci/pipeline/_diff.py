@@ -22,8 +22,8 @@ class Change:
     def changed(self) -> bool:
         """True when the value moved (numbers beyond the tolerance)."""
         if isinstance(self.old, (int, float)) and isinstance(self.new, (int, float)):
-            return abs(self.new - self.old) > TOLERANCE
-        return self.old != self.new
+            return abs(float(self.new) - float(self.old)) > TOLERANCE
+        return bool(self.old != self.new)
 
     @property
     def delta(self) -> str:

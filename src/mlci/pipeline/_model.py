@@ -19,7 +19,8 @@ def dumps(estimator: Any, model_format: str) -> bytes:
     """Serialise an estimator in ``model_format`` (``joblib`` or ``skops``)."""
     if model_format == "skops":
         sio = _skops()
-        return sio.dumps(estimator)
+        data: bytes = sio.dumps(estimator)
+        return data
     import joblib
 
     buffer = io.BytesIO()

@@ -11,9 +11,10 @@ import csv
 import dataclasses
 import io
 import json
-import math
 from collections.abc import Sequence
 from typing import Any
+
+from mlci._io import finite_float
 
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 PARAMS = {"proba": bool}  # params: {"proba": true} adds class probabilities to the reply
@@ -55,7 +56,7 @@ def parse(
     except (UnicodeDecodeError, LookupError):
         raise BadRequest(f"the body is not valid {charset} text") from None
     if media == CSV_TYPE:
-        rows, params = _csv(text, features), {}
+        rows, params = _csv(text, features), dict[str, Any]()
     else:
         rows, params = _json(text, features)
     if not rows:
@@ -224,8 +225,8 @@ def _number(value: Any, where: str) -> float:
         raise BadRequest(f"{where}: null is not allowed: send a number")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise BadRequest(f"{where}: {json.dumps(value)[:40]} is not a number")
-    number = float(value) if not isinstance(value, int) or abs(value) < 2**1023 else math.inf
-    if not math.isfinite(number):
+    number = finite_float(value)
+    if number is None:
         raise BadRequest(f"{where}: {value} is not a finite number")
     return number
 
@@ -254,10 +255,11 @@ def _csv_number(text: str, where: str) -> float:
     text = text.strip()
     if not text:
         raise BadRequest(f"{where}: empty value: send a number")
-    try:
-        number = float(text)
-    except ValueError:
-        raise BadRequest(f"{where}: '{text[:40]}' is not a number") from None
-    if not math.isfinite(number):
+    number = finite_float(text)
+    if number is None:
+        try:
+            float(text)
+        except ValueError:
+            raise BadRequest(f"{where}: '{text[:40]}' is not a number") from None
         raise BadRequest(f"{where}: {text} is not a finite number")
     return number

@@ -69,6 +69,11 @@ class ModelSlot:
         self._seen: tuple[int, int, int] | None = None
         self._refreshing = threading.Lock()
 
+    def version_number(self) -> int | None:
+        """The number of the version being served, None before the first load."""
+        current = self.current
+        return None if current is None else current.version.number
+
     def _stamp(self) -> tuple[int, int, int] | None:
         try:
             stat = self.registry.index_path.stat()

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -54,7 +55,9 @@ def test_a_second_run_on_the_same_inputs_is_skipped(tree: Path) -> None:
         (lambda t: (t / "artifacts" / ".cache" / "demo.json").write_text("{"), "unreadable"),
     ],
 )
-def test_any_change_of_input_or_output_runs_again(tree: Path, change, reason: str) -> None:
+def test_any_change_of_input_or_output_runs_again(
+    tree: Path, change: Callable[[Path], object], reason: str
+) -> None:
     run(tree)
     change(tree)
     outcome = run(tree)

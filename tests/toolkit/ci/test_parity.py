@@ -9,6 +9,7 @@ from conftest import REPO
 
 from mlci.ci import _parity as parity
 from mlci.cli import main
+from mlci.errors import MlciError
 
 PYTHONS = ["3.9", "3.10", "3.11", "3.12"]
 # What `nox --list --json` reports for this repository's noxfile: (session, tags, default).
@@ -34,7 +35,7 @@ SESSIONS = [
 
 def fake_nox(root: Path, args: list[str]) -> tuple[list[dict[str, Any]], str | None]:
     """`nox --list --json` for the table above, with nox's selection and error behaviour."""
-    entry = [
+    entry: list[dict[str, Any]] = [
         {"session": name, "name": name.split("-3.")[0], "tags": tags} for name, tags, _ in SESSIONS
     ]
     if not args:
@@ -127,8 +128,8 @@ BREAKS = [
     ),
     (
         WORKFLOW,
-        "      fail-fast: false\n",
-        '      fail-fast: false\n      python: ["3.9", "3.10", "3.11"]\n',
+        "      matrix:\n",
+        '      matrix:\n        python: ["3.9", "3.10", "3.11"]\n',
         "python-matrix",
         "differs from the classifiers",
     ),
@@ -211,9 +212,13 @@ def test_locks_fresh_names_every_lock_missing_a_dependency(repo: Path) -> None:
     violations = parity.check(repo, fake_nox)
     assert {v.file for v in violations} == {"pyproject.toml"}
     assert {v.message.split(" is not in ")[1].split(":")[0] for v in violations} == {
+        # every lock that installs the project: main, test, one per extra, typecheck
         "requirements/main.txt",
         "requirements/test.txt",
         "requirements/serve.txt",
+        "requirements/skops.txt",
+        "requirements/ci.txt",
+        "requirements/typecheck.txt",
     }
 
 
@@ -260,3 +265,80 @@ def test_cli_parity_reports_and_exits(
     out = capsys.readouterr().out
     assert "Makefile:" in out
     assert "makefile-only-nox" in out
+
+
+def workflow(tmp_path: Path, steps: str) -> list[parity.Command]:
+    """The commands parity finds in a one-job workflow with these steps."""
+    path = tmp_path / "w.yml"
+    path.write_text(
+        "on: push\njobs:\n  j:\n    runs-on: ubuntu-24.04\n    steps:\n" + steps,
+        encoding="utf-8",
+    )
+    return list(parity.workflow_commands(path, "w.yml"))
+
+
+def test_a_flow_style_step_is_read(tmp_path: Path) -> None:
+    found = workflow(tmp_path, "      - {name: x, run: pytest -q}\n")
+    assert [(c.line, c.text) for c in found] == [(6, "pytest -q")]
+
+
+def test_a_folded_block_over_two_lines_is_one_command(tmp_path: Path) -> None:
+    found = workflow(tmp_path, "      - run: >-\n          nox -s lint\n          && pytest -q\n")
+    assert [(c.line, c.text) for c in found] == [(7, "nox -s lint"), (7, "pytest -q")]
+
+
+def test_run_inside_another_keys_block_is_not_a_step(tmp_path: Path) -> None:
+    steps = (
+        "      - uses: actions/github-script@v7\n"
+        "        with:\n"
+        "          script: |\n"
+        "            run: pytest -q\n"
+        "      - run: nox -s lint\n"
+    )
+    assert [(c.line, c.text) for c in workflow(tmp_path, steps)] == [(10, "nox -s lint")]
+
+
+def test_a_quoted_run_with_a_comment(tmp_path: Path) -> None:
+    found = workflow(tmp_path, "      - run: 'nox -s lint'  # comment\n")
+    assert [(c.line, c.text) for c in found] == [(6, "nox -s lint")]
+
+
+def test_literal_blocks_keep_each_lines_number_and_join_continuations(tmp_path: Path) -> None:
+    steps = (
+        "      - run: |\n"
+        "          # set up\n"
+        "          nox -s lint \\\n"
+        "            --no-color\n"
+        "          pytest\n"
+    )
+    found = workflow(tmp_path, steps)
+    assert [(c.line, c.text) for c in found] == [(8, "nox -s lint --no-color"), (10, "pytest")]
+
+
+def test_the_four_yaml_cases_get_their_verdicts_in_a_real_workflow(repo: Path) -> None:
+    """pytest in flow style or a folded block is caught; a run: inside a script is not a step."""
+    anchor = "      - name: Run the session\n"
+    for step, caught in (
+        ("      - {name: x, run: pytest -q}\n", True),
+        ("      - run: >-\n          nox -s lint\n          && pytest -q\n", True),
+        (
+            "      - uses: actions/github-script@v7\n        with:\n          script: |\n"
+            "            run: pytest -q\n",
+            False,
+        ),
+        ("      - run: 'nox -s lint'  # comment\n", False),
+    ):
+        original = (repo / WORKFLOW).read_text()
+        edit(repo / WORKFLOW, anchor, step + anchor)
+        found = [v for v in parity.check(repo, fake_nox) if v.rule == "workflow-runs-only-nox"]
+        assert bool(found) is caught, (step, found)
+        if caught:
+            assert found[0].message.startswith("`pytest -q` is not a nox call")
+        (repo / WORKFLOW).write_text(original)
+
+
+def test_a_malformed_workflow_names_file_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "w.yml"
+    path.write_text("jobs:\n  j: [unclosed\n", encoding="utf-8")
+    with pytest.raises(MlciError, match=r"^w\.yml:3:1: not valid YAML"):
+        list(parity.workflow_commands(path, "w.yml"))

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from mlci.cli import main
+from mlci.pipeline import TrainResult
 
 
 def run(project: Path, *args: str) -> int:
@@ -105,9 +106,9 @@ def test_config_errors_exit_2_without_traceback(
 
 
 def test_predict_from_a_missing_file(
-    trained,
+    trained: TrainResult,
     project: Path,
-    capsys: pytest.CaptureFixture[str],  # type: ignore[no-untyped-def]
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert run(project, "predict", str(project / "nope.csv")) == 2
     err = capsys.readouterr().err
@@ -152,8 +153,8 @@ def test_serve_without_the_extra_says_what_to_install(
 
 
 def test_predict_with_a_registry_version(
-    project: Path, trained, capsys: pytest.CaptureFixture[str]
-) -> None:  # type: ignore[no-untyped-def]
+    project: Path, trained: TrainResult, capsys: pytest.CaptureFixture[str]
+) -> None:
     rows = project / "rows.csv"
     rows.write_text("sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n")
     assert main(["-C", str(project), "registry", "register"]) == 0

@@ -11,7 +11,7 @@ from mlci.cli import main
 from mlci.delivery import DriftConfig
 from mlci.delivery import _drift as drift
 from mlci.errors import MlciError
-from mlci.pipeline import Config
+from mlci.pipeline import Config, TrainResult
 from mlci.pipeline._data import Table
 
 FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
@@ -183,7 +183,9 @@ def test_cli_exit_codes_json_and_summary(
     assert "c.csv:1:1: column 'nope' is not in the manifest" in capsys.readouterr().err
 
 
-def test_the_reference_is_production_training_data(project: Path, trained, config) -> None:
+def test_the_reference_is_production_training_data(
+    project: Path, trained: TrainResult, config: Config
+) -> None:
     from mlci.delivery._registry import PRODUCTION, Registry
 
     assert drift.reference_of(config) == (config.data, "data/iris.csv")

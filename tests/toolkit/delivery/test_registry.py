@@ -5,7 +5,9 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import retrain_with
@@ -82,7 +84,7 @@ def test_promote_rollback_and_history(project: Path, registry: Registry) -> None
     assert (moved.from_version, moved.to_version) == (1, 2)
     back = registry.rollback(PRODUCTION, "bad answers")
     assert (back.action, back.from_version, back.to_version) == ("rollback", 2, 1)
-    assert registry.alias(PRODUCTION).number == 1
+    assert registry.get(PRODUCTION).number == 1
     history = registry.history(PRODUCTION)
     assert [(m.action, m.from_version, m.to_version, m.reason) for m in history] == [
         ("promote", None, 1, "first"),
@@ -102,7 +104,7 @@ def test_rollback_walks_back_through_every_promotion(project: Path, registry: Re
     assert registry.rollback("champion").to_version == 2
     assert registry.rollback("champion").to_version == 1
     registry.promote(3, "staging")
-    assert registry.alias("champion").number == 1  # other aliases have their own history
+    assert registry.get("champion").number == 1  # other aliases have their own history
     assert [m.alias for m in registry.history()].count("staging") == 1
 
 
@@ -133,7 +135,7 @@ def test_unknown_versions_and_aliases(registry: Registry) -> None:
     ids=["truncated", "tampered", "missing"],
 )
 def test_a_damaged_version_is_never_unpickled(
-    registry: Registry, monkeypatch: pytest.MonkeyPatch, damage
+    registry: Registry, monkeypatch: pytest.MonkeyPatch, damage: Callable[[Path], object]
 ) -> None:
     import joblib
 
@@ -176,7 +178,7 @@ def _register_in_child(project: Path, shared: Path) -> subprocess.Popen[str]:
 def test_concurrent_registers_give_distinct_complete_versions(
     project: Path, tmp_path: Path
 ) -> None:
-    projects = []
+    projects: list[Path] = []
     for trees in (5, 6, 7, 7):  # the last two share a stage key: one version between them
         copy = tmp_path / f"project-{len(projects)}"
         shutil.copytree(project, copy, ignore=shutil.ignore_patterns("artifacts"))
@@ -195,7 +197,7 @@ def test_concurrent_registers_give_distinct_complete_versions(
     assert sorted(p.name for p in (shared / "versions").iterdir()) == ["1", "2", "3"]
 
 
-def _killed_at(step: int, action, monkeypatch: pytest.MonkeyPatch) -> bool:
+def _killed_at(step: int, action: Callable[[], object], monkeypatch: pytest.MonkeyPatch) -> bool:
     """Run ``action`` in a forked child that dies at its ``step``-th file operation.
 
     Returns True when the child was killed, False when it finished before that step.
@@ -203,10 +205,10 @@ def _killed_at(step: int, action, monkeypatch: pytest.MonkeyPatch) -> bool:
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child's coverage is not collected
         calls = {"n": 0}
-        real = {"replace": os.replace, "copyfile": shutil.copyfile}
+        real: dict[str, Callable[..., Any]] = {"replace": os.replace, "copyfile": shutil.copyfile}
 
-        def dying(name):
-            def op(*args, **kwargs):
+        def dying(name: str) -> Any:  # stands in for os.replace or shutil.copyfile
+            def op(*args: Any, **kwargs: Any) -> Any:
                 calls["n"] += 1
                 if calls["n"] == step:
                     os._exit(137)
@@ -240,7 +242,7 @@ def test_a_writer_killed_at_any_step_leaves_the_registry_consistent(
 ) -> None:
     config = retrain_with(project, trees=11)
     registry.promote(1, PRODUCTION)
-    actions = [
+    actions: list[Callable[[], object]] = [
         lambda: registry.register(config),
         lambda: registry.promote(2, PRODUCTION, "kill test"),
         lambda: registry.rollback(PRODUCTION, "kill test"),
@@ -256,7 +258,7 @@ def test_a_writer_killed_at_any_step_leaves_the_registry_consistent(
     assert [v.number for v in registry.versions()] == [1, 2]
     assert sorted(p.name for p in (registry.root / "versions").iterdir()) == ["1", "2"]
     assert not list(registry.root.glob(".staging-*"))
-    assert registry.alias(PRODUCTION).number == 1
+    assert registry.get(PRODUCTION).number == 1
 
 
 def test_cli_register_list_show_promote_rollback_history(

@@ -24,7 +24,7 @@ def test_a_release_runs_every_step_and_promotes(config: Config) -> None:
     result = release.release(config)
     assert steps(result) == [(name, True) for name in ALL_STEPS]
     registry = Registry.of(config)
-    assert registry.alias(PRODUCTION).number == registry.alias(STAGING_ALIAS).number == 1
+    assert registry.get(PRODUCTION).number == registry.get(STAGING_ALIAS).number == 1
     assert "against the floors only" in result.steps[2].detail
 
 
@@ -52,7 +52,7 @@ def test_release_then_rollback_restores_production_and_records_both(
     assert "released version 2 to production (was version 1)" in capsys.readouterr().out
     assert main(["-C", str(project), "registry", "rollback", "production", "--reason", "bad"]) == 0
     registry = Registry.of(load_config(project))
-    assert registry.alias(PRODUCTION).number == 1
+    assert registry.get(PRODUCTION).number == 1
     moves = [(m.action, m.from_version, m.to_version) for m in registry.history(PRODUCTION)]
     assert moves == [("promote", None, 1), ("promote", 1, 2), ("rollback", 2, 1)]
     # The rolled-back model is not released again by the next run on the same inputs.
@@ -60,7 +60,7 @@ def test_release_then_rollback_restores_production_and_records_both(
     out = capsys.readouterr().out
     assert "was rolled back from production" in out
     assert "production stays at version 1" in out
-    assert registry.alias(PRODUCTION).number == 1
+    assert registry.get(PRODUCTION).number == 1
 
 
 def test_a_gate_failure_leaves_production_untouched(project: Path) -> None:
@@ -75,7 +75,7 @@ def test_a_gate_failure_leaves_production_untouched(project: Path) -> None:
     assert "accuracy" in result.steps[-1].detail
     registry = Registry.of(load_config(project))
     assert [v.number for v in registry.versions()] == [1]
-    assert registry.alias(PRODUCTION).number == 1
+    assert registry.get(PRODUCTION).number == 1
 
 
 def test_invalid_data_stops_the_release_at_validation(project: Path, config: Config) -> None:
@@ -98,8 +98,8 @@ def test_a_failed_smoke_test_keeps_production(project: Path, config: Config) -> 
     assert steps(result)[-1] == ("smoke test", False)
     assert "predicted" in result.steps[-1].detail
     registry = Registry.of(retrained)
-    assert registry.alias(PRODUCTION).number == 1
-    assert registry.alias(STAGING_ALIAS).number == 2
+    assert registry.get(PRODUCTION).number == 1
+    assert registry.get(STAGING_ALIAS).number == 2
 
 
 def test_if_needed_releases_only_on_new_data_or_drift(

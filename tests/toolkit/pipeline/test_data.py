@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -204,7 +206,9 @@ def test_infer_manifest_errors(
         ),
     ],
 )
-def test_manifest_errors_name_the_field(project: Path, change, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_manifest_errors_name_the_field(
+    project: Path, change: Callable[[dict[str, Any]], object], message: str
+) -> None:
     path = project / "data" / "iris.manifest.json"
     raw = json.loads(path.read_text())
     change(raw)

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from mlci.cli import main
+from mlci.pipeline import Config, TrainResult
 from mlci.pipeline import _gate as gate
 from mlci.pipeline._config import GateConfig
 
@@ -91,8 +92,8 @@ def write_metrics(project: Path, **values: float | None) -> None:
 
 
 def test_cli_gate_against_the_baseline(
-    trained, project: Path, capsys: pytest.CaptureFixture[str]
-) -> None:  # type: ignore[no-untyped-def]
+    trained: TrainResult, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["-C", str(project), "baseline", "update"]) == 0
     capsys.readouterr()
     assert main(["-C", str(project), "gate"]) == 0
@@ -116,8 +117,8 @@ def test_cli_gate_against_the_baseline(
 
 
 def test_cli_gate_without_a_baseline_uses_floors(
-    trained, project: Path, capsys: pytest.CaptureFixture[str]
-) -> None:  # type: ignore[no-untyped-def]
+    trained: TrainResult, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["-C", str(project), "gate"]) == 0
     out = capsys.readouterr().out
     assert "reference: none" in out
@@ -125,8 +126,8 @@ def test_cli_gate_without_a_baseline_uses_floors(
 
 
 def test_cli_gate_refuses_stale_artifacts(
-    trained, project: Path, capsys: pytest.CaptureFixture[str]
-) -> None:  # type: ignore[no-untyped-def]
+    trained: TrainResult, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     text = (
         (project / "pyproject.toml").read_text().replace("n_estimators = 10", "n_estimators = 11")
     )
@@ -135,8 +136,8 @@ def test_cli_gate_refuses_stale_artifacts(
     assert "not up to date (config changed); run 'mlci train'" in capsys.readouterr().err
 
 
-def test_cli_gate_fails_on_a_metric_missing_from_the_metrics_file(  # type: ignore[no-untyped-def]
-    trained, project: Path, capsys: pytest.CaptureFixture[str]
+def test_cli_gate_fails_on_a_metric_missing_from_the_metrics_file(
+    trained: TrainResult, project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     write_metrics(project, macro_f1=None)
     assert main(["-C", str(project), "gate"]) == 1
@@ -144,8 +145,8 @@ def test_cli_gate_fails_on_a_metric_missing_from_the_metrics_file(  # type: igno
 
 
 def test_gate_uses_production_when_the_registry_has_one(
-    trained, config, project: Path, capsys: pytest.CaptureFixture[str]
-) -> None:  # type: ignore[no-untyped-def]
+    trained: TrainResult, config: Config, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from mlci.delivery._registry import PRODUCTION, Registry
 
     registry = Registry.of(config)

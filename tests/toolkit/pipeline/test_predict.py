@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from mlci.errors import MlciError
+from mlci.pipeline import Config
 from mlci.pipeline import _train as train_module
 from mlci.pipeline._config import load_config
 from mlci.pipeline._predict import load_trained, predict_rows
@@ -39,6 +40,6 @@ def test_refuses_a_tampered_model(trained: train_module.TrainResult, project: Pa
         load_trained(load_config(project))
 
 
-def test_needs_a_complete_training_run(config) -> None:  # type: ignore[no-untyped-def]
+def test_needs_a_complete_training_run(config: Config) -> None:
     with pytest.raises(MlciError, match="no complete training run"):
         load_trained(config)

@@ -3,10 +3,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import write_pyproject
 
+from mlci.pipeline import Config
 from mlci.pipeline import _stage as stage
 from mlci.pipeline import _train as train_module
 from mlci.pipeline._config import load_config
@@ -108,7 +110,7 @@ def test_a_modified_output_is_stale(trained: train_module.TrainResult, project: 
     assert retrained(project)
 
 
-def test_no_artifacts_is_stale(config) -> None:  # type: ignore[no-untyped-def]
+def test_no_artifacts_is_stale(config: Config) -> None:
     assert stage.check(config).reasons == ["no complete training run in artifacts/"]
 
 
@@ -125,10 +127,10 @@ def test_a_run_killed_between_renames_is_not_taken_for_complete(
             calls.append(dst)
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(train_module.os, "replace", killed_after_the_model)
+    monkeypatch.setattr("os.replace", killed_after_the_model)
     with pytest.raises(KeyboardInterrupt):
         train(load_config(project))
-    monkeypatch.setattr(train_module.os, "replace", real_replace)
+    monkeypatch.setattr("os.replace", real_replace)
     assert calls, "the commit step was not reached"
     status = stage.check(load_config(project))
     assert not status.up_to_date
@@ -141,9 +143,9 @@ def test_a_run_killed_during_training_leaves_a_running_lineage_only_in_staging(
     trained: train_module.TrainResult, project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     write_pyproject(project, trees=14)
-    seen = {}
+    seen: dict[str, Any] = {}
 
-    def killed(*args):  # type: ignore[no-untyped-def]
+    def killed(*args: object) -> None:
         staging = next(project.joinpath("artifacts").glob(".run-*"))
         seen.update(json.loads((staging / "lineage.json").read_text()))
         raise KeyboardInterrupt

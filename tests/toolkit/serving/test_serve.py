@@ -69,7 +69,9 @@ class Server:
         connection.close()
         return response.status, json.loads(data or b"null"), dict(response.getheaders())
 
-    def post(self, body: Any, content_type: str = "application/json") -> tuple[int, Any, dict]:
+    def post(
+        self, body: Any, content_type: str = "application/json"
+    ) -> tuple[int, Any, dict[str, str]]:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
         return self.request("POST", "/invocations", data, content_type)
 
@@ -112,7 +114,7 @@ def expected(served: Served, rows: list[list[float]], version: int = 1) -> list[
     return [str(label) for label in served.models[version].predict(rows)]
 
 
-FORMATS = {
+FORMATS: dict[str, dict[str, Any]] = {
     "dataframe_split": {"dataframe_split": {"columns": FEATURES, "data": ROWS}},
     "dataframe_records": {"dataframe_records": [dict(zip(FEATURES, r)) for r in ROWS]},
     "instances": {"instances": ROWS},
@@ -125,7 +127,9 @@ FORMATS = {
 @pytest.mark.parametrize("proba", [False, True])
 @pytest.mark.parametrize("name", sorted(FORMATS))
 def test_every_json_format(served: Served, name: str, proba: bool) -> None:
-    body = dict(FORMATS[name], **({"params": {"proba": True}} if proba else {}))
+    body: dict[str, Any] = dict(FORMATS[name])
+    if proba:
+        body["params"] = {"proba": True}
     status, reply, headers = served.server.post(body)
     assert status == 200, reply
     assert reply["predictions"] == expected(served, ROWS)
@@ -248,7 +252,7 @@ def test_promotion_and_rollback_while_requests_flow(served: Served) -> None:
 
 def test_a_tampered_version_is_not_loaded(served: Served, caplog: pytest.LogCaptureFixture) -> None:
     served.registry.promote(1, PRODUCTION, "reset")
-    wait_for(lambda: served.slot.current.version.number == 1, "version 1")
+    wait_for(lambda: served.slot.version_number() == 1, "version 1")
     model = served.registry.folder(2) / "model.joblib"
     original = model.read_bytes()
     try:
@@ -262,12 +266,12 @@ def test_a_tampered_version_is_not_loaded(served: Served, caplog: pytest.LogCapt
         assert served.server.post(FORMATS["instances"])[2]["x-model-version"] == "1"
         assert any("reload_failed" in r.getMessage() for r in caplog.records)
         model.write_bytes(original)  # repaired: the next poll loads it
-        wait_for(lambda: served.slot.current.version.number == 2, "the repaired version")
+        wait_for(lambda: served.slot.version_number() == 2, "the repaired version")
         assert served.slot.error is None
     finally:
         model.write_bytes(original)
         served.registry.promote(1, PRODUCTION, "reset")
-        wait_for(lambda: served.slot.current.version.number == 1, "version 1")
+        wait_for(lambda: served.slot.version_number() == 1, "version 1")
 
 
 JSON_VALUES = st.recursive(
@@ -349,7 +353,8 @@ def test_a_configured_public_host_needs_an_explicit_flag(project: Path) -> None:
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def test_mlci_serve_shuts_down_gracefully_on_sigterm(project: Path) -> None:
@@ -403,8 +408,11 @@ def readme_examples() -> list[tuple[str, str, bytes, dict[str, Any]]]:
     examples = []
     for match in CURL.finditer(README.read_text(encoding="utf-8")):
         command = match["curl"].replace("\\\n", " ")
-        content_type = re.search(r"-H 'Content-Type: ([^']+)'", command)[1]
+        header = re.search(r"-H 'Content-Type: ([^']+)'", command)
         data = re.search(r"(?:-d|--data-binary) (\$?)'(.*?)'", command, re.DOTALL)
+        assert header is not None, command
+        assert data is not None, command
+        content_type = header[1]
         body = data[2].encode()
         if data[1]:  # $'...': bash decodes the backslash escapes
             body = body.decode("unicode_escape").encode()
