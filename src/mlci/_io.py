@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
 import hashlib
 import json
 import math
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +64,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)
     try:
+        # mkstemp creates 0600; give the file the mode open() would, so that a registry folder
+        # shared by a team stays readable by the group the umask allows.
+        tmp.chmod(0o666 & ~_umask())
         with os.fdopen(fd, "wb") as stream:
             stream.write(data)
             stream.flush()
@@ -71,6 +76,54 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def utc_now(timespec: str = "seconds") -> str:
+    """The current UTC time in ISO 8601, for lineage, registry history and logs."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec=timespec)
+
+
+@contextlib.contextmanager
+def locked(path: Path, what: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if needed) for one writer at a time."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+b") as handle:
+        try:
+            _lock(handle.fileno())
+        except OSError as exc:  # Windows gives up after ten one-second retries
+            raise MlciError(
+                f"{path}: {what} is locked by another process ({exc.strerror or exc}); "
+                "try again when it has finished"
+            ) from None
+        try:
+            yield
+        finally:
+            _unlock(handle.fileno())
+
+
+try:
+    import fcntl
+
+    def _lock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+
+    def _unlock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+except ImportError:  # pragma: no cover - Windows
+    import msvcrt
+
+    def _lock(fd: int) -> None:
+        msvcrt.locking(fd, msvcrt.LK_LOCK, 1)  # type: ignore[attr-defined,unused-ignore]  # Windows only
+
+    def _unlock(fd: int) -> None:
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined,unused-ignore]  # Windows only
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -7,9 +7,10 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from mlci._io import atomic_write_text
+from mlci._io import atomic_write_text, locked
 
 REPORT = "report.md"
+LOCK = ".report.lock"
 _SECTION = re.compile(r"^<!-- mlci:(?P<name>[\w-]+) -->\n", re.MULTILINE)
 ORDER = ("lint", "parity", "train", "gate", "diff", "coverage", "drift", "release")
 
@@ -42,15 +43,17 @@ def publish(artifacts: Path, name: str, markdown: str) -> Path:
     """
     body = markdown.rstrip() + "\n"
     path = artifacts / REPORT
-    sections = _read_sections(path)
-    sections[name] = body
-    ordered = sorted(
-        sections, key=lambda key: (ORDER.index(key) if key in ORDER else len(ORDER), key)
-    )
-    text = "# mlci report\n\n" + "\n".join(
-        f"<!-- mlci:{key} -->\n{sections[key]}" for key in ordered
-    )
-    atomic_write_text(path, text)
+    # Sessions run in parallel: each read-modify-write of the report holds the report's lock.
+    with locked(artifacts / LOCK, "the report"):
+        sections = _read_sections(path)
+        sections[name] = body
+        ordered = sorted(
+            sections, key=lambda key: (ORDER.index(key) if key in ORDER else len(ORDER), key)
+        )
+        text = "# mlci report\n\n" + "\n".join(
+            f"<!-- mlci:{key} -->\n{sections[key]}" for key in ordered
+        )
+        atomic_write_text(path, text)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with Path(summary).open("a", encoding="utf-8") as stream:

@@ -100,11 +100,25 @@ def trained(config: Config) -> TrainResult:
     return train_once(config)
 
 
+# Settings of the developer's shell or the CI job that would change what a test sees, or let a
+# test write into the job itself (a failing-gate test appending to the real step summary).
+ISOLATED = (
+    "MLCI_REGISTRY",
+    "MLCI_NO_CACHE",
+    "GITHUB_ACTIONS",
+    "GITHUB_STEP_SUMMARY",
+    "GITHUB_OUTPUT",
+    "GITHUB_ENV",
+    "GITHUB_TOKEN",
+    "MLFLOW_TRACKING_URI",
+)
+
+
 @pytest.fixture(autouse=True)
-def _no_registry_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A developer's MLCI_REGISTRY or MLCI_NO_CACHE must not change what the tests see."""
-    monkeypatch.delenv("MLCI_REGISTRY", raising=False)
-    monkeypatch.delenv("MLCI_NO_CACHE", raising=False)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts without the variables above; a test that needs one sets its own."""
+    for name in ISOLATED:
+        monkeypatch.delenv(name, raising=False)
 
 
 def retrain_with(root: Path, *, trees: int, extra: str = "") -> Config:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime
 import getpass
 import os
 import shutil
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mlci import pipeline
-from mlci._io import atomic_write_json, read_json, sha256_file
+from mlci._io import atomic_write_json, locked, read_json, sha256_file, utc_now
 from mlci.delivery._settings import registry_location
 from mlci.errors import MlciError
 from mlci.pipeline import (
@@ -224,13 +223,8 @@ class Registry:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[Index]:
         """Hold the writers' lock and yield the current index."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with (self.root / ".lock").open("a+b") as handle:
-            _lock(handle.fileno())
-            try:
-                yield self.read()
-            finally:
-                _unlock(handle.fileno())
+        with locked(self.root / ".lock", "the registry"):
+            yield self.read()
 
     def _write(self, index: Index) -> None:
         atomic_write_json(self.index_path, index.to_dict(), sort_keys=False)
@@ -268,7 +262,7 @@ class Registry:
             version = Version(
                 number=number,
                 stage_key=status.key,
-                created_at=_now(),
+                created_at=utc_now(),
                 created_by=_user(),
                 model_file=artifacts.model.name,
                 files=files,
@@ -316,7 +310,7 @@ class Registry:
                 "promote",
                 index.aliases.get(alias),
                 version.number,
-                _now(),
+                utc_now(),
                 _user(),
                 reason,
             )
@@ -336,7 +330,7 @@ class Registry:
                     f"alias '{alias}' has no earlier target to roll back to "
                     f"(it has only ever pointed at version {index.aliases[alias]})"
                 )
-            move = Move(alias, "rollback", targets[-1], targets[-2], _now(), _user(), reason)
+            move = Move(alias, "rollback", targets[-1], targets[-2], utc_now(), _user(), reason)
             index.aliases[alias] = targets[-2]
             index.history.append(move)
             self._write(index)
@@ -399,34 +393,11 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-try:
-    import fcntl
-
-    def _lock(fd: int) -> None:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-
-    def _unlock(fd: int) -> None:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-
-except ImportError:  # pragma: no cover - Windows
-    import msvcrt
-
-    def _lock(fd: int) -> None:
-        msvcrt.locking(fd, msvcrt.LK_LOCK, 1)  # type: ignore[attr-defined]
-
-    def _unlock(fd: int) -> None:
-        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined]
-
-
 def _user() -> str:
     try:
         return getpass.getuser()
     except Exception:  # no login name in some containers
         return os.environ.get("GITHUB_ACTOR", "unknown")
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 def gate_reference(config: Config, python: str, registry: Registry | None = None) -> Reference:

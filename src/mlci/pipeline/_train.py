@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime
 import functools
 import os
 import shutil
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mlci import __version__
-from mlci._io import atomic_write_json, read_json, sha256_file
+from mlci._io import atomic_write_json, read_json, sha256_file, utc_now
 from mlci.errors import MlciError
 from mlci.pipeline import _stage as stage
 from mlci.pipeline._config import Config, build_estimator
@@ -143,7 +142,7 @@ def train(config: Config, *, force: bool = False) -> TrainResult:
         lineage: dict[str, Any] = {
             "status": "running",
             "stage": {"key": status.key, "inputs": status.inputs},
-            "started_at": _now(),
+            "started_at": utc_now(),
         }
         # The key is on disk before training starts, as DVC records inputs before running.
         atomic_write_json(staging / "lineage.json", lineage)
@@ -169,7 +168,7 @@ def train(config: Config, *, force: bool = False) -> TrainResult:
                 "metrics": sha256_file(staged.metrics),
                 "predictions": fitted.predictions["sha256"],
             },
-            finished_at=_now(),
+            finished_at=utc_now(),
         )
         atomic_write_json(staged.lineage, lineage)
         _commit(staged, artifacts)
@@ -195,7 +194,3 @@ def _remove_stale_staging(folder: Path) -> None:
 def _ensure(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")

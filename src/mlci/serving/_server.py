@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import datetime
 import ipaddress
 import json
 import logging
@@ -30,6 +29,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from mlci import __version__
+from mlci._io import utc_now
 from mlci.delivery import Registry, Version
 from mlci.errors import MlciError
 from mlci.pipeline import Config, load_manifest
@@ -100,7 +100,10 @@ class ModelSlot:
             except MlciError as error:
                 self._fail(str(error))  # _seen stays: the next poll tries again
                 return
-            self.current = Loaded(version, model, _now())
+            except Exception as error:  # e.g. a model this scikit-learn cannot unpickle
+                self._fail(f"the alias '{self.alias}' could not be loaded: {_describe(error)}")
+                return
+            self.current = Loaded(version, model, utc_now("milliseconds"))
             self.error = None
             self._seen = stamp
             log.info(
@@ -182,7 +185,7 @@ def create_app(
         access.info(
             json.dumps(
                 {
-                    "time": _now(),
+                    "time": utc_now("milliseconds"),
                     "client": request.client.host if request.client else None,
                     "method": request.method,
                     "path": request.url.path,
@@ -237,9 +240,18 @@ def create_app(
 
 
 async def _poll(slot: ModelSlot, seconds: float) -> None:
+    """Refresh forever: a failed refresh is reported in /health and the log, never fatal."""
     while True:
         await asyncio.sleep(seconds)
-        await run_in_threadpool(slot.refresh)
+        try:
+            await run_in_threadpool(slot.refresh)
+        except Exception as error:  # pragma: no cover - refresh reports its own failures
+            slot.error = f"reload failed: {_describe(error)}"
+            log.exception("poll_failed")
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -405,7 +417,3 @@ def serve(
     )
     log.info(json.dumps({"event": "listening", "host": settings.host, "port": settings.port}))
     server.run()
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")

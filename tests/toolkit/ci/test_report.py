@@ -65,3 +65,58 @@ def test_cli_coverage_section(
     (project / "coverage.json").write_text("{}")
     assert main(["-C", str(project), "report", "coverage", str(project / "coverage.json")]) == 2
     assert "not a `coverage json` report" in capsys.readouterr().err
+
+
+def _publish_many(folder: str, worker: int) -> None:
+    for index in range(15):
+        report.publish(Path(folder), f"w{worker}-{index}", f"## worker {worker} section {index}")
+
+
+def test_parallel_sessions_lose_no_section(tmp_path: Path) -> None:
+    """nox runs sessions side by side; each publish is a read-modify-write of one file."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_publish_many, args=(str(tmp_path), n)) for n in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+        assert worker.exitcode == 0
+    text = (tmp_path / "report.md").read_text()
+    missing = [
+        (n, i) for n in range(4) for i in range(15) if f"## worker {n} section {i}\n" not in text
+    ]
+    assert missing == []
+
+
+def test_tests_never_write_to_the_ci_jobs_step_summary(tmp_path: Path) -> None:
+    """Run a failing-gate test as CI would, with the job's summary file set: it stays empty."""
+    import os
+    import subprocess
+    import sys
+
+    summary = tmp_path / "summary.md"
+    summary.write_text("")
+    tests = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--no-cov",
+            str(tests / "pipeline" / "test_gate.py"),
+            "-k",
+            "cli_gate_fails",
+        ],
+        env={**os.environ, "GITHUB_STEP_SUMMARY": str(summary), "COVERAGE_PROCESS_START": ""},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout
+    assert summary.read_text() == ""

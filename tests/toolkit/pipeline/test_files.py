@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -51,3 +53,34 @@ def test_read_json_names_the_file_and_position(tmp_path: Path) -> None:
 
 def test_canonical_json_is_order_independent() -> None:
     assert files.canonical_json({"a": 1, "b": 2}) == files.canonical_json({"b": 2, "a": 1})
+
+
+def test_atomic_writes_honour_the_umask(tmp_path: Path) -> None:
+    """A registry shared by a team: its index must be as readable as any file open() creates."""
+    previous = os.umask(0o022)
+    try:
+        files.atomic_write_text(tmp_path / "index.json", "{}")
+        (tmp_path / "plain.json").write_text("{}")
+    finally:
+        os.umask(previous)
+    mode = stat.S_IMODE((tmp_path / "index.json").stat().st_mode)
+    assert mode == stat.S_IMODE((tmp_path / "plain.json").stat().st_mode) == 0o644
+
+
+def test_a_lock_that_cannot_be_had_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On Windows, msvcrt gives up after its retries with a bare OSError."""
+
+    def busy(fd: int) -> None:
+        raise OSError(36, "Resource deadlock avoided")
+
+    monkeypatch.setattr(files, "_lock", busy)
+    lock = files.locked(tmp_path / ".lock", "the registry")
+    with pytest.raises(MlciError, match=r"\.lock: the registry is locked by another process"):
+        lock.__enter__()
+
+
+def test_utc_now_is_iso_8601_in_utc() -> None:
+    assert files.utc_now().endswith("+00:00")
+    assert len(files.utc_now("milliseconds").split(".")[1]) == len("123+00:00")

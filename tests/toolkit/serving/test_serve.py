@@ -274,6 +274,31 @@ def test_a_tampered_version_is_not_loaded(served: Served, caplog: pytest.LogCapt
         wait_for(lambda: served.slot.version_number() == 1, "version 1")
 
 
+def test_a_reload_that_raises_any_error_keeps_polling(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model this scikit-learn cannot unpickle raises ValueError, not MlciError: keep polling."""
+    real = served.registry.load_model
+
+    def incompatible(*args: Any, **kwargs: Any) -> Any:
+        raise ValueError("node array from the pickle has an incompatible dtype")
+
+    monkeypatch.setattr(served.registry, "load_model", incompatible)
+    try:
+        served.registry.promote(2, PRODUCTION, "incompatible")
+        wait_for(lambda: served.slot.error is not None, "the reload failure")
+        status, reply, _ = served.server.request("GET", "/health")
+        assert (status, reply["model_version"]) == (200, 1)
+        assert "ValueError: node array" in reply["reload_error"]
+        monkeypatch.setattr(served.registry, "load_model", real)
+        wait_for(lambda: served.slot.version_number() == 2, "the next poll to load version 2")
+        assert served.slot.error is None
+    finally:
+        monkeypatch.setattr(served.registry, "load_model", real)
+        served.registry.promote(1, PRODUCTION, "reset")
+        wait_for(lambda: served.slot.version_number() == 1, "version 1")
+
+
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=5),
     lambda children: (
