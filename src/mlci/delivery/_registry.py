@@ -146,6 +146,8 @@ class Registry:
             versions = {v.number: v for v in map(Version.from_dict, raw["versions"])}
             aliases = {str(name): int(number) for name, number in raw["aliases"].items()}
             history = [Move(**move) for move in raw["history"]]
+            for alias in {move.alias for move in history}:
+                targets_of(history, alias)  # a history that cannot be replayed is corrupt
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise MlciError(
                 f"{self.index_path}: corrupt registry index ({type(exc).__name__}: {exc}); "
@@ -304,7 +306,7 @@ class Registry:
         """Point ``alias`` at a version, recording who moved it, when, from where and why."""
         _check_alias(alias)
         with self._locked() as index:
-            version = _find(index, reference, self.root)
+            version = self.get(reference, index)
             move = Move(
                 alias,
                 "promote",
@@ -344,6 +346,8 @@ def targets_of(history: list[Move], alias: str) -> list[int]:
         if move.alias != alias:
             continue
         if move.action == "rollback":
+            if len(stack) < 2:
+                raise ValueError(f"alias '{alias}' is rolled back before it had two targets")
             stack.pop()
         else:
             stack.append(move.to_version)
@@ -356,14 +360,6 @@ def rolled_back(history: list[Move], alias: str, number: int) -> Move | None:
         if move.alias == alias and move.action == "rollback" and move.from_version == number:
             return move
     return None
-
-
-def _find(index: Index, reference: str | int, root: Path) -> Version:
-    text = str(reference)
-    number = int(text) if text.isdigit() else index.aliases.get(text)
-    if number is None or number not in index.versions:
-        raise MlciError(f"{root}: no version or alias '{text}' in the registry")
-    return index.versions[number]
 
 
 def _check_alias(alias: str) -> None:

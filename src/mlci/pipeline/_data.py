@@ -429,6 +429,11 @@ def infer_manifest(path: Path, target: str, manifest_path: Path) -> Manifest:
             for position, (name, cell) in enumerate(zip(header, row), start=1):
                 cell = cell.strip()
                 if name == target:
+                    if not cell:
+                        raise MlciError(
+                            f"{path}:{reader.line_num}:{position}: target '{target}' is empty: "
+                            "every row needs a label (drop or label the row, then run init again)"
+                        )
                     labels.add(cell)
                     if len(labels) > MAX_LABELS:
                         raise MlciError(

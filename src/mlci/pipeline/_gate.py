@@ -156,7 +156,17 @@ def to_dict(verdict: Verdict) -> dict[str, Any]:
         "passed": verdict.passed,
         "reference": verdict.reference,
         "improved": verdict.improved,
-        "checks": [dict(zip(HEADER, row)) for row in rows(verdict)],
+        "checks": [
+            {
+                "metric": check.metric,
+                "candidate": check.candidate,
+                "reference": check.reference,
+                "delta": check.delta,
+                "rule": check.rule,
+                "passed": check.passed,
+            }
+            for check in verdict.checks
+        ],
     }
 
 

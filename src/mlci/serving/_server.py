@@ -16,6 +16,7 @@ import dataclasses
 import ipaddress
 import json
 import logging
+import signal
 import sys
 import threading
 import time
@@ -416,4 +417,10 @@ def serve(
         )
     )
     log.info(json.dumps({"event": "listening", "host": settings.host, "port": settings.port}))
-    server.run()
+    # uvicorn handles SIGTERM and SIGINT itself, then re-raises them once it has shut down, with
+    # the handlers that were installed before it ran: make a handled SIGTERM end with exit 0.
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    try:
+        server.run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)

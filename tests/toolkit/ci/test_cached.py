@@ -118,3 +118,11 @@ def test_cli(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert runs(project) == 1
     assert main(["-C", str(project), "cached", "demo"]) == 2
     assert "give the command after '--'" in capsys.readouterr().err
+
+
+def test_only_the_cached_command_takes_what_follows_its_dashes(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`mlci data validate -- cached` names a file called `cached`, it is not `mlci cached`."""
+    assert main(["-C", str(project), "data", "validate", "--", "cached"]) == 2
+    assert "cached" in capsys.readouterr().err

@@ -119,8 +119,10 @@ def test_unknown_versions_and_aliases(registry: Registry) -> None:
         registry.get(7)
     with pytest.raises(MlciError, match="no alias 'production'"):
         registry.get(PRODUCTION)
-    with pytest.raises(MlciError, match="no version or alias '9'"):
+    with pytest.raises(MlciError, match="no version 9 in the registry"):
         registry.promote(9, PRODUCTION)
+    with pytest.raises(MlciError, match="no alias 'champion'"):
+        registry.promote("champion", PRODUCTION)
     with pytest.raises(MlciError, match="no alias 'production' to roll back"):
         registry.rollback(PRODUCTION)
 
@@ -329,3 +331,15 @@ def test_training_in_skops_writes_a_skops_model(project: Path) -> None:
     config = retrain_with(project, trees=5, extra='model_format = "skops"\n')
     assert (config.artifacts / "model.skops").is_file()
     assert train(config).up_to_date
+
+
+def test_a_rollback_before_any_promotion_is_a_corrupt_index(registry: Registry) -> None:
+    """A hand-edited history must be reported as corrupt, never raise IndexError."""
+    registry.promote(1, PRODUCTION, "first")
+    raw = json.loads(registry.index_path.read_text())
+    raw["history"].insert(0, {**raw["history"][0], "action": "rollback", "from_version": 1})
+    registry.index_path.write_text(json.dumps(raw))
+    with pytest.raises(MlciError, match=r"index\.json: corrupt registry index .*rolled back"):
+        registry.rollback(PRODUCTION)
+    with pytest.raises(MlciError, match="corrupt registry index"):
+        registry.read()

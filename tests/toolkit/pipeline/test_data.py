@@ -220,3 +220,12 @@ def test_manifest_errors_name_the_field(
 def test_missing_data_file(tmp_path: Path, manifest: data.Manifest) -> None:
     with pytest.raises(MlciError, match="data file not found"):
         data.validate(tmp_path / "nope.csv", manifest)
+
+
+def test_init_refuses_a_blank_target_cell(tmp_path: Path) -> None:
+    """Its manifest would list '' as a label, and its own CSV would then fail validation."""
+    csv_path = tmp_path / "d.csv"
+    csv_path.write_text("a,label\n1,x\n2,\n3,y\n")
+    with pytest.raises(MlciError, match=r"d\.csv:3:2: target 'label' is empty"):
+        data.infer_manifest(csv_path, "label", tmp_path / "d.manifest.json")
+    assert not (tmp_path / "d.manifest.json").exists()

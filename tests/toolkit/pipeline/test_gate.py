@@ -111,7 +111,15 @@ def test_cli_gate_against_the_baseline(
 
     write_metrics(project, accuracy=1.0, macro_f1=1.0)
     assert main(["-C", str(project), "gate", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["improved"] == ["accuracy", "macro_f1"]
+    verdict = json.loads(capsys.readouterr().out)
+    assert verdict["improved"] == ["accuracy", "macro_f1"]
+    # Numbers and nulls, not the table's formatted strings ("0.9667", "-", "missing").
+    checks = {(c["metric"], c["rule"]): c for c in verdict["checks"]}
+    floor = checks["accuracy", ">= 0.8"]
+    assert isinstance(floor["candidate"], float)
+    assert floor["passed"] is True
+    assert all(isinstance(c["delta"], (float, type(None))) for c in verdict["checks"])
+    assert all(isinstance(c["reference"], (float, type(None))) for c in verdict["checks"])
     assert main(["-C", str(project), "gate"]) == 0
     assert "record it as the baseline ('nox -s baseline')" in capsys.readouterr().out
 

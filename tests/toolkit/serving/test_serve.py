@@ -413,9 +413,8 @@ def test_mlci_serve_shuts_down_gracefully_on_sigterm(project: Path) -> None:
     finally:
         if process.poll() is None:
             process.kill()
-    # uvicorn finishes in-flight requests and the shutdown, then re-raises SIGTERM so that the
-    # parent sees how the process ended.
-    assert process.returncode in (0, -signal.SIGTERM), output
+    # A clean shutdown on SIGTERM is a success: exit 0 (uvicorn alone re-raises the signal).
+    assert process.returncode == 0, output
     assert output.index('"event": "shutdown"') < output.index("Finished server process")
     assert '"event": "listening", "host": "127.0.0.1"' in output
 
