@@ -140,7 +140,7 @@ def create_app(
     features: Sequence[str],
     settings: ServeConfig,
     data_sha256: str | None = None,
-) -> Any:
+) -> FastAPI:
     """The FastAPI application: /invocations, /ping, /health, /version."""
     limits = Limits(settings.max_rows, settings.max_body_bytes)
     features = list(features)
