@@ -86,22 +86,29 @@ def _cached_options() -> argparse.ArgumentParser:
 
 def cmd_cached(args: argparse.Namespace) -> int:
     """Run a command unless it already passed on exactly these inputs (MLCI_NO_CACHE=1: always)."""
-    # argparse hands over everything after NAME untouched (REMAINDER): the options up to `--` are
-    # ours, what follows is the wrapped command, never parsed by mlci.
+    # argparse hands over everything after NAME (REMAINDER): the options up to `--` are ours,
+    # what follows is the wrapped command, never parsed by mlci. When `--` directly follows NAME,
+    # argparse has already dropped it.
     rest: list[str] = args.rest
-    if "--" not in rest or rest.index("--") == len(rest) - 1:
+    if "--" in rest:
+        split = rest.index("--")
+        ours, command = rest[:split], rest[split + 1 :]
+    elif rest and not rest[0].startswith("-"):
+        ours, command = [], rest
+    else:
+        ours, command = rest, []
+    if not command:
         raise MlciError("cached: give the command after '--', e.g. mlci cached tests -- pytest")
-    split = rest.index("--")
     try:
-        options = _cached_options().parse_args(rest[:split])
+        options = _cached_options().parse_args(ours)
     except SystemExit:
-        raise MlciError(f"cached: unknown options {' '.join(rest[:split])}") from None
+        raise MlciError(f"cached: unknown options {' '.join(ours)}") from None
     config = config_of(args)
     outcome = ci.run_cached(
         config.root,
         config.artifacts,
         args.name,
-        rest[split + 1 :],
+        command,
         outputs=[Path(path) for path in options.output],
         env=options.env,
     )

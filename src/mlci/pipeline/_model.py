@@ -81,7 +81,8 @@ def _skops() -> Any:
         import skops.io as sio
     except ImportError:
         raise MlciError(
-            "model_format = 'skops' needs the skops package: install mlci[skops]"
+            "model_format = 'skops' needs the skops package: the nox sessions install it "
+            "(requirements/skops.txt); by hand: uv pip install -e '.[skops]'"
         ) from None
     return sio
 

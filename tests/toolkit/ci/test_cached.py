@@ -126,3 +126,13 @@ def test_only_the_cached_command_takes_what_follows_its_dashes(
     """`mlci data validate -- cached` names a file called `cached`, it is not `mlci cached`."""
     assert main(["-C", str(project), "data", "validate", "--", "cached"]) == 2
     assert "cached" in capsys.readouterr().err
+
+
+def test_the_command_right_after_the_name_runs(project: Path) -> None:
+    """`mlci cached NAME -- CMD`, as the noxfile writes it: argparse drops that `--` itself."""
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    (project / ".gitignore").write_text("artifacts/\nruns.log\nout.txt\n")
+    args = ["-C", str(project), "cached", "plain", "--", *COMMAND]
+    assert main(args) == 0
+    assert main(args) == 0
+    assert runs(project) == 1

@@ -21,13 +21,6 @@ def test_loads_defaults_and_resolves_paths(project: Path) -> None:
     assert config.resolved()["data"] == "data/iris.csv"
 
 
-def test_the_repository_config_is_the_documented_default() -> None:
-    config = load_config(Path(__file__).resolve().parents[3])
-    assert config.estimator.class_path == "sklearn.ensemble.RandomForestClassifier"
-    assert config.estimator.params == {"n_estimators": 100, "random_state": 42}
-    assert (config.test_size, config.seed) == (0.2, 42)
-
-
 @pytest.mark.parametrize(
     ("text", "message"),
     [

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, write_pyproject
+from conftest import make_project, write_pyproject
 
 from mlci._io import sha256_file
 from mlci.errors import MlciError
@@ -102,9 +102,11 @@ def test_a_target_mismatch_between_config_and_manifest(project: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def default_model() -> train_module.Fitted:
-    """The repository's own config (100 trees), trained in memory."""
-    config = load_config(REPO)
+def default_model(tmp_path_factory: pytest.TempPathFactory) -> train_module.Fitted:
+    """A fixture project's Iris forest (100 trees), trained in memory: never the repo's config."""
+    root = make_project(tmp_path_factory.mktemp("iris"))
+    write_pyproject(root, trees=100)
+    config = load_config(root)
     return train_module.fit(config, *train_module.load_data(config))
 
 
