@@ -114,11 +114,16 @@ ISOLATED = (
 )
 
 
+def isolate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Remove the variables above for the rest of the test."""
+    for name in ISOLATED:
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test starts without the variables above; a test that needs one sets its own."""
-    for name in ISOLATED:
-        monkeypatch.delenv(name, raising=False)
+    isolate(monkeypatch)
 
 
 def retrain_with(root: Path, *, trees: int, extra: str = "") -> Config:

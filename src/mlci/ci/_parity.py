@@ -8,6 +8,7 @@ ask nox itself (`nox --list --json`) which sessions exist.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 import shlex
@@ -88,7 +89,6 @@ def nox_list(root: Path, args: list[str]) -> tuple[list[dict[str, Any]], str | N
 def load_workflow(path: Path, display: str) -> Any:
     """A workflow parsed by ruamel.yaml, whose nodes keep their line numbers (``.lc``)."""
     try:
-        from ruamel.yaml import YAML
         from ruamel.yaml.error import MarkedYAMLError, YAMLError
     except ImportError:
         raise MlciError(
@@ -96,13 +96,21 @@ def load_workflow(path: Path, display: str) -> Any:
             "(`nox -s parity`) or install requirements/ci.txt"
         ) from None
     try:
-        return YAML(typ="rt").load(path.read_text(encoding="utf-8"))
+        return _parse(path.read_text(encoding="utf-8"))
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{display}:{mark.line + 1}:{mark.column + 1}" if mark else display
         raise MlciError(f"{where}: not valid YAML: {exc.problem or exc}") from None
     except YAMLError as exc:
         raise MlciError(f"{display}: not valid YAML: {exc}") from None
+
+
+@functools.lru_cache(maxsize=32)
+def _parse(text: str) -> Any:
+    """Parse once per distinct text (about 25 ms a workflow); the documents are only read."""
+    from ruamel.yaml import YAML
+
+    return YAML(typ="rt").load(text)
 
 
 def _mappings(node: Any) -> Iterator[Any]:
@@ -125,12 +133,16 @@ def _value_line(mapping: Any, key: str) -> tuple[int, bool]:
 
 
 def workflow_commands(path: Path, display: str) -> Iterator[Command]:
+    """The commands of every step's `run:` in the workflow at ``path``."""
+    return commands_of(load_workflow(path, display), display)
+
+
+def commands_of(document: Any, display: str) -> Iterator[Command]:
     """The commands of every step's `run:`, split at `&&`, `||`, `;` and pipes, with line numbers.
 
     Only `run` keys of the steps of jobs count, in any YAML style (flow or block mappings, plain,
     quoted, literal or folded scalars); a `run:` inside another key's text is not a step.
     """
-    document = load_workflow(path, display)
     jobs = document.get("jobs") if isinstance(document, dict) else None
     for job in (jobs or {}).values():
         steps = job.get("steps") if isinstance(job, dict) else None
@@ -155,10 +167,9 @@ def workflow_commands(path: Path, display: str) -> Iterator[Command]:
                     yield from _split(display, start, command)
 
 
-def workflow_values(repo_root: Path, path: Path, key: str) -> Iterator[tuple[int, Any]]:
+def values_of(document: Any, key: str) -> Iterator[tuple[int, Any]]:
     """(line, value) of every ``key`` in a workflow, wherever it stands."""
-    display = path.relative_to(repo_root).as_posix()
-    for mapping in _mappings(load_workflow(path, display)):
+    for mapping in _mappings(document):
         if key in mapping:
             yield _value_line(mapping, key)[0], mapping[key]
 
@@ -225,7 +236,7 @@ class Repo:
     """What the rules read from one repository."""
 
     root: Path
-    workflows: list[Path]
+    workflows: dict[str, Any]  # relative path -> the parsed workflow, read once
     commands: list[Command]
     recipes: list[tuple[str, Command]]
     pyproject: dict[str, Any]
@@ -245,11 +256,13 @@ class Repo:
     @classmethod
     def read(cls, root: Path) -> Repo:
         """Read the workflows, the Makefile and pyproject.toml."""
-        workflows = sorted((root / ".github" / "workflows").glob("*.y*ml"))
+        paths = sorted((root / ".github" / "workflows").glob("*.y*ml"))
+        names = [path.relative_to(root).as_posix() for path in paths]
+        workflows = {name: load_workflow(root / name, name) for name in names}
         commands = [
             command
-            for path in workflows
-            for command in workflow_commands(path, path.relative_to(root).as_posix())
+            for display, document in workflows.items()
+            for command in commands_of(document, display)
         ]
         makefile = root / "Makefile"
         recipes = list(makefile_recipes(makefile, "Makefile")) if makefile.exists() else []
@@ -420,9 +433,8 @@ def check_python_matrix(repo: Repo) -> Iterator[Violation]:
                 ".python-version", 1, "python-matrix", f"{default} is not one of {matrix}"
             )
     derived = False
-    for path in repo.workflows:
-        display = path.relative_to(repo.root).as_posix()
-        for number, value in workflow_values(repo.root, path, "python-version"):
+    for display, document in repo.workflows.items():
+        for number, value in values_of(document, "python-version"):
             text = str(value)
             if "matrix.python" in text:
                 derived = True
@@ -430,7 +442,7 @@ def check_python_matrix(repo: Repo) -> Iterator[Violation]:
                 yield Violation(
                     display, number, "python-matrix", f"Python {text} is not in the matrix {matrix}"
                 )
-        for number, value in workflow_values(repo.root, path, "matrix"):
+        for number, value in values_of(document, "matrix"):
             literal = value.get("python") if isinstance(value, dict) else None
             if not isinstance(literal, list):
                 continue
@@ -447,7 +459,7 @@ def check_python_matrix(repo: Repo) -> Iterator[Violation]:
     lists = any("--list" in c.text or " -l" in c.text for c in repo.nox_invocations())
     if repo.workflows and not (derived and lists):
         yield Violation(
-            repo.workflows[0].relative_to(repo.root).as_posix(),
+            next(iter(repo.workflows)),
             1,
             "python-matrix",
             "no job provides `${{ matrix.python }}` from `nox --list --json`: "

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import isolate
 
 from mlci.cli import main
 from mlci.pipeline import Config, TrainResult
@@ -165,3 +166,16 @@ def test_gate_uses_production_when_the_registry_has_one(
     out = capsys.readouterr().out
     assert "quality gate FAILED (reference: production (version 1))" in out
     assert "against the reference" in out
+
+
+def test_a_failing_gate_test_never_writes_to_the_ci_jobs_summary(
+    trained: TrainResult, project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In CI, GITHUB_STEP_SUMMARY is set for the job: every test starts without it."""
+    summary = tmp_path / "summary.md"
+    summary.write_text("")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    isolate(monkeypatch)  # what the autouse fixture does before every test
+    write_metrics(project, macro_f1=None)
+    assert main(["-C", str(project), "gate"]) == 1
+    assert summary.read_text() == ""
