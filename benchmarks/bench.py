@@ -76,11 +76,20 @@ class Bench:
     phases: dict[str, float] = dataclasses.field(default_factory=dict)
     notes: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
+    def replayable(self, command: str) -> str:
+        """The command as anyone can replay it: paths relative to the clone, no machine paths."""
+        command = command.replace(f"{self.clone}/", "").replace(str(self.clone), ".")
+        command = command.replace(f"{self.work}/", "$BENCH/")
+        for python in {sys.executable, shutil.which("python3") or "python3"}:
+            command = command.replace(f"{python} ", "python3 ")
+        return command
+
     def note(self, section: str, text: str) -> None:
         self.notes.setdefault(section, []).append(text)
         print(f"  note: {text}", flush=True)
 
     def add(self, key: str, figure: Figure) -> Figure:
+        figure.command = self.replayable(figure.command)
         self.figures[key] = figure
         print(f"  {figure.name}: {figure.cell()}", flush=True)
         return figure
