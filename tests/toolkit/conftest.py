@@ -1,8 +1,13 @@
-"""Fixtures that build small mlci projects in temp dirs; tests never touch the repo's artifacts."""
+"""Fixtures that build small mlci projects in temp dirs.
+
+The toolkit's tests never read the repository's `[tool.mlci]`, data, baseline or artifacts: their
+Iris comes from scikit-learn, so a fork that configures another data set cannot fail them.
+"""
 
 from __future__ import annotations
 
 import atexit
+import functools
 import shutil
 import tempfile
 from pathlib import Path
@@ -10,12 +15,32 @@ from pathlib import Path
 import pytest
 
 from mlci.pipeline import _stage as stage
+from mlci.pipeline import infer_manifest
 from mlci.pipeline._config import Config, load_config
 from mlci.pipeline._train import TrainResult, train
 
-REPO = Path(__file__).resolve().parents[2]
-IRIS = REPO / "data" / "iris.csv"
-IRIS_MANIFEST = REPO / "data" / "iris.manifest.json"
+REPO = Path(__file__).resolve().parents[2]  # for the CI tests (parity, locks) only
+IRIS_FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
+
+
+@functools.cache
+def iris_csv() -> str:
+    """Iris as a CSV, from the copy scikit-learn ships."""
+    from sklearn.datasets import load_iris
+
+    iris = load_iris()
+    lines = [",".join((*IRIS_FEATURES, "species"))]
+    for row, target in zip(iris.data, iris.target):
+        lines.append(",".join(repr(float(v)) for v in row) + f",{iris.target_names[target]}")
+    return "\n".join(lines) + "\n"
+
+
+def write_iris(folder: Path) -> None:
+    """``folder/iris.csv`` and the manifest `mlci data init` drafts for it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "iris.csv").write_text(iris_csv(), encoding="utf-8")
+    infer_manifest(folder / "iris.csv", "species", folder / "iris.manifest.json").save()
+
 
 PYPROJECT = """\
 [project]
@@ -51,9 +76,7 @@ def write_pyproject(root: Path, *, trees: int = 10, extra: str = "") -> None:
 
 def make_project(root: Path) -> Path:
     """Fill ``root`` with the Iris data, its manifest, a lock file and a config."""
-    (root / "data").mkdir(parents=True)
-    shutil.copy(IRIS, root / "data" / "iris.csv")
-    shutil.copy(IRIS_MANIFEST, root / "data" / "iris.manifest.json")
+    write_iris(root / "data")
     (root / "requirements").mkdir()
     (root / "requirements" / "main.txt").write_text("scikit-learn==0\n", encoding="utf-8")
     write_pyproject(root)
