@@ -35,6 +35,41 @@ def iris_csv() -> str:
     return "\n".join(lines) + "\n"
 
 
+def dataset_csv(name: str, *, string_labels: bool) -> str:
+    """A scikit-learn data set as CSV: `label` last, integer or string labels."""
+    from sklearn import datasets
+
+    bunch = getattr(datasets, f"load_{name}")()
+    features = [f.replace(" ", "_") for f in bunch.feature_names]
+    lines = [",".join([*features, "label"])]
+    for row, target in zip(bunch.data, bunch.target):
+        label = str(bunch.target_names[target]) if string_labels else str(int(target))
+        lines.append(",".join(repr(float(v)) for v in row) + f",{label}")
+    return "\n".join(lines) + "\n"
+
+
+def make_dataset_project(
+    root: Path, name: str, estimator: str, *, string_labels: bool = False, extra: str = ""
+) -> Path:
+    """A project on another scikit-learn data set, with `estimator` as its TOML table body."""
+    (root / "data").mkdir(parents=True)
+    csv_path = root / "data" / f"{name}.csv"
+    csv_path.write_text(dataset_csv(name, string_labels=string_labels), encoding="utf-8")
+    infer_manifest(csv_path, "label", root / "data" / f"{name}.manifest.json").save()
+    (root / "pyproject.toml").write_text(
+        f'[tool.mlci]\ndata = "data/{name}.csv"\ntarget = "label"\n{extra}\n'
+        f"[tool.mlci.estimator]\n{estimator}\n",
+        encoding="utf-8",
+    )
+    return root
+
+
+SCALED_LOGISTIC = """steps = [
+  { class = "sklearn.preprocessing.StandardScaler" },
+  { class = "sklearn.linear_model.LogisticRegression", params = { max_iter = 1000 } },
+]"""
+
+
 def write_iris(folder: Path) -> None:
     """``folder/iris.csv`` and the manifest `mlci data init` drafts for it."""
     folder.mkdir(parents=True, exist_ok=True)

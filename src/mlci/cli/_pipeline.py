@@ -67,7 +67,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if result.up_to_date:
         print(f"up to date: {folder}/ was trained from the current inputs (use --force to retrain)")
     else:
-        print(f"trained {config.estimator.class_path} on {result.lineage['data']['rows']} rows")
+        print(f"trained {config.estimator.name} on {result.lineage['data']['rows']} rows")
     metrics = result.metrics
     print(
         f"  accuracy {metrics['accuracy']:.4f}   macro_f1 {metrics['macro_f1']:.4f}   "
@@ -78,7 +78,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"  lineage  {config.relative(result.artifacts.lineage)}")
     verb = "up to date" if result.up_to_date else "trained"
     markdown = (
-        f"## Training: {verb}\n\n{config.estimator.class_path} on "
+        f"## Training: {verb}\n\n{config.estimator.name} on "
         f"{result.lineage['data']['rows']} rows of `{result.lineage['data']['path']}`, "
         f"{metrics['train_size']} train / {metrics['test_size']} held out, "
         f"{result.lineage['python']}\n\n"

@@ -14,11 +14,48 @@ DEFAULT_ESTIMATOR = "sklearn.ensemble.RandomForestClassifier"
 
 
 @dataclasses.dataclass(frozen=True)
-class EstimatorSpec:
-    """An estimator named by import path, with constructor params."""
+class StepSpec:
+    """One scikit-learn estimator named by import path, with constructor params."""
 
     class_path: str
     params: dict[str, Any]
+
+    def resolved(self) -> dict[str, Any]:
+        """Plain JSON, params sorted."""
+        return {"class": self.class_path, "params": dict(sorted(self.params.items()))}
+
+
+@dataclasses.dataclass(frozen=True)
+class EstimatorSpec:
+    """The model: one classifier, or transformers then a classifier (`make_pipeline`)."""
+
+    steps: tuple[StepSpec, ...]
+
+    @classmethod
+    def single(cls, class_path: str, params: dict[str, Any] | None = None) -> EstimatorSpec:
+        """A plain estimator, no pipeline."""
+        return cls((StepSpec(class_path, dict(params or {})),))
+
+    @property
+    def class_path(self) -> str:
+        """The classifier's import path (the last step)."""
+        return self.steps[-1].class_path
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The classifier's params (the last step)."""
+        return self.steps[-1].params
+
+    @property
+    def name(self) -> str:
+        """For people: the class names, joined by arrows for a pipeline."""
+        return " → ".join(step.class_path.rpartition(".")[2] for step in self.steps)
+
+    def resolved(self) -> dict[str, Any]:
+        """Plain JSON: `class` and `params` for one estimator, `steps` for a pipeline."""
+        if len(self.steps) == 1:
+            return self.steps[0].resolved()
+        return {"steps": [step.resolved() for step in self.steps]}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,10 +97,7 @@ class Config:
             "test_size": self.test_size,
             "seed": self.seed,
             "model_format": self.model_format,
-            "estimator": {
-                "class": self.estimator.class_path,
-                "params": dict(sorted(self.estimator.params.items())),
-            },
+            "estimator": self.estimator.resolved(),
         }
 
     def relative(self, path: Path) -> str:
@@ -146,11 +180,26 @@ def load_config(root: Path) -> Config:
 
 def _estimator_spec(table: Any, where: str) -> EstimatorSpec:
     if not isinstance(table, dict):
-        raise MlciError(f"{where}: must be a table with 'class' and 'params'")
-    reject_unknown(table, {"class", "params"}, where)
-    class_path = get(table, "class", str, where, default=DEFAULT_ESTIMATOR)
-    params = get(table, "params", dict, where, default={})
-    return EstimatorSpec(class_path=class_path, params=dict(params))
+        raise MlciError(f"{where}: must be a table with 'class' and 'params', or 'steps'")
+    reject_unknown(table, {"class", "params", "steps"}, where)
+    if "steps" not in table:
+        return EstimatorSpec((_step_spec(table, where, DEFAULT_ESTIMATOR),))
+    if "class" in table or "params" in table:
+        raise MlciError(f"{where}: give either 'class' and 'params', or 'steps', not both")
+    steps = get(table, "steps", list, where)
+    if not steps:
+        raise MlciError(f"{where} steps: must list at least one estimator")
+    return EstimatorSpec(
+        tuple(_step_spec(step, f"{where} steps[{i}]", None) for i, step in enumerate(steps))
+    )
+
+
+def _step_spec(table: Any, where: str, default: str | None) -> StepSpec:
+    if not isinstance(table, dict):
+        raise MlciError(f'{where}: must be a table like {{ class = "...", params = {{...}} }}')
+    reject_unknown(table, {"class", "params"} | ({"steps"} if default else set()), where)
+    class_path = get(table, "class", str, where, **({"default": default} if default else {}))
+    return StepSpec(class_path, dict(get(table, "params", dict, where, default={})))
 
 
 def _gate_config(table: Any, where: str) -> GateConfig:
@@ -174,12 +223,39 @@ def _gate_config(table: Any, where: str) -> GateConfig:
 
 
 def build_estimator(spec: EstimatorSpec) -> Any:
-    """Import the estimator class and construct it, checking each param name against it."""
+    """The configured classifier, or `make_pipeline` of the steps; anything else is refused."""
+    from sklearn.base import is_classifier
+
     where = "[tool.mlci.estimator]"
-    module_name, _, class_name = spec.class_path.rpartition(".")
+    if len(spec.steps) == 1:
+        estimator = _build_step(spec.steps[0], where)
+    else:
+        from sklearn.pipeline import make_pipeline
+
+        parts = [_build_step(step, f"{where} steps[{i}]") for i, step in enumerate(spec.steps)]
+        for i, part in enumerate(parts[:-1]):
+            if not hasattr(part, "transform"):
+                raise MlciError(
+                    f"{where} steps[{i}]: {spec.steps[i].class_path} is not a transformer (it "
+                    "has no transform); only the last step may be the classifier"
+                )
+        estimator = make_pipeline(*parts)
+    if not is_classifier(estimator):
+        field = "class" if len(spec.steps) == 1 else f"steps[{len(spec.steps) - 1}]"
+        raise MlciError(
+            f"{where} {field}: {spec.class_path} is not a classifier (sklearn.base.is_classifier); "
+            f"mlci trains classifiers, such as {DEFAULT_ESTIMATOR} or "
+            "sklearn.linear_model.LogisticRegression"
+        )
+    return estimator
+
+
+def _build_step(step: StepSpec, where: str) -> Any:
+    """Import one estimator class and construct it, checking each param name against it."""
+    module_name, _, class_name = step.class_path.rpartition(".")
     if not module_name:
         raise MlciError(
-            f"{where} class: '{spec.class_path}' is not an import path like {DEFAULT_ESTIMATOR}"
+            f"{where} class: '{step.class_path}' is not an import path like {DEFAULT_ESTIMATOR}"
         )
     try:
         module = importlib.import_module(module_name)
@@ -192,21 +268,20 @@ def build_estimator(spec: EstimatorSpec) -> Any:
         estimator = cls()
     except TypeError as exc:
         raise MlciError(f"{where} class: cannot construct {class_name}(): {exc}") from None
-    if not (
-        hasattr(estimator, "fit")
-        and hasattr(estimator, "predict")
-        and hasattr(estimator, "get_params")
-    ):
+    if not (hasattr(estimator, "fit") and hasattr(estimator, "get_params")):
         raise MlciError(
-            f"{where} class: {spec.class_path} is not a scikit-learn estimator "
-            "(it needs fit, predict and get_params)"
+            f"{where} class: {step.class_path} is not a scikit-learn estimator "
+            "(it needs fit and get_params)"
         )
     valid = estimator.get_params(deep=False)
-    unknown = sorted(set(spec.params) - set(valid))
+    unknown = sorted(set(step.params) - set(valid))
     if unknown:
         raise MlciError(
             f"{where} params: {', '.join(unknown)} not a parameter of {class_name}; "
             f"valid parameters: {', '.join(sorted(valid))}"
         )
-    estimator.set_params(**spec.params)
+    try:
+        estimator.set_params(**step.params)
+    except (TypeError, ValueError) as exc:
+        raise MlciError(f"{where} params: {exc}") from None
     return estimator

@@ -7,6 +7,9 @@ from collections.abc import Sequence
 from typing import Any
 
 HEADLINE = ("accuracy", "macro_f1")
+# For binary targets whose estimator has predict_proba; the positive class is the manifest's last
+# label (scikit-learn's convention for sorted labels).
+BINARY = ("roc_auc", "average_precision")
 
 
 def compute_metrics(
@@ -47,9 +50,27 @@ def compute_metrics(
     }
 
 
+def binary_metrics(y_true: Sequence[str], scores: Sequence[float], positive: str) -> dict[str, Any]:
+    """ROC AUC and average precision of the positive class's probabilities."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    truth = [label == positive for label in y_true]
+    if len(set(truth)) < 2:  # one class only in the held-out rows: neither is defined
+        return {"positive_label": positive}
+    return {
+        "roc_auc": float(roc_auc_score(truth, scores)),
+        "average_precision": float(average_precision_score(truth, scores)),
+        "positive_label": positive,
+    }
+
+
 def summary_rows(metrics: dict[str, Any]) -> list[list[str]]:
     """The report's metrics table: the headline numbers, then precision/recall/F1 per class."""
-    rows = [[name, f"{metrics[name]:.4f}", "", "", ""] for name in HEADLINE if name in metrics]
+    rows = [
+        [name, f"{metrics[name]:.4f}", "", "", ""]
+        for name in (*HEADLINE, *BINARY)
+        if name in metrics
+    ]
     for label, scores in metrics.get("per_class", {}).items():
         rows.append(
             [
@@ -73,7 +94,7 @@ def predictions_fingerprint(predictions: Sequence[Any]) -> str:
 
 def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     """The flat numeric metrics, per-class ones as ``<metric>.<label>``: what gets compared."""
-    flat = {name: float(metrics[name]) for name in HEADLINE if name in metrics}
+    flat = {name: float(metrics[name]) for name in (*HEADLINE, *BINARY) if name in metrics}
     for label, scores in metrics.get("per_class", {}).items():
         for name in ("precision", "recall", "f1"):
             flat[f"{name}.{label}"] = float(scores[name])

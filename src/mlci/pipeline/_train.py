@@ -23,7 +23,7 @@ from mlci.errors import MlciError
 from mlci.pipeline import _stage as stage
 from mlci.pipeline._config import Config, build_estimator
 from mlci.pipeline._data import Manifest, Table, load_manifest, read_training_data
-from mlci.pipeline._evaluate import compute_metrics, predictions_fingerprint
+from mlci.pipeline._evaluate import binary_metrics, compute_metrics, predictions_fingerprint
 from mlci.pipeline._model import save_model
 from mlci.pipeline._stage import Artifacts
 
@@ -95,6 +95,7 @@ def fit(config: Config, manifest: Manifest, table: Table) -> Fitted:
     from sklearn.model_selection import train_test_split
 
     assert table.labels is not None
+    estimator = build_estimator(config.estimator)  # a wrong estimator fails before any work
     features = np.asarray(table.features, dtype=np.float64)
     labels = np.asarray(table.labels, dtype=object)
     rows = np.arange(len(labels))
@@ -104,7 +105,6 @@ def fit(config: Config, manifest: Manifest, table: Table) -> Fitted:
         )
     except ValueError as exc:
         raise MlciError(f"{config.relative(config.data)}: cannot split the data: {exc}") from None
-    estimator = build_estimator(config.estimator)
     try:
         estimator.fit(features[train_rows], labels[train_rows])
     except (TypeError, ValueError) as exc:
@@ -113,9 +113,12 @@ def fit(config: Config, manifest: Manifest, table: Table) -> Fitted:
         ) from None
     predicted = [str(p) for p in estimator.predict(features[test_rows])]
     expected = [str(label) for label in labels[test_rows]]
-    metrics = compute_metrics(
-        expected, predicted, manifest.target_column.labels, train_size=len(train_rows)
-    )
+    known = manifest.target_column.labels
+    metrics = compute_metrics(expected, predicted, known, train_size=len(train_rows))
+    if len(known) == 2 and hasattr(estimator, "predict_proba"):
+        positive = list(estimator.classes_).index(known[-1])
+        scores = estimator.predict_proba(features[test_rows])[:, positive]
+        metrics.update(binary_metrics(expected, [float(s) for s in scores], known[-1]))
     predictions = {
         "lines": [int(row) + 2 for row in test_rows],  # line 1 is the header
         "expected": expected,

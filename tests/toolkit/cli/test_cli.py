@@ -26,7 +26,7 @@ def test_end_to_end_validate_train_status_predict(
 
     assert run(project, "train") == 0
     out = capsys.readouterr().out
-    assert "trained sklearn.ensemble.RandomForestClassifier on 150 rows" in out
+    assert "trained RandomForestClassifier on 150 rows" in out
     assert "accuracy" in out
     assert "artifacts/model.joblib" in out
 

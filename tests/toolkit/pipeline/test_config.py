@@ -9,7 +9,7 @@ from sklearn.ensemble import RandomForestClassifier
 from mlci.cli._common import load_all
 from mlci.delivery import drift_settings, registry_location
 from mlci.errors import MlciError
-from mlci.pipeline._config import EstimatorSpec, build_estimator, load_config
+from mlci.pipeline._config import EstimatorSpec, StepSpec, build_estimator, load_config
 
 
 def test_loads_defaults_and_resolves_paths(project: Path) -> None:
@@ -94,7 +94,7 @@ def test_manifest_defaults_next_to_the_data(tmp_path: Path) -> None:
 
 def test_build_estimator_applies_params() -> None:
     estimator = build_estimator(
-        EstimatorSpec("sklearn.ensemble.RandomForestClassifier", {"n_estimators": 7})
+        EstimatorSpec.single("sklearn.ensemble.RandomForestClassifier", {"n_estimators": 7})
     )
     assert isinstance(estimator, RandomForestClassifier)
     assert estimator.n_estimators == 7
@@ -112,11 +112,17 @@ def test_build_estimator_applies_params() -> None:
             {"n_estimator": 3},
             "n_estimator not a parameter",
         ),
+        (
+            "sklearn.ensemble.RandomForestRegressor",
+            {},
+            r"class: sklearn.ensemble.RandomForestRegressor is not a classifier",
+        ),
+        ("sklearn.preprocessing.StandardScaler", {}, "is not a classifier"),
     ],
 )
 def test_build_estimator_errors(class_path: str, params: dict[str, object], message: str) -> None:
     with pytest.raises(MlciError, match=message):
-        build_estimator(EstimatorSpec(class_path, params))
+        build_estimator(EstimatorSpec.single(class_path, params))
 
 
 def test_extra_keys_are_checked_in_a_real_project(project: Path) -> None:
@@ -140,3 +146,71 @@ def test_drift_registry_and_format_settings(
     assert config.model_format == "joblib"
     monkeypatch.setenv("MLCI_REGISTRY", str(tmp_path / "elsewhere"))
     assert registry_location(load_config(project)) == tmp_path / "elsewhere"
+
+
+def pipeline_spec(*classes: str) -> EstimatorSpec:
+    return EstimatorSpec(tuple(StepSpec(name, {}) for name in classes))
+
+
+def test_steps_build_a_pipeline_whose_params_are_checked(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        "[tool.mlci]\ndata = 'd.csv'\ntarget = 'y'\n[tool.mlci.estimator]\nsteps = [\n"
+        '  { class = "sklearn.preprocessing.StandardScaler" },\n'
+        '  { class = "sklearn.linear_model.LogisticRegression", params = { C = 0.5 } },\n]\n'
+    )
+    config = load_config(tmp_path)
+    assert config.estimator.name == "StandardScaler → LogisticRegression"
+    assert config.resolved()["estimator"] == {
+        "steps": [
+            {"class": "sklearn.preprocessing.StandardScaler", "params": {}},
+            {"class": "sklearn.linear_model.LogisticRegression", "params": {"C": 0.5}},
+        ]
+    }
+    estimator = build_estimator(config.estimator)
+    assert [type(step).__name__ for step in estimator] == ["StandardScaler", "LogisticRegression"]
+    assert estimator[-1].C == 0.5
+
+
+def test_a_single_estimator_keeps_its_resolved_form() -> None:
+    """Existing stage keys (and so trained artifacts) stay valid for `class` + `params`."""
+    spec = EstimatorSpec.single("sklearn.svm.SVC", {"probability": True, "C": 2})
+    assert spec.resolved() == {"class": "sklearn.svm.SVC", "params": {"C": 2, "probability": True}}
+
+
+@pytest.mark.parametrize(
+    ("classes", "message"),
+    [
+        (
+            ("sklearn.preprocessing.StandardScaler", "sklearn.linear_model.LinearRegression"),
+            r"steps\[1\]: sklearn.linear_model.LinearRegression is not a classifier",
+        ),
+        (
+            ("sklearn.linear_model.LogisticRegression", "sklearn.linear_model.LogisticRegression"),
+            r"steps\[0\]: sklearn.linear_model.LogisticRegression is not a transformer",
+        ),
+        (
+            ("sklearn.preprocessing.Nope", "sklearn.svm.SVC"),
+            r"steps\[0\] class: .* has no class .Nope.",
+        ),
+    ],
+)
+def test_pipeline_errors_name_the_step(classes: tuple[str, ...], message: str) -> None:
+    with pytest.raises(MlciError, match=message):
+        build_estimator(pipeline_spec(*classes))
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ("steps = []", "steps: must list at least one estimator"),
+        ('class = "x.Y"\nsteps = [{ class = "a.B" }]', "either 'class' and 'params', or 'steps'"),
+        ("steps = ['sklearn.svm.SVC']", r"steps\[0\]: must be a table"),
+        ('steps = [{ klass = "x" }]', r"steps\[0\]: unknown key\(s\) klass"),
+    ],
+)
+def test_steps_config_errors(tmp_path: Path, table: str, message: str) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        f"[tool.mlci]\ndata = 'd.csv'\ntarget = 'y'\n[tool.mlci.estimator]\n{table}\n"
+    )
+    with pytest.raises(MlciError, match=message):
+        load_config(tmp_path)

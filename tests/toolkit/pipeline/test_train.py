@@ -6,11 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_project, write_pyproject
+from conftest import SCALED_LOGISTIC, make_dataset_project, make_project, write_pyproject
 
 from mlci._io import sha256_file
 from mlci.errors import MlciError
 from mlci.pipeline import _train as train_module
+from mlci.pipeline import baseline_reference, judge
 from mlci.pipeline._config import load_config
 from mlci.pipeline._model import load_verified
 from mlci.pipeline._stage import Artifacts
@@ -146,3 +147,42 @@ def test_artifacts_paths() -> None:
         "metrics.json",
         "lineage.json",
     )
+
+
+def test_binary_integer_labels_and_a_pipeline(tmp_path: Path) -> None:
+    """Another data set, estimator and label type than Iris: binary metrics join the gate's."""
+    root = make_dataset_project(
+        tmp_path, "breast_cancer", SCALED_LOGISTIC, extra="[tool.mlci.gate]\nmin_roc_auc = 0.9"
+    )
+    config = load_config(root)
+    result = train(config)
+    metrics = result.metrics
+    assert set(metrics["per_class"]) == {"0", "1"}
+    assert metrics["positive_label"] == "1"
+    assert 0.9 <= metrics["roc_auc"] <= 1.0
+    assert 0.9 <= metrics["average_precision"] <= 1.0
+    assert result.lineage["config"]["estimator"]["steps"][0]["class"].endswith("StandardScaler")
+    verdict = judge(config, metrics, baseline_reference(config, "3.x"))
+    assert [c.metric for c in verdict.checks] == ["roc_auc"]
+    assert verdict.passed
+
+
+def test_multiclass_string_labels_with_a_plain_estimator(tmp_path: Path) -> None:
+    root = make_dataset_project(
+        tmp_path,
+        "wine",
+        'class = "sklearn.ensemble.HistGradientBoostingClassifier"\nparams = { random_state = 0 }',
+        string_labels=True,
+    )
+    result = train(load_config(root))
+    assert set(result.metrics["per_class"]) == {"class_0", "class_1", "class_2"}
+    assert "roc_auc" not in result.metrics  # multi-class: no binary metrics
+    assert result.metrics["accuracy"] > 0.8
+
+
+def test_a_regressor_is_refused_before_the_data_is_split(tmp_path: Path) -> None:
+    root = make_dataset_project(tmp_path, "wine", 'class = "sklearn.linear_model.Ridge"')
+    with pytest.raises(
+        MlciError, match=r"\[tool.mlci.estimator\] class: .*Ridge is not a classifier"
+    ):
+        train(load_config(root))
