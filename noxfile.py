@@ -126,6 +126,13 @@ def gate(session: nox.Session) -> None:
     session.run("mlci", "diff", "--md", silent=True)
 
 
+@nox.session(python=DEFAULT_PYTHON, tags=["ci"], requires=["train"], allow_parallel=True)
+def check(session: nox.Session) -> None:
+    """The model's behavioural checks (data/<name>.checks.toml) against the trained model."""
+    install_locked(session, *MODEL_LOCKS)
+    session.run("mlci", "check", *session.posargs)
+
+
 @nox.session(python=PYTHONS, default=False)
 def baseline(session: nox.Session) -> None:
     """Retrain on every Python of the matrix and record the results in metrics/baseline.json."""

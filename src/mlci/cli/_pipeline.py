@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mlci import pipeline
+from mlci._io import atomic_write_text
 from mlci._report import markdown_table, publish, text_table
 from mlci.cli._common import add, config_of
 from mlci.errors import MlciError
@@ -52,10 +53,21 @@ def cmd_data_init(args: argparse.Namespace) -> int:
     if manifest_path.exists() and not args.force:
         raise MlciError(f"{manifest_path}: already exists; pass --force to overwrite it")
     manifest = pipeline.infer_manifest(csv_path, args.target, manifest_path)
+    checks = csv_path.with_name(f"{csv_path.stem}.checks.toml")
+    starter = None
+    if args.force or not checks.exists():
+        with pipeline.open_csv(csv_path) as stream:
+            table = pipeline.read_table(stream, args.csv, manifest)
+        starter = pipeline.starter_checks(manifest, table)
     manifest.save()
     print(
         f"{manifest_path}: wrote a manifest for {manifest.rows} rows; review its ranges and labels"
     )
+    if starter is None:
+        print(f"{checks}: kept (pass --force to replace it with a new starter)")
+    else:
+        atomic_write_text(checks, starter)
+        print(f"{checks}: wrote starter behavioural checks; review them (`mlci check` runs them)")
     return 0
 
 
@@ -204,6 +216,36 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """Run the behavioural checks against the trained model; exit 1 when one fails."""
+    config = config_of(args)
+    _current_run(config)  # stale or missing artifacts are an error, as for the gate
+    manifest = pipeline.load_manifest(config.manifest)
+    path = pipeline.checks_path(config)
+    checks = pipeline.load_checks(path, manifest)
+    model = pipeline.load_trained(config)
+    outcomes = pipeline.run_checks(config, model, checks, retrain=not args.no_retrain)
+    pipeline.save_checks(config, outcomes)
+    failed = [o for o in outcomes if not o.passed]
+    source = config.relative(path) if checks.path else f"no {config.relative(path)}"
+    verdict = "passed" if not failed else f"{len(failed)} FAILED"
+    rows = pipeline.check_rows(outcomes)
+    publish(
+        config.artifacts,
+        "checks",
+        f"## Model checks: {verdict}\n\n{len(outcomes)} checks ({source})\n\n"
+        + markdown_table(pipeline.CHECK_HEADER, rows),
+    )
+    if args.json:
+        print(json.dumps([dataclasses.asdict(o) for o in outcomes], indent=2))
+    else:
+        print(f"model checks {verdict}: {len(outcomes)} checks ({source})")
+        print(text_table(pipeline.CHECK_HEADER, rows))
+        for outcome in failed:
+            print(f"FAILED: {outcome.describe()}")
+    return 1 if failed else 0
+
+
 def cmd_baseline_update(args: argparse.Namespace) -> int:
     """Retrain from scratch on this Python and record it in the baseline file."""
     config = config_of(args)
@@ -252,6 +294,11 @@ def register(commands: Any) -> None:
     add(commands, "status", cmd_status)
     gate = add(commands, "gate", cmd_gate)
     gate.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    check = add(commands, "check", cmd_check)
+    check.add_argument("--json", action="store_true", help="print the outcomes as JSON")
+    check.add_argument(
+        "--no-retrain", action="store_true", help="skip the same-seed retraining check"
+    )
     diff = add(commands, "diff", cmd_diff)
     diff_format = diff.add_mutually_exclusive_group()
     diff_format.add_argument("--md", action="store_true", help="Markdown, also added to the report")

@@ -10,6 +10,12 @@ from mlci.pipeline._baseline import TOLERANCE, minor_of, python_minor
 from mlci.pipeline._baseline import check as check_baseline
 from mlci.pipeline._baseline import entry as baseline_entry
 from mlci.pipeline._baseline import update as update_baseline
+from mlci.pipeline._checks import HEADER as CHECK_HEADER
+from mlci.pipeline._checks import CheckFile, checks_path, load_checks, run_checks
+from mlci.pipeline._checks import Outcome as CheckOutcome
+from mlci.pipeline._checks import rows as check_rows
+from mlci.pipeline._checks import save as save_checks
+from mlci.pipeline._checks import starter as starter_checks
 from mlci.pipeline._config import Config, EstimatorSpec, GateConfig, build_estimator, load_config
 from mlci.pipeline._data import (
     Manifest,
@@ -38,6 +44,7 @@ from mlci.pipeline._stage import check as stage_status
 from mlci.pipeline._train import TrainResult, train
 
 __all__ = [
+    "CHECK_HEADER",
     "COMPLETE",
     "DIFF_HEADER",
     "GATE_HEADER",
@@ -46,6 +53,8 @@ __all__ = [
     "TOLERANCE",
     "Artifacts",
     "Change",
+    "CheckFile",
+    "CheckOutcome",
     "Config",
     "EstimatorSpec",
     "GateConfig",
@@ -61,12 +70,15 @@ __all__ = [
     "build_estimator",
     "changes",
     "check_baseline",
+    "check_rows",
+    "checks_path",
     "diff_rows",
     "evaluate_gate",
     "format_problems",
     "gate_rows",
     "infer_manifest",
     "judge",
+    "load_checks",
     "load_config",
     "load_manifest",
     "load_trained",
@@ -80,8 +92,11 @@ __all__ = [
     "read_lineage",
     "read_table",
     "read_verified",
+    "run_checks",
+    "save_checks",
     "scalar_metrics",
     "stage_status",
+    "starter_checks",
     "summary_rows",
     "train",
     "update_baseline",

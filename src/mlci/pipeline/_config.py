@@ -84,6 +84,7 @@ class Config:
     gate: GateConfig
     model_format: str = "joblib"
     skops_trusted: tuple[str, ...] = ()
+    checks: Path | None = None  # the behavioural checks file; None: next to the data
     # The parts of [tool.mlci] that other concerns own (registry, drift, serve), as read: each
     # parses its own, so that their settings and code never reach the training stage's key.
     sections: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -121,6 +122,7 @@ _TOP_KEYS = {
     "gate",
     "model_format",
     "skops_trusted",
+    "checks",
 }
 # Keys of [tool.mlci] that belong to delivery and serving; the pipeline passes them on unread.
 DELEGATED = {"registry", "drift", "serve"}
@@ -148,6 +150,7 @@ def load_config(root: Path) -> Config:
     if not 0.0 < test_size < 1.0:
         raise MlciError(f"{where} test_size: must be between 0 and 1 (exclusive), got {test_size}")
     lock = get(table, "lock", str, where, default="")
+    checks = get(table, "checks", str, where, default="")
     model_format = get(table, "model_format", str, where, default="joblib")
     if model_format not in MODEL_FORMATS:
         raise MlciError(
@@ -173,6 +176,7 @@ def load_config(root: Path) -> Config:
         gate=_gate_config(table.get("gate", {}), f"{pyproject}: [tool.mlci.gate]"),
         model_format=model_format,
         skops_trusted=tuple(trusted),
+        checks=root / checks if checks else None,
         sections={key: table[key] for key in DELEGATED if key in table},
         pyproject=pyproject,
     )
