@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -38,6 +39,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else list(argv))
     try:
         code: int = args.handler(args)
+        sys.stdout.flush()  # inside the try: a closed pipe is noticed here, not at exit
+    except BrokenPipeError:  # `mlci registry list | head`: the reader has gone, so be quiet
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # as a shell reports a process ended by SIGPIPE
     except MlciError as error:
         print(f"mlci: error: {error}", file=sys.stderr)
         return error.exit_code

@@ -166,3 +166,24 @@ def test_predict_with_a_registry_version(
     model.write_bytes(model.read_bytes()[:-1])
     assert main(["-C", str(project), "predict", str(rows), "--model", "1"]) == 2
     assert "failed verification, refusing to load it" in capsys.readouterr().err
+
+
+def test_a_reader_that_goes_away_gets_no_traceback(project: Path) -> None:
+    """`mlci ... | head -1`: the pipe closes before mlci has printed everything."""
+    rows = project / "rows.csv"
+    rows.write_text(
+        "sepal_length,sepal_width,petal_length,petal_width\n" + "5.0,3.4,1.5,0.2\n" * 5000
+    )
+    assert main(["-C", str(project), "train"]) == 0
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlci", "-C", str(project), "predict", str(rows)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline() == b"setosa\n"
+    process.stdout.close()
+    _, err = process.communicate(timeout=60)
+    assert b"Traceback" not in err
+    assert b"BrokenPipeError" not in err
+    assert process.returncode == 141
