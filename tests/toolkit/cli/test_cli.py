@@ -172,7 +172,7 @@ def test_a_reader_that_goes_away_gets_no_traceback(project: Path) -> None:
     """`mlci ... | head -1`: the pipe closes before mlci has printed everything."""
     rows = project / "rows.csv"
     rows.write_text(
-        "sepal_length,sepal_width,petal_length,petal_width\n" + "5.0,3.4,1.5,0.2\n" * 5000
+        "sepal_length,sepal_width,petal_length,petal_width\n" + "5.0,3.4,1.5,0.2\n" * 50_000
     )
     assert main(["-C", str(project), "train"]) == 0
     process = subprocess.Popen(
