@@ -134,12 +134,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class _Run:
-    """Up-to-date artifacts and the baseline entry of the Python that made them."""
+    """Up-to-date artifacts and the Python that made them."""
 
     metrics: dict[str, Any]
     lineage: dict[str, Any]
     python: str
-    reference: dict[str, Any] | None
 
 
 def _current_run(config: pipeline.Config) -> _Run:
@@ -153,16 +152,21 @@ def _current_run(config: pipeline.Config) -> _Run:
         )
     metrics = read_json(pipeline.Artifacts.of(config).metrics, "metrics")
     python = pipeline.minor_of(status.lineage.get("python", ""))
-    return _Run(metrics, status.lineage, python, pipeline.baseline_entry(config, python))
+    return _Run(metrics, status.lineage, python)
+
+
+def _reference(config: pipeline.Config, run: _Run) -> pipeline.Reference:
+    """The gate's reference, shared by `mlci gate` and `mlci diff`."""
+    from mlci.delivery import gate_reference
+
+    return gate_reference(config, run.python, run.lineage.get("data", {}))
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
-    """Pass or fail the trained model: floors, and the largest drop against production."""
-    from mlci.delivery import gate_reference
-
+    """Pass or fail the trained model: floors, and the largest drop against its reference."""
     config = config_of(args)
     run = _current_run(config)
-    reference = gate_reference(config, run.python)
+    reference = _reference(config, run)
     verdict = pipeline.judge(config, run.metrics, reference)
     notes = [reference.note] if reference.note else []
     for check in verdict.failures:
@@ -173,12 +177,13 @@ def cmd_gate(args: argparse.Namespace) -> int:
             "release it ('nox -s release'), or record it as the baseline ('nox -s baseline')"
         )
     result = "passed" if verdict.passed else "FAILED"
-    title = f"quality gate {result} (reference: {verdict.reference or 'none'})"
+    shown = verdict.reference if reference.metrics is not None else None
+    title = f"quality gate {result} (reference: {shown or 'none, floors only'})"
     rows = pipeline.gate_rows(verdict)
     publish(
         config.artifacts,
         "gate",
-        f"## Quality gate: {result}\n\nReference: {verdict.reference or 'none'}\n\n"
+        f"## Quality gate: {result}\n\nReference: {shown or 'none, floors only'}\n\n"
         + markdown_table(pipeline.GATE_HEADER, rows)
         + "".join(f"\n\n{note}" for note in notes),
     )
@@ -193,17 +198,26 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    """Metrics and params of the current artifacts against the committed baseline."""
+    """Metrics and params of the current artifacts against the gate's reference."""
     config = config_of(args)
     run = _current_run(config)
-    python, reference = run.python, run.reference or {}
-    found = pipeline.changes(run.metrics, run.lineage.get("config", {}), reference)
-    table = pipeline.diff_rows(found, everything=args.all)
-    heading = f"Changes against the baseline for Python {python}"
-    if not reference:
-        heading = f"No baseline for Python {python}: every value is new"
+    reference = _reference(config, run)
+    comparable = reference.metrics is not None
+    found = pipeline.changes(
+        run.metrics,
+        run.lineage.get("config", {}),
+        {"metrics": reference.metrics or {}, "params": reference.params or {}}
+        if comparable
+        else {},
+    )
+    table = pipeline.diff_rows(found, everything=args.all or not comparable)
+    if comparable:
+        heading = f"Changes against the {reference.name}"
+    else:
+        heading = f"No comparison: {reference.note or 'no reference'}; current values only"
     if args.json:
-        print(json.dumps([dataclasses.asdict(c) for c in found if args.all or c.changed], indent=2))
+        shown = [dataclasses.asdict(c) for c in found if args.all or c.changed or not comparable]
+        print(json.dumps(shown, indent=2))
     elif args.md:
         markdown = f"## {heading}\n\n" + (
             markdown_table(pipeline.DIFF_HEADER, table) if table else "No changes."

@@ -10,6 +10,7 @@ from mlci.delivery._drift import HEADER as DRIFT_HEADER
 from mlci.delivery._drift import DriftReport, incoming
 from mlci.delivery._drift import check as check_drift
 from mlci.delivery._drift import rows as drift_rows
+from mlci.delivery._reference import champion_reference, gate_reference
 from mlci.delivery._registry import (
     DATA,
     MANIFEST,
@@ -20,7 +21,6 @@ from mlci.delivery._registry import (
     Registered,
     Registry,
     Version,
-    gate_reference,
 )
 from mlci.delivery._release import Release, Step, release
 from mlci.delivery._release import rows as release_rows
@@ -42,6 +42,7 @@ __all__ = [
     "Release",
     "Step",
     "Version",
+    "champion_reference",
     "check_drift",
     "drift_rows",
     "drift_settings",

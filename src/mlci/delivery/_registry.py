@@ -31,8 +31,6 @@ from mlci.delivery._settings import registry_location
 from mlci.errors import MlciError
 from mlci.pipeline import (
     Config,
-    Reference,
-    baseline_reference,
     loads,
     read_verified,
     scalar_metrics,
@@ -394,11 +392,3 @@ def _user() -> str:
         return getpass.getuser()
     except Exception:  # no login name in some containers
         return os.environ.get("GITHUB_ACTOR", "unknown")
-
-
-def gate_reference(config: Config, python: str, registry: Registry | None = None) -> Reference:
-    """The production version when the registry has one, else the baseline of ``python``."""
-    production = (registry or Registry.of(config)).alias(PRODUCTION)
-    if production is not None:
-        return Reference(production.metrics, f"production (version {production.number})")
-    return baseline_reference(config, python)

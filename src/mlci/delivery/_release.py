@@ -12,13 +12,13 @@ from typing import Any
 
 from mlci._io import read_json, sha256_file
 from mlci.delivery import _drift as drift
+from mlci.delivery._reference import gate_reference
 from mlci.delivery._registry import (
     DATA,
     PRODUCTION,
     STAGING_ALIAS,
     Registry,
     Version,
-    gate_reference,
     rolled_back,
 )
 from mlci.errors import MlciError
@@ -129,7 +129,8 @@ def _gate(config: Config, registry: Registry, result: Release) -> bool:
     trained = result.trained
     assert trained is not None, "the train step runs before the gate"
     python = minor_of(trained.lineage.get("python", ""))
-    verdict = judge(config, trained.metrics, gate_reference(config, python, registry))
+    reference = gate_reference(config, python, trained.lineage["data"], registry)
+    verdict = judge(config, trained.metrics, reference)
     failures = "; ".join(check.describe() for check in verdict.failures)
     detail = f"against {verdict.reference or 'the floors only'}" + (
         f": {failures}" if failures else ""

@@ -33,7 +33,7 @@ from mlci.pipeline._diff import Change, changes
 from mlci.pipeline._diff import rows as diff_rows
 from mlci.pipeline._evaluate import HEADLINE, SUMMARY_HEADER, scalar_metrics, summary_rows
 from mlci.pipeline._gate import HEADER as GATE_HEADER
-from mlci.pipeline._gate import Reference, Verdict, baseline_reference, judge
+from mlci.pipeline._gate import Reference, Verdict, baseline_reference, incomparable, judge
 from mlci.pipeline._gate import evaluate as evaluate_gate
 from mlci.pipeline._gate import rows as gate_rows
 from mlci.pipeline._gate import to_dict as verdict_to_dict
@@ -41,7 +41,7 @@ from mlci.pipeline._model import load_verified, loads, read_verified
 from mlci.pipeline._predict import load_trained, predict_rows
 from mlci.pipeline._stage import COMPLETE, Artifacts, Status, python_id, read_lineage
 from mlci.pipeline._stage import check as stage_status
-from mlci.pipeline._train import TrainResult, train
+from mlci.pipeline._train import TrainResult, score_held_out, train
 
 __all__ = [
     "CHECK_HEADER",
@@ -76,6 +76,7 @@ __all__ = [
     "evaluate_gate",
     "format_problems",
     "gate_rows",
+    "incomparable",
     "infer_manifest",
     "judge",
     "load_checks",
@@ -95,6 +96,7 @@ __all__ = [
     "run_checks",
     "save_checks",
     "scalar_metrics",
+    "score_held_out",
     "stage_status",
     "starter_checks",
     "summary_rows",

@@ -71,6 +71,7 @@ def record(result: Any, predictions: dict[str, Any]) -> dict[str, Any]:
         "model_sha256": lineage["outputs"]["model"],
         "versions": {name: lineage["packages"].get(name) for name in VERSIONED},
         "params": lineage["config"],
+        "data": {"sha256": lineage["data"]["sha256"], "schema": lineage["data"]["schema"]},
     }
 
 

@@ -61,6 +61,14 @@ class Manifest:
         """The label column."""
         return next(column for column in self.columns if column.name == self.target)
 
+    def schema(self) -> dict[str, Any]:
+        """What a model trained on this data expects and answers: features, target, labels."""
+        return {
+            "features": [column.name for column in self.features],
+            "target": self.target,
+            "labels": list(self.target_column.labels),
+        }
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON for the manifest file."""
         return {

@@ -62,18 +62,57 @@ class Verdict:
 
 @dataclasses.dataclass(frozen=True)
 class Reference:
-    """What a candidate is judged against: its metrics and a name for the report."""
+    """What a candidate is judged against: its metrics and params, and a name for the report.
+
+    ``metrics`` is None when there is nothing comparable (no reference, or one made on other
+    data): then only the floors apply, and ``note`` says why.
+    """
 
     metrics: dict[str, float] | None
     name: str | None
     note: str = ""
+    params: dict[str, Any] | None = None
 
 
-def baseline_reference(config: Config, python: str) -> Reference:
-    """The committed baseline of ``python``, or floors only when it has no entry."""
+def incomparable(candidate: dict[str, Any], reference: dict[str, Any] | None) -> str:
+    """Why two runs' metrics cannot be compared ("" when they can): other data or schema.
+
+    Both arguments are a lineage's ``data`` (sha256 and schema); a reference without them was
+    recorded before mlci kept them, and is not trusted either.
+    """
+    if not reference or "schema" not in reference:
+        return "it does not record which data it was made on"
+    theirs, ours = reference["schema"], candidate.get("schema", {})
+    for part, what in (("features", "feature columns"), ("target", "target"), ("labels", "labels")):
+        if theirs.get(part) != ours.get(part):
+            return f"it was made on other {what} ({_short(theirs.get(part))})"
+    if reference.get("sha256") != candidate.get("sha256"):
+        return f"it was made on other data (sha256 {str(reference.get('sha256'))[:12]}…)"
+    return ""
+
+
+def _short(value: Any) -> str:
+    text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def baseline_reference(config: Config, python: str, candidate: dict[str, Any]) -> Reference:
+    """This Python's committed baseline when made on the candidate's data; else floors only.
+
+    ``candidate`` is the candidate's lineage ``data`` (sha256 and schema).
+    """
     entry = baseline.entry(config, python)
     if entry is not None:
-        return Reference(entry["metrics"], f"baseline for Python {python}")
+        name = f"baseline for Python {python}"
+        why = incomparable(candidate, entry.get("data"))
+        if why:
+            return Reference(
+                None,
+                name,
+                f"the {name} cannot be compared: {why}. Only the floors apply; record a new "
+                "baseline for this data with 'nox -s baseline' and commit it",
+            )
+        return Reference(entry["metrics"], name, params=entry.get("params"))
     return Reference(
         None,
         None,

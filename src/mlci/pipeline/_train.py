@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -111,14 +112,10 @@ def fit(config: Config, manifest: Manifest, table: Table) -> Fitted:
         raise MlciError(
             f"[tool.mlci.estimator]: training {config.estimator.class_path} failed: {exc}"
         ) from None
-    predicted = [str(p) for p in estimator.predict(features[test_rows])]
     expected = [str(label) for label in labels[test_rows]]
-    known = manifest.target_column.labels
-    metrics = compute_metrics(expected, predicted, known, train_size=len(train_rows))
-    if len(known) == 2 and hasattr(estimator, "predict_proba"):
-        positive = list(estimator.classes_).index(known[-1])
-        scores = estimator.predict_proba(features[test_rows])[:, positive]
-        metrics.update(binary_metrics(expected, [float(s) for s in scores], known[-1]))
+    metrics, predicted = score(
+        estimator, features[test_rows], expected, manifest.target_column.labels, len(train_rows)
+    )
     predictions = {
         "lines": [int(row) + 2 for row in test_rows],  # line 1 is the header
         "expected": expected,
@@ -126,6 +123,34 @@ def fit(config: Config, manifest: Manifest, table: Table) -> Fitted:
         "sha256": predictions_fingerprint(predicted),
     }
     return Fitted(estimator, metrics, predictions)
+
+
+def score(
+    model: Any, features: Any, expected: list[str], labels: Sequence[str], train_size: int
+) -> tuple[dict[str, Any], list[str]]:
+    """A model's metrics on labelled rows, and its predictions (for training and the gate)."""
+    predicted = [str(p) for p in model.predict(features)]
+    metrics = compute_metrics(expected, predicted, labels, train_size=train_size)
+    if len(labels) == 2 and hasattr(model, "predict_proba"):
+        positive = [str(c) for c in model.classes_].index(labels[-1])
+        scores = model.predict_proba(features)[:, positive]
+        metrics.update(binary_metrics(expected, [float(s) for s in scores], labels[-1]))
+    return metrics, predicted
+
+
+def score_held_out(config: Config, model: Any) -> dict[str, Any]:
+    """Another model's metrics on the held-out rows of the current artifacts (champion scoring)."""
+    import numpy as np
+
+    manifest, table = load_data(config)
+    recorded = read_json(Artifacts.of(config).predictions, "predictions")
+    rows = [line - 2 for line in recorded["lines"]]  # line 1 is the header
+    features = np.asarray([table.features[row] for row in rows], dtype=np.float64)
+    train_size = len(table.features) - len(rows)
+    metrics, _ = score(
+        model, features, list(recorded["expected"]), manifest.target_column.labels, train_size
+    )
+    return metrics
 
 
 def train(config: Config, *, force: bool = False) -> TrainResult:
@@ -162,6 +187,7 @@ def train(config: Config, *, force: bool = False) -> TrainResult:
                 "path": config.relative(config.data),
                 "sha256": status.inputs["data"],
                 "rows": manifest.rows,
+                "schema": manifest.schema(),
             },
             python=stage.python_id(),
             packages=dict(package_versions()),

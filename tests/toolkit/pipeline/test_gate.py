@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import isolate
+from conftest import isolate, retrain_with
 
 from mlci.cli import main
 from mlci.pipeline import Config, TrainResult
@@ -164,8 +166,10 @@ def test_gate_uses_production_when_the_registry_has_one(
     write_metrics(project, accuracy=0.5, macro_f1=0.5)
     assert main(["-C", str(project), "gate"]) == 1
     out = capsys.readouterr().out
-    assert "quality gate FAILED (reference: production (version 1))" in out
+    reference = "production (version 1) on the candidate's held-out rows"
+    assert f"quality gate FAILED (reference: {reference})" in out
     assert "against the reference" in out
+    assert "Champion/challenger: production (version 1) predicted the same held-out rows" in out
 
 
 def test_a_failing_gate_test_never_writes_to_the_ci_jobs_summary(
@@ -179,3 +183,101 @@ def test_a_failing_gate_test_never_writes_to_the_ci_jobs_summary(
     write_metrics(project, macro_f1=None)
     assert main(["-C", str(project), "gate"]) == 1
     assert summary.read_text() == ""
+
+
+def edit_baseline(project: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    path = project / "metrics" / "baseline.json"
+    baseline = json.loads(path.read_text())
+    for entry in baseline.values():
+        change(entry)
+    path.write_text(json.dumps(baseline))
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        (lambda e: e["data"].update(sha256="0" * 64), "it was made on other data (sha256 000000"),
+        (
+            lambda e: e["data"]["schema"].update(features=["a", "b"]),
+            "it was made on other feature columns (a, b)",
+        ),
+        (lambda e: e["data"]["schema"].update(labels=["0", "1"]), "other labels (0, 1)"),
+        (lambda e: e.pop("data"), "it does not record which data it was made on"),
+    ],
+)
+def test_a_baseline_of_other_data_is_never_compared(
+    trained: TrainResult,
+    project: Path,
+    capsys: pytest.CaptureFixture[str],
+    change: Callable[[dict[str, Any]], None],
+    why: str,
+) -> None:
+    assert main(["-C", str(project), "baseline", "update"]) == 0
+    edit_baseline(project, change)
+    write_metrics(project, accuracy=0.99, macro_f1=0.99)  # "better": must not be said
+    capsys.readouterr()
+    assert main(["-C", str(project), "gate"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("quality gate passed (reference: none, floors only)")
+    assert why in out
+    assert "record a new baseline for this data with 'nox -s baseline'" in out
+    assert "better than" not in out
+    assert "drop <=" not in out  # only the floors
+    assert main(["-C", str(project), "diff"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("No comparison: the baseline for Python")
+    assert "+0." not in out  # no delta
+
+
+def test_champion_and_challenger_are_scored_on_the_same_rows(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Production predicts the candidate's held-out rows, even when the data has grown."""
+    import numpy as np
+    from sklearn.metrics import accuracy_score
+
+    from mlci.delivery import PRODUCTION, Registry, gate_reference
+    from mlci.pipeline import accept, load_manifest, load_trained, stage_status
+
+    config = retrain_with(project, trees=3)
+    registry = Registry.of(config)
+    registry.promote(registry.register(config).version.number, PRODUCTION)
+    data = project / "data" / "iris.csv"
+    lines = data.read_text().splitlines()
+    data.write_text("\n".join([*lines, *lines[1:31]]) + "\n")  # 30 more rows: another split
+    accept(load_manifest(config.manifest))
+    config = retrain_with(project, trees=12)
+    lineage = stage_status(config).lineage
+    assert lineage is not None
+    reference = gate_reference(config, "3.x", lineage["data"])
+    assert reference.name == "production (version 1) on the candidate's held-out rows"
+    predictions = json.loads((project / "artifacts" / "predictions.json").read_text())
+    table = [row.split(",") for row in data.read_text().splitlines()[1:]]
+    rows = np.asarray([table[line - 2][:4] for line in predictions["lines"]], dtype=float)
+    champion = registry.load_model(registry.get(PRODUCTION))
+    expected = accuracy_score(predictions["expected"], champion.predict(rows))
+    assert reference.metrics is not None
+    assert reference.metrics["accuracy"] == pytest.approx(expected)
+    assert len(predictions["lines"]) == 36  # the candidate's rows, not production's 30
+    assert load_trained(config) is not None
+    assert main(["-C", str(project), "diff"]) == 0
+    assert capsys.readouterr().out.startswith(
+        "Changes against the production (version 1) on the candidate's held-out rows:"
+    )
+
+
+def test_production_with_other_columns_gives_floors_only(
+    trained: TrainResult, config: Config, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mlci.delivery import MANIFEST, PRODUCTION, Registry
+
+    registry = Registry.of(config)
+    registry.promote(registry.register(config).version.number, PRODUCTION)
+    manifest = registry.folder(1) / MANIFEST
+    raw = json.loads(manifest.read_text())
+    raw["columns"][0]["name"] = "stem_length"
+    manifest.write_text(json.dumps(raw))
+    assert main(["-C", str(project), "gate"]) == 0
+    out = capsys.readouterr().out
+    assert "production (version 1) cannot be scored on the candidate's rows" in out
+    assert "other feature columns (stem_length" in out

@@ -162,7 +162,7 @@ def test_binary_integer_labels_and_a_pipeline(tmp_path: Path) -> None:
     assert 0.9 <= metrics["roc_auc"] <= 1.0
     assert 0.9 <= metrics["average_precision"] <= 1.0
     assert result.lineage["config"]["estimator"]["steps"][0]["class"].endswith("StandardScaler")
-    verdict = judge(config, metrics, baseline_reference(config, "3.x"))
+    verdict = judge(config, metrics, baseline_reference(config, "3.x", result.lineage["data"]))
     assert [c.metric for c in verdict.checks] == ["roc_auc"]
     assert verdict.passed
 
