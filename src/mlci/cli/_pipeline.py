@@ -117,14 +117,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
         from mlci.delivery import Registry
 
         registry = Registry.of(config)
-        model = registry.load_model(registry.get(args.model), config.skops_trusted)
+        version = registry.get(args.model)
+        model = registry.load_model(version, config.skops_trusted)
+        manifest = registry.manifest(version)  # the version's columns, not the checkout's
     else:
         model = pipeline.load_trained(config)
+        manifest = pipeline.load_manifest(config.manifest)
     if args.csv in (None, "-"):
-        labels = pipeline.predict_rows(config, model, sys.stdin, "<stdin>")
+        labels = pipeline.predict_rows(manifest, model, sys.stdin, "<stdin>")
     else:
         with pipeline.open_csv(Path(args.csv)) as stream:
-            labels = pipeline.predict_rows(config, model, stream, args.csv)
+            labels = pipeline.predict_rows(manifest, model, stream, args.csv)
     if args.json:
         print(json.dumps({"predictions": labels}))
     else:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mlci.delivery._settings import DriftConfig, drift_settings
-from mlci.pipeline import Config, Table, load_manifest, open_csv, read_table
+from mlci.pipeline import Config, Manifest, Table, load_manifest, open_csv, read_table
 
 PSI_BINS = 10
 PSI_FLOOR = 1e-4  # empty bins get this share, so PSI stays finite
@@ -215,17 +215,21 @@ def psi(reference: Any, current: Any) -> float:
     return float(np.sum((actual - expected) * np.log(actual / expected)))
 
 
-def reference_of(config: Config) -> tuple[Path, str]:
-    """The production model's training data when there is one, else the configured data."""
+def reference_of(config: Config) -> tuple[Path, str, Manifest]:
+    """Production's training data and manifest when there is one, else the configured data.
+
+    The manifest is the version's own: batches are judged by the columns its model takes.
+    """
     from mlci.delivery._registry import DATA, PRODUCTION, Registry
 
     registry = Registry.of(config)
     production = registry.alias(PRODUCTION)
     if production is None:
-        return config.data, config.relative(config.data)
+        return config.data, config.relative(config.data), load_manifest(config.manifest)
     return (
         registry.folder(production.number) / DATA,
         f"training data of production (version {production.number})",
+        registry.manifest(production),
     )
 
 
@@ -237,8 +241,7 @@ def incoming(config: Config) -> list[Path]:
 
 def check(config: Config, batches: list[Path]) -> list[DriftReport]:
     """Validate each batch against the manifest, then compare it with the reference."""
-    manifest = load_manifest(config.manifest)
-    path, name = reference_of(config)
+    path, name, manifest = reference_of(config)
     reference = _read(path, name, manifest, require_target=True)
     settings = drift_settings(config)
     reports = []

@@ -11,7 +11,7 @@ from typing import Any
 
 from mlci import pipeline
 from mlci._io import read_json
-from mlci.delivery._registry import MANIFEST, PRODUCTION, Registry, Version
+from mlci.delivery._registry import PRODUCTION, Registry, Version
 from mlci.pipeline import Config, Reference
 
 
@@ -34,7 +34,7 @@ def champion_reference(
 ) -> Reference:
     """``champion`` scored on the candidate's held-out rows, when it takes the same columns."""
     name = f"production (version {champion.number})"
-    manifest = pipeline.load_manifest(registry.folder(champion.number) / MANIFEST)
+    manifest = registry.manifest(champion)
     theirs = {"schema": manifest.schema(), "sha256": candidate.get("sha256")}
     why = pipeline.incomparable(candidate, theirs)  # the same rows: only the schema can differ
     if why:

@@ -201,6 +201,10 @@ class Registry:
                 problems.append(f"{path}: SHA-256 differs from the recorded {expected[:12]}…")
         return problems
 
+    def manifest(self, version: Version) -> pipeline.Manifest:
+        """The version's own copy of its data's manifest: the schema travels with the model."""
+        return pipeline.load_manifest(self.folder(version.number) / MANIFEST)
+
     def load_model(self, version: Version, trusted: tuple[str, ...] = ()) -> Any:
         """Load a version's model after verifying every one of its files."""
         path = self.folder(version.number) / version.model_file

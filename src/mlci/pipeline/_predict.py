@@ -8,7 +8,7 @@ from typing import Any
 from mlci.errors import MlciError
 from mlci.pipeline import _stage as stage
 from mlci.pipeline._config import Config
-from mlci.pipeline._data import load_manifest, read_table
+from mlci.pipeline._data import Manifest, read_table
 from mlci.pipeline._model import load_verified
 
 
@@ -25,11 +25,11 @@ def load_trained(config: Config) -> Any:
     )
 
 
-def predict_rows(config: Config, model: Any, stream: Iterable[str], source: str) -> list[str]:
-    """Validate rows against the manifest's feature columns, then predict a label for each."""
+def predict_rows(manifest: Manifest, model: Any, stream: Iterable[str], source: str) -> list[str]:
+    """Validate rows against the model's manifest (its feature columns), then predict labels."""
     import numpy as np
 
-    table = read_table(stream, source, load_manifest(config.manifest), require_target=False)
+    table = read_table(stream, source, manifest, require_target=False)
     if not table.features:
         raise MlciError(f"{source}: no rows to predict")
     return [str(label) for label in model.predict(np.asarray(table.features, dtype=np.float64))]

@@ -20,7 +20,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from typing import Any
 
 import uvicorn
@@ -33,7 +33,7 @@ from mlci import __version__
 from mlci._io import utc_now
 from mlci.delivery import Registry, Version
 from mlci.errors import MlciError
-from mlci.pipeline import Config, load_manifest
+from mlci.pipeline import Config
 from mlci.serving._scoring import BadRequest, Limits, parse
 from mlci.serving._settings import ServeConfig, serve_settings
 
@@ -56,6 +56,7 @@ class Loaded:
     version: Version
     model: Any
     loaded_at: str
+    features: tuple[str, ...]  # from the version's own manifest: model and schema swap together
 
 
 class ModelSlot:
@@ -98,13 +99,14 @@ class ModelSlot:
                     self._seen = stamp
                     return
                 model = self.registry.load_model(version, self.trusted)
+                features = tuple(c.name for c in self.registry.manifest(version).features)
             except MlciError as error:
                 self._fail(str(error))  # _seen stays: the next poll tries again
                 return
             except Exception as error:  # e.g. a model this scikit-learn cannot unpickle
                 self._fail(f"the alias '{self.alias}' could not be loaded: {_describe(error)}")
                 return
-            self.current = Loaded(version, model, utc_now("milliseconds"))
+            self.current = Loaded(version, model, utc_now("milliseconds"), features)
             self.error = None
             self._seen = stamp
             log.info(
@@ -135,15 +137,9 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def create_app(
-    slot: ModelSlot,
-    features: Sequence[str],
-    settings: ServeConfig,
-    data_sha256: str | None = None,
-) -> FastAPI:
+def create_app(slot: ModelSlot, settings: ServeConfig) -> FastAPI:
     """The FastAPI application: /invocations, /ping, /health, /version."""
     limits = Limits(settings.max_rows, settings.max_body_bytes)
-    features = list(features)
 
     batcher = Batcher(settings.max_rows)
 
@@ -204,7 +200,9 @@ def create_app(
         if loaded is None:
             return error(503, f"no model loaded: {slot.error or 'starting'}")
         body = await _read_body(request, limits.max_body_bytes)
-        scoring = parse(body, request.headers.get("content-type"), features, limits)
+        # The columns of the version this request is scored by: a promotion to a model with
+        # other features changes what a valid request is, with the model, in one swap.
+        scoring = parse(body, request.headers.get("content-type"), loaded.features, limits)
         reply = await batcher.predict(loaded.model, scoring.rows, scoring.params)
         return JSONResponse(reply, headers={"X-Model-Version": str(loaded.version.number)})
 
@@ -233,7 +231,8 @@ def create_app(
                 "alias": slot.alias,
                 "model_version": model.number if model else None,
                 "model_sha256": model.files[model.model_file] if model else None,
-                "data_sha256": model.data_sha256 if model else data_sha256,
+                "data_sha256": model.data_sha256 if model else None,
+                "features": list(loaded.features) if loaded else None,
             }
         )
 
@@ -402,9 +401,8 @@ def serve(
             f"[tool.mlci.serve] host '{settings.host}' is not a loopback address: pass "
             "--host explicitly to expose the model on the network"
         )
-    manifest = load_manifest(config.manifest)
     slot = ModelSlot(Registry.of(config), settings.alias, config.skops_trusted)
-    app = create_app(slot, [c.name for c in manifest.features], settings, manifest.sha256)
+    app = create_app(slot, settings)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     server = uvicorn.Server(
         uvicorn.Config(

@@ -168,6 +168,27 @@ def test_predict_with_a_registry_version(
     assert "failed verification, refusing to load it" in capsys.readouterr().err
 
 
+def test_predict_with_a_version_of_other_columns_uses_its_own(
+    project: Path, trained: TrainResult, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The checkout's data has moved on to three columns; version 1 still takes four."""
+    assert main(["-C", str(project), "registry", "register"]) == 0
+    data = project / "data" / "iris.csv"
+    three = [",".join(line.split(",")[1:]) for line in data.read_text().splitlines()]
+    data.write_text("\n".join(three) + "\n")
+    assert (
+        main(["-C", str(project), "data", "init", str(data), "--target", "species", "--force"]) == 0
+    )
+    four = project / "four.csv"
+    four.write_text("sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n")
+    capsys.readouterr()
+    assert main(["-C", str(project), "predict", str(four), "--model", "1"]) == 0
+    assert capsys.readouterr().out == "setosa\n"
+    assert main(["-C", str(project), "train"]) == 0
+    assert main(["-C", str(project), "predict", str(four)]) == 2  # the new model: 3 columns
+    assert "sepal_length" in capsys.readouterr().err
+
+
 def test_a_reader_that_goes_away_gets_no_traceback(project: Path) -> None:
     """`mlci ... | head -1`: the pipe closes before mlci has printed everything."""
     rows = project / "rows.csv"

@@ -11,7 +11,7 @@ from mlci.cli import main
 from mlci.delivery import DriftConfig
 from mlci.delivery import _drift as drift
 from mlci.errors import MlciError
-from mlci.pipeline import Config, TrainResult
+from mlci.pipeline import Config, TrainResult, infer_manifest
 from mlci.pipeline._data import Table
 
 FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
@@ -188,10 +188,34 @@ def test_the_reference_is_production_training_data(
 ) -> None:
     from mlci.delivery._registry import PRODUCTION, Registry
 
-    assert drift.reference_of(config) == (config.data, "data/iris.csv")
+    assert drift.reference_of(config)[:2] == (config.data, "data/iris.csv")
     registry = Registry.of(config)
     registry.register(config)
     registry.promote(1, PRODUCTION)
-    path, name = drift.reference_of(config)
+    path, name, manifest = drift.reference_of(config)
     assert path == registry.folder(1) / "data.csv"
     assert name == "training data of production (version 1)"
+    assert manifest.path == registry.folder(1) / "data.manifest.json"
+
+
+def test_batches_are_judged_by_productions_columns(
+    project: Path, trained: TrainResult, config: Config
+) -> None:
+    """A checkout whose data lost a column still checks drift against what production takes."""
+    from mlci.delivery._registry import PRODUCTION, Registry
+
+    registry = Registry.of(config)
+    registry.promote(registry.register(config).version.number, PRODUCTION)
+    data = project / "data" / "iris.csv"
+    batch = project / "batch.csv"
+    batch.write_text("\n".join(data.read_text().splitlines()[:41]) + "\n")
+    three = [",".join(line.split(",")[1:]) for line in data.read_text().splitlines()]
+    data.write_text("\n".join(three) + "\n")  # the checkout moved on: no sepal_length
+    infer_manifest(data, "species", config.manifest).save()
+    (report,) = drift.check(config, [batch])
+    assert [c.column for c in report.columns][:4] == [
+        "sepal_length",
+        "sepal_width",
+        "petal_length",
+        "petal_width",
+    ]

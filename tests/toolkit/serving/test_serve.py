@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from mlci.delivery._registry import PRODUCTION, Registry
 from mlci.errors import MlciError
-from mlci.pipeline import load_config
+from mlci.pipeline import infer_manifest, load_config
 from mlci.serving import ServeConfig
 from mlci.serving._server import ModelSlot, create_app, is_loopback, serve
 
@@ -104,7 +104,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         registry.register(retrain_with(root, trees=trees))
     registry.promote(1, PRODUCTION)
     slot = ModelSlot(registry, PRODUCTION)
-    server = Server(create_app(slot, FEATURES, SETTINGS, "data-sha"))
+    server = Server(create_app(slot, SETTINGS))
     models = {n: registry.load_model(registry.get(n)) for n in (1, 2)}
     yield Served(server, registry, slot, models)
     server.stop()
@@ -203,6 +203,7 @@ def test_ping_health_and_version(served: Served) -> None:
         "model_version": 1,
         "model_sha256": version.files["model.joblib"],
         "data_sha256": version.data_sha256,
+        "features": FEATURES,
     }
     from mlci import __version__
 
@@ -343,7 +344,7 @@ def test_no_model_yet_is_503_until_one_is_promoted(tmp_path: Path) -> None:
     root = make_project(tmp_path)
     registry = Registry.of(load_config(root))
     slot = ModelSlot(registry, "candidate")
-    server = Server(create_app(slot, FEATURES, SETTINGS))
+    server = Server(create_app(slot, SETTINGS))
     try:
         assert server.request("GET", "/ping")[0] == 503
         status, reply, _ = server.post(FORMATS["instances"])
@@ -451,7 +452,7 @@ def test_the_readme_curl_examples_return_the_documented_replies(tmp_path: Path) 
     registry = Registry.of(load_config(root))
     registry.register(retrain_with(root, trees=100))  # the repository's default forest
     registry.promote(1, PRODUCTION)
-    server = Server(create_app(ModelSlot(registry, PRODUCTION), FEATURES, SETTINGS))
+    server = Server(create_app(ModelSlot(registry, PRODUCTION), SETTINGS))
     try:
         for path, content_type, body, reply in examples:
             assert server.request("POST", path, body, content_type)[:2] == (200, reply)
@@ -512,3 +513,39 @@ def test_concurrent_requests_are_scored_together_and_answered_apart() -> None:
     assert isinstance(results[20], BadRequest)
     assert "999 is out of range" in str(results[20])
     assert max(model.calls) > 1
+
+
+def test_a_promoted_version_with_other_columns_is_served_with_its_own(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Model and schema swap together: the request format follows the version being served."""
+    root = make_project(tmp_path_factory.mktemp("schema"))
+    registry = Registry.of(load_config(root))
+    registry.register(retrain_with(root, trees=5))  # version 1: the four Iris columns
+    data = root / "data" / "iris.csv"
+    three = [",".join(line.split(",")[1:]) for line in data.read_text().splitlines()]
+    data.write_text("\n".join(three) + "\n")  # no sepal_length: version 2 takes three columns
+    infer_manifest(data, "species", root / "data" / "iris.manifest.json").save()
+    registry.register(retrain_with(root, trees=5))
+    registry.promote(1, PRODUCTION)
+    slot = ModelSlot(registry, PRODUCTION)
+    server = Server(create_app(slot, SETTINGS))
+    try:
+        four = {"instances": [dict(zip(FEATURES, ROWS[0]))]}
+        smaller = {"instances": [dict(zip(FEATURES[1:], ROWS[0][1:]))]}
+        status, reply, headers = server.post(four)
+        assert (status, headers["x-model-version"]) == (200, "1")
+        assert server.post(smaller)[0] == 400
+        registry.promote(2, PRODUCTION, "three columns")
+        wait_for(lambda: slot.version_number() == 2, "version 2")
+        status, reply, headers = server.post(smaller)
+        assert (status, headers["x-model-version"]) == (200, "2")
+        assert reply["predictions"] == [
+            registry.load_model(registry.get(2)).predict([ROWS[0][1:]])[0]
+        ]
+        status, reply, _ = server.post(four)
+        assert status == 400
+        assert "sepal_length" in reply["message"]
+        assert server.request("GET", "/version")[1]["features"] == FEATURES[1:]
+    finally:
+        server.stop()
