@@ -5,7 +5,7 @@ PYTHON ?= python3
 TOOLS := .tools
 NOX := $(TOOLS)/bin/nox
 
-.PHONY: ci lint train gate test coverage parity lock clean help
+.PHONY: ci lint train gate check test coverage parity lock clean help
 
 ci: $(NOX) ## the whole pipeline, exactly as CI runs it
 	$(NOX)
@@ -18,6 +18,9 @@ train: $(NOX) ## validate the data, train and evaluate (cached)
 
 gate: $(NOX) ## the quality gate
 	$(NOX) -s gate
+
+check: $(NOX) ## the model's behavioural checks (data/<name>.checks.toml)
+	$(NOX) -s check
 
 test: $(NOX) ## the tests on every Python of the matrix
 	$(NOX) -s test
