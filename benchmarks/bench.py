@@ -324,6 +324,43 @@ def figure_seed(bench: Bench) -> None:
     bench.note("seed", f"on {version} (`python3` on PATH), pip's cache warm")
 
 
+# Test speed ---------------------------------------------------------------------------------
+
+
+def figure_tests(bench: Bench) -> None:
+    """One Python's test suite, and a fresh clone's `make ci` with every session run."""
+    clone = bench.clone
+    print("test speed: one Python's suite; make ci from a fresh clone", flush=True)
+    python = (clone / ".python-version").read_text(encoding="utf-8").strip()
+    venv = f".nox/test-{python.replace('.', '-')}/bin"
+    repeat(
+        bench,
+        "suite",
+        f"one Python's suite alone (pytest on {python}, no coverage)",
+        f"{venv}/pytest -q -p no:cacheprovider",
+        clone,
+        env=clean_env(),
+    )
+    repeat(
+        bench,
+        "suite_cov",
+        f"the same with coverage, as `nox -s test-{python}` runs it",
+        f"{venv}/pytest -q -p no:cacheprovider --cov --cov-report= --cov-fail-under=0",
+        clone,
+        env=clean_env(COVERAGE_FILE=str(bench.work / ".coverage.bench")),
+    )
+    repeat(
+        bench,
+        "fresh",
+        "`make ci` on a fresh clone: no `.nox`, no `artifacts/`, every session on four Pythons",
+        "make ci",
+        clone,
+        before=lambda: remove(clone / ".nox", clone / "artifacts", *clone.glob(".coverage*")),
+        runs=bench.extra_runs,
+    )
+    run("make ci", clone)
+
+
 # Figure 4 -----------------------------------------------------------------------------------
 
 
@@ -608,6 +645,7 @@ FIGURES = {
     "ci": figure_make_ci,
     "speedups": figure_speedups,
     "seed": figure_seed,
+    "tests": figure_tests,
     "train": figure_train,
     "validation": figure_validation,
 }

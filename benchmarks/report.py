@@ -11,6 +11,13 @@ TARGETS = [
     ("warm `make ci` ≤ 1.5x the bare tool time", ("warm", "bare"), "le", 1.5),
     ("cold `make ci` ≥ 3x faster than virtualenv + pip", ("cold_pip", "cold"), "ge", 3.0),
     ("cache-hit `mlci train` < 0.3 s", "train_hit", "lt", 0.3),
+    ("one Python's suite < 7 s", "suite", "lt", 7.0),
+    (
+        "fresh-clone `make ci`, every session on four Pythons, ≤ 2x the seed flow",
+        ("fresh", "seed"),
+        "le",
+        2.0,
+    ),
 ]
 
 
@@ -152,6 +159,18 @@ def render(bench: Any, machine: dict[str, str], versions: dict[str, str], second
                 ("`make ci` with every session run / seed flow", "warm_nocache", "seed"),
             ],
             notes="seed",
+        )
+    if "suite" in bench.figures:
+        out += section(
+            bench,
+            "3b. Test speed",
+            [
+                "One Python's suite alone, with and without coverage, and `make ci` from a fresh",
+                "clone (no venvs, no recorded results: every session runs, four Pythons, two at a",
+                "time), against the seed flow of figure 3 measured in the same run.",
+            ],
+            ["suite", "suite_cov", "fresh"],
+            [("fresh-clone `make ci` / seed flow", "fresh", "seed")],
         )
     if "train_hit" in bench.figures:
         out += section(
