@@ -16,8 +16,10 @@ PYTHONS = ["3.9", "3.10", "3.11", "3.12"]
 SESSIONS = [
     ("lint", ["ci"], True),
     ("parity", ["ci"], True),
+    ("typecheck", ["ci"], True),
     ("train", ["ci"], True),
     ("gate", ["ci"], True),
+    ("check", ["ci"], True),
     *((f"test-{python}", ["ci"], True) for python in PYTHONS),
     ("coverage", [], True),
     ("release", [], False),
