@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Sequence
@@ -13,6 +14,40 @@ REPORT = "report.md"
 LOCK = ".report.lock"
 _SECTION = re.compile(r"^<!-- mlci:(?P<name>[\w-]+) -->\n", re.MULTILINE)
 ORDER = ("lint", "parity", "train", "gate", "checks", "diff", "coverage", "drift", "release")
+
+
+@dataclasses.dataclass(frozen=True)
+class Section:
+    """One report section as plain data; each concern builds its own, the cli only prints it.
+
+    The same data renders as Markdown (the report, CI's step summary) and as terminal text.
+    """
+
+    title: str
+    lines: tuple[str, ...] = ()  # paragraphs before the table
+    header: tuple[str, ...] = ()
+    rows: tuple[tuple[str, ...], ...] = ()
+    notes: tuple[str, ...] = ()  # paragraphs after the table
+    empty: str = ""  # said instead of an empty table
+    headline: str = ""  # the terminal's first line, when it differs from the title
+
+    def markdown(self, level: int = 2) -> str:
+        """For the report and the step summary."""
+        parts = [f"{'#' * level} {self.title}", *self.lines]
+        if self.rows:
+            parts.append(markdown_table(self.header, self.rows))
+        elif self.empty:
+            parts.append(self.empty)
+        return "\n\n".join([*parts, *self.notes])
+
+    def text(self) -> str:
+        """For the terminal: the title as a line, the table aligned."""
+        parts = [self.headline or self.title, *self.lines]
+        if self.rows:
+            parts.append(text_table(self.header, self.rows))
+        elif self.empty:
+            parts.append(self.empty)
+        return "\n".join([*parts, *self.notes])
 
 
 def text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

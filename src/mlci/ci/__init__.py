@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from mlci.ci._cached import NO_CACHE, Outcome
 from mlci.ci._cached import run as run_cached
+from mlci.ci._coverage import coverage_section
 from mlci.ci._lint import Finding
 from mlci.ci._lint import run_all as run_linters
+from mlci.ci._lint import section as lint_section
 from mlci.ci._locks import Lock, compile_all, pins, project_locks, python_versions
 from mlci.ci._parity import RULES, Repo, Violation, summary_rows
 from mlci.ci._parity import check as check_parity
+from mlci.ci._parity import section as parity_section
 
 __all__ = [
     "NO_CACHE",
@@ -25,6 +28,9 @@ __all__ = [
     "Violation",
     "check_parity",
     "compile_all",
+    "coverage_section",
+    "lint_section",
+    "parity_section",
     "pins",
     "project_locks",
     "python_versions",

@@ -14,6 +14,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+from mlci._report import Section
 from mlci._settings import read_toml
 from mlci.errors import MlciError
 
@@ -112,6 +113,16 @@ def run_all(root: Path) -> list[Finding]:
     if "importlinter" in read_toml(root / "pyproject.toml").get("tool", {}):
         findings.append(import_contracts(root))
     return findings
+
+
+def section(findings: list[Finding]) -> Section:
+    """The lint report section: each tool's count of findings."""
+    total = sum(f.count for f in findings)
+    return Section(
+        f"Lint: {'clean' if not total else f'{total} finding(s)'}",
+        header=("tool", "checks", "findings"),
+        rows=tuple((f.tool, f.what, str(f.count)) for f in findings),
+    )
 
 
 def import_contracts(root: Path) -> Finding:

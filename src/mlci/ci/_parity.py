@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
 
+from mlci._report import Section
 from mlci._settings import tomllib
 from mlci.ci._locks import (
     EXTRA,
@@ -590,6 +591,17 @@ def check(root: Path, lister: Lister | None = None, *, resolve: bool = False) ->
         *(check_resolution(repo) if resolve else []),
     ]
     return sorted(set(violations), key=lambda v: (v.file, v.line, v.rule, v.message))
+
+
+def section(violations: list[Violation]) -> Section:
+    """The parity report section: every rule and whether it held."""
+    verdict = "passed" if not violations else f"{len(violations)} violation(s)"
+    return Section(
+        f"Parity: {verdict}",
+        header=("rule", "checks that", "result"),
+        rows=tuple(map(tuple, summary_rows(violations))),
+        headline=f"parity: {len(RULES)} rules checked, {verdict}",
+    )
 
 
 def summary_rows(violations: list[Violation]) -> list[list[str]]:

@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from mlci import ci
-from mlci._io import read_json
-from mlci._report import REPORT, markdown_table, publish, text_table
+from mlci._report import REPORT, publish, text_table
 from mlci.cli._common import add, config_of
 from mlci.errors import MlciError
 
@@ -19,12 +18,9 @@ def cmd_parity(args: argparse.Namespace) -> int:
     violations = ci.check_parity(config.root, resolve=args.resolve)
     for violation in violations:
         print(violation)
-    verdict = "passed" if not violations else f"{len(violations)} violation(s)"
-    markdown = f"## Parity: {verdict}\n\n" + markdown_table(
-        ["rule", "checks that", "result"], ci.summary_rows(violations)
-    )
-    publish(config.artifacts, "parity", markdown)
-    print(f"parity: {len(ci.RULES)} rules checked, {verdict}")
+    section = ci.parity_section(violations)
+    publish(config.artifacts, "parity", section.markdown())
+    print(section.headline)
     return 1 if violations else 0
 
 
@@ -42,37 +38,19 @@ def cmd_lint(args: argparse.Namespace) -> int:
     """Run ruff, zizmor (offline), check-jsonschema and import-linter; fail on any finding."""
     config = config_of(args)
     findings = ci.run_linters(config.root)
-    rows = [[f.tool, f.what, str(f.count)] for f in findings]
-    total = sum(f.count for f in findings)
-    verdict = "clean" if not total else f"{total} finding(s)"
-    publish(
-        config.artifacts,
-        "lint",
-        f"## Lint: {verdict}\n\n" + markdown_table(["tool", "checks", "findings"], rows),
-    )
-    print(text_table(["tool", "checks", "findings"], rows))
-    return 1 if total else 0
+    section = ci.lint_section(findings)
+    publish(config.artifacts, "lint", section.markdown())
+    print(text_table(section.header, section.rows))
+    return 1 if any(f.count for f in findings) else 0
 
 
 def cmd_report_coverage(args: argparse.Namespace) -> int:
     """Add the total and per-file coverage (from `coverage json`) to the report."""
     config = config_of(args)
-    path = Path(args.json_file)
-    data = read_json(path, "coverage JSON")
-    try:
-        total = data["totals"]["percent_covered"]
-        files = {name: info["summary"]["percent_covered"] for name, info in data["files"].items()}
-    except (KeyError, TypeError):
-        raise MlciError(f"{path}: not a `coverage json` report (no totals or files)") from None
-    rows = [[f"`{name}`", f"{percent:.1f}%"] for name, percent in sorted(files.items())]
-    rows.append(["**total**", f"**{total:.1f}%**"])
-    publish(
-        config.artifacts,
-        "coverage",
-        f"## Coverage: {total:.1f}%\n\n" + markdown_table(["file", "covered"], rows),
-    )
+    section, total, files = ci.coverage_section(Path(args.json_file))
+    publish(config.artifacts, "coverage", section.markdown())
     report = config.relative(config.artifacts / REPORT)
-    print(f"coverage {total:.1f}% over {len(files)} files, added to {report}")
+    print(f"coverage {total:.1f}% over {files} files, added to {report}")
     return 0
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from mlci import delivery
 from mlci._io import atomic_write_json
-from mlci._report import markdown_table, publish, text_table
+from mlci._report import publish, text_table
 from mlci.cli._common import add, config_of
 
 VERSION_HEADER = ["version", "aliases", "accuracy", "macro_f1", "python", "created", "stage key"]
@@ -136,27 +136,11 @@ def cmd_release(args: argparse.Namespace) -> int:
     """Validate, train, gate against production, register, stage, smoke-test, promote."""
     config = config_of(args)
     result = delivery.release(config, if_needed=args.if_needed)
-    before = result.production_before
-    production = "none" if before is None else f"version {before}"
-    if result.skipped:
-        headline = f"nothing to release: {result.skipped} (production: {production})"
-    elif result.unchanged:
-        headline = f"unchanged: version {result.version} is already production"
-    elif result.passed:
-        headline = f"released version {result.version} to production (was {production})"
-    else:
-        failed = next(step for step in result.steps if not step.passed)
-        headline = f"release stopped at '{failed.name}': production stays at {production}"
-    header = ["step", "result", "detail"]
-    table = delivery.release_rows(result)
-    publish(
-        config.artifacts,
-        "release",
-        f"## Release: {headline}\n\n" + (markdown_table(header, table) if table else ""),
-    )
-    if table:
-        print(text_table(header, table))
-    print(headline)
+    section = delivery.release_section(result)
+    publish(config.artifacts, "release", section.markdown())
+    if section.rows:  # the steps first, the headline last, as its conclusion
+        print(text_table(section.header, section.rows))
+    print(section.headline)
     return 0 if result.passed else 1
 
 
@@ -171,23 +155,10 @@ def cmd_drift(args: argparse.Namespace) -> int:
     reports = delivery.check_drift(config, batches)
     output = Path(args.output) if args.output else config.artifacts / "drift.json"
     atomic_write_json(output, {"batches": [report.to_dict() for report in reports]})
-    sections = []
-    for report in reports:
-        verdict = "DRIFT" if report.drifted else "no drift"
-        summary = (
-            f"{report.batch}: {verdict}: {len(report.drifted_columns)} of {len(report.columns)} "
-            f"columns drifted (share {report.share:.2f}, threshold {report.share_threshold:g}); "
-            f"{report.batch_rows} rows against {report.reference_rows} of the {report.reference}"
-        )
-        table = delivery.drift_rows(report)
-        print(text_table(delivery.DRIFT_HEADER, table))
-        print(summary + "\n")
-        sections.append(f"### {summary}\n\n" + markdown_table(delivery.DRIFT_HEADER, table))
-    drifted = [report.batch for report in reports if report.drifted]
-    title = f"drift in {', '.join(drifted)}" if drifted else "no drift"
-    publish(config.artifacts, "drift", f"## Drift: {title}\n\n" + "\n\n".join(sections))
-    print(f"{title}; report written to {config.relative(output.resolve())}")
-    return 1 if drifted else 0
+    section = delivery.drift_section(reports)
+    publish(config.artifacts, "drift", section.markdown())
+    print(f"{section.headline}; report written to {config.relative(output.resolve())}")
+    return 1 if any(report.drifted for report in reports) else 0
 
 
 def register(commands: Any) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from mlci import pipeline
 from mlci._io import atomic_write_text
-from mlci._report import markdown_table, publish, text_table
+from mlci._report import publish
 from mlci.cli._common import add, config_of
 from mlci.errors import MlciError
 
@@ -88,15 +88,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"  model    {config.relative(result.artifacts.model)}")
     print(f"  metrics  {config.relative(result.artifacts.metrics)}")
     print(f"  lineage  {config.relative(result.artifacts.lineage)}")
-    verb = "up to date" if result.up_to_date else "trained"
-    markdown = (
-        f"## Training: {verb}\n\n{config.estimator.name} on "
-        f"{result.lineage['data']['rows']} rows of `{result.lineage['data']['path']}`, "
-        f"{metrics['train_size']} train / {metrics['test_size']} held out, "
-        f"{result.lineage['python']}\n\n"
-        + markdown_table(pipeline.SUMMARY_HEADER, pipeline.summary_rows(metrics))
-    )
-    publish(config.artifacts, "train", markdown)
+    publish(config.artifacts, "train", pipeline.train_section(config, result).markdown())
     return 0
 
 
@@ -171,32 +163,12 @@ def cmd_gate(args: argparse.Namespace) -> int:
     run = _current_run(config)
     reference = _reference(config, run)
     verdict = pipeline.judge(config, run.metrics, reference)
-    notes = [reference.note] if reference.note else []
-    for check in verdict.failures:
-        notes.append(f"FAILED: {check.describe()}")
-    if verdict.passed and verdict.improved:
-        notes.append(
-            f"better than the {verdict.reference} on {', '.join(verdict.improved)}: "
-            "release it ('nox -s release'), or record it as the baseline ('nox -s baseline')"
-        )
-    result = "passed" if verdict.passed else "FAILED"
-    shown = verdict.reference if reference.metrics is not None else None
-    title = f"quality gate {result} (reference: {shown or 'none, floors only'})"
-    rows = pipeline.gate_rows(verdict)
-    publish(
-        config.artifacts,
-        "gate",
-        f"## Quality gate: {result}\n\nReference: {shown or 'none, floors only'}\n\n"
-        + markdown_table(pipeline.GATE_HEADER, rows)
-        + "".join(f"\n\n{note}" for note in notes),
-    )
+    section = pipeline.gate_section(verdict, reference)
+    publish(config.artifacts, "gate", section.markdown())
     if args.json:
         print(json.dumps(pipeline.verdict_to_dict(verdict), indent=2))
     else:
-        print(title)
-        print(text_table(pipeline.GATE_HEADER, rows))
-        for note in notes:
-            print(note)
+        print(section.text())
     return 0 if verdict.passed else 1
 
 
@@ -205,31 +177,20 @@ def cmd_diff(args: argparse.Namespace) -> int:
     config = config_of(args)
     run = _current_run(config)
     reference = _reference(config, run)
-    comparable = reference.metrics is not None
-    found = pipeline.changes(
-        run.metrics,
-        run.lineage.get("config", {}),
-        {"metrics": reference.metrics or {}, "params": reference.params or {}}
-        if comparable
-        else {},
-    )
-    table = pipeline.diff_rows(found, everything=args.all or not comparable)
-    if comparable:
-        heading = f"Changes against the {reference.name}"
-    else:
-        heading = f"No comparison: {reference.note or 'no reference'}; current values only"
+    found = pipeline.changes(run.metrics, run.lineage.get("config", {}), reference)
+    section = pipeline.diff_section(found, reference, everything=args.all)
     if args.json:
-        shown = [dataclasses.asdict(c) for c in found if args.all or c.changed or not comparable]
-        print(json.dumps(shown, indent=2))
-    elif args.md:
-        markdown = f"## {heading}\n\n" + (
-            markdown_table(pipeline.DIFF_HEADER, table) if table else "No changes."
+        print(
+            json.dumps(
+                [dataclasses.asdict(c) for c in pipeline.shown(found, reference, args.all)],
+                indent=2,
+            )
         )
-        publish(config.artifacts, "diff", markdown)
-        print(markdown)
+    elif args.md:
+        publish(config.artifacts, "diff", section.markdown())
+        print(section.markdown())
     else:
-        print(heading + ":")
-        print(text_table(pipeline.DIFF_HEADER, table) if table else "no changes")
+        print(section.text())
     return 0
 
 
@@ -237,30 +198,19 @@ def cmd_check(args: argparse.Namespace) -> int:
     """Run the behavioural checks against the trained model; exit 1 when one fails."""
     config = config_of(args)
     _current_run(config)  # stale or missing artifacts are an error, as for the gate
-    manifest = pipeline.load_manifest(config.manifest)
     path = pipeline.checks_path(config)
-    checks = pipeline.load_checks(path, manifest)
+    checks = pipeline.load_checks(path, pipeline.load_manifest(config.manifest))
     model = pipeline.load_trained(config)
     outcomes = pipeline.run_checks(config, model, checks, retrain=not args.no_retrain)
     pipeline.save_checks(config, outcomes)
-    failed = [o for o in outcomes if not o.passed]
     source = config.relative(path) if checks.path else f"no {config.relative(path)}"
-    verdict = "passed" if not failed else f"{len(failed)} FAILED"
-    rows = pipeline.check_rows(outcomes)
-    publish(
-        config.artifacts,
-        "checks",
-        f"## Model checks: {verdict}\n\n{len(outcomes)} checks ({source})\n\n"
-        + markdown_table(pipeline.CHECK_HEADER, rows),
-    )
+    section = pipeline.checks_section(outcomes, source)
+    publish(config.artifacts, "checks", section.markdown())
     if args.json:
         print(json.dumps([dataclasses.asdict(o) for o in outcomes], indent=2))
     else:
-        print(f"model checks {verdict}: {len(outcomes)} checks ({source})")
-        print(text_table(pipeline.CHECK_HEADER, rows))
-        for outcome in failed:
-            print(f"FAILED: {outcome.describe()}")
-    return 1 if failed else 0
+        print(section.text())
+    return 0 if all(o.passed for o in outcomes) else 1
 
 
 def cmd_baseline_update(args: argparse.Namespace) -> int:

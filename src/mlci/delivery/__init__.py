@@ -10,6 +10,7 @@ from mlci.delivery._drift import HEADER as DRIFT_HEADER
 from mlci.delivery._drift import DriftReport, incoming
 from mlci.delivery._drift import check as check_drift
 from mlci.delivery._drift import rows as drift_rows
+from mlci.delivery._drift import section as drift_section
 from mlci.delivery._reference import champion_reference, gate_reference
 from mlci.delivery._registry import (
     DATA,
@@ -24,6 +25,7 @@ from mlci.delivery._registry import (
 )
 from mlci.delivery._release import Release, Step, release
 from mlci.delivery._release import rows as release_rows
+from mlci.delivery._release import section as release_section
 from mlci.delivery._settings import REGISTRY_ENV, DriftConfig, drift_settings, registry_location
 
 __all__ = [
@@ -45,10 +47,12 @@ __all__ = [
     "champion_reference",
     "check_drift",
     "drift_rows",
+    "drift_section",
     "drift_settings",
     "gate_reference",
     "incoming",
     "registry_location",
     "release",
     "release_rows",
+    "release_section",
 ]

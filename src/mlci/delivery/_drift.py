@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from mlci._report import Section
 from mlci.delivery._settings import DriftConfig, drift_settings
 from mlci.pipeline import Config, Manifest, Table, load_manifest, open_csv, read_table
 
@@ -269,6 +270,26 @@ def _read(path: Path, display: str, manifest: Any, *, require_target: bool) -> T
 def _finite_json(row: dict[str, Any]) -> dict[str, Any]:
     """JSON has no infinity: an infinite distance is written as a string."""
     return {k: ("inf" if isinstance(v, float) and math.isinf(v) else v) for k, v in row.items()}
+
+
+def section(reports: list[DriftReport]) -> Section:
+    """The drift report section: one table per batch, under its verdict."""
+    drifted = [report.batch for report in reports if report.drifted]
+    title = f"drift in {', '.join(drifted)}" if drifted else "no drift"
+    parts = []
+    for report in reports:
+        verdict = "DRIFT" if report.drifted else "no drift"
+        summary = (
+            f"{report.batch}: {verdict}: {len(report.drifted_columns)} of {len(report.columns)} "
+            f"columns drifted (share {report.share:.2f}, threshold {report.share_threshold:g}); "
+            f"{report.batch_rows} rows against {report.reference_rows} of the {report.reference}"
+        )
+        parts.append(Section(summary, header=tuple(HEADER), rows=tuple(map(tuple, rows(report)))))
+    return Section(
+        f"Drift: {title}",
+        tuple(part.markdown(level=3) for part in parts),
+        headline="\n\n".join(part.text() for part in parts) + f"\n\n{title}",
+    )
 
 
 HEADER = ["column", "test", "statistic", "p-value / distance", "threshold", "PSI", "drifted"]

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mlci._io import read_json, sha256_file
+from mlci._report import Section
 from mlci.delivery import _drift as drift
 from mlci.delivery._reference import gate_reference
 from mlci.delivery._registry import (
@@ -205,6 +206,27 @@ def smoke_test(config: Config, registry: Registry, version: Version) -> list[str
         for line, old, new in zip(recorded["lines"], recorded["predicted"], predicted)
         if old != new
     ]
+
+
+def section(result: Release) -> Section:
+    """The release's report section: the headline, then each step that ran."""
+    before = result.production_before
+    production = "none" if before is None else f"version {before}"
+    if result.skipped:
+        headline = f"nothing to release: {result.skipped} (production: {production})"
+    elif result.unchanged:
+        headline = f"unchanged: version {result.version} is already production"
+    elif result.passed:
+        headline = f"released version {result.version} to production (was {production})"
+    else:
+        failed = next(step for step in result.steps if not step.passed)
+        headline = f"release stopped at '{failed.name}': production stays at {production}"
+    return Section(
+        f"Release: {headline}",
+        header=("step", "result", "detail"),
+        rows=tuple(map(tuple, rows(result))),
+        headline=headline,
+    )
 
 
 def rows(result: Release) -> list[list[str]]:

@@ -15,6 +15,7 @@ from mlci.pipeline._checks import CheckFile, checks_path, load_checks, run_check
 from mlci.pipeline._checks import Outcome as CheckOutcome
 from mlci.pipeline._checks import rows as check_rows
 from mlci.pipeline._checks import save as save_checks
+from mlci.pipeline._checks import section as checks_section
 from mlci.pipeline._checks import starter as starter_checks
 from mlci.pipeline._config import Config, EstimatorSpec, GateConfig, build_estimator, load_config
 from mlci.pipeline._data import (
@@ -29,19 +30,22 @@ from mlci.pipeline._data import (
     validate,
 )
 from mlci.pipeline._diff import HEADER as DIFF_HEADER
-from mlci.pipeline._diff import Change, changes
+from mlci.pipeline._diff import Change, changes, shown
 from mlci.pipeline._diff import rows as diff_rows
+from mlci.pipeline._diff import section as diff_section
 from mlci.pipeline._evaluate import HEADLINE, SUMMARY_HEADER, scalar_metrics, summary_rows
 from mlci.pipeline._gate import HEADER as GATE_HEADER
 from mlci.pipeline._gate import Reference, Verdict, baseline_reference, incomparable, judge
 from mlci.pipeline._gate import evaluate as evaluate_gate
 from mlci.pipeline._gate import rows as gate_rows
+from mlci.pipeline._gate import section as gate_section
 from mlci.pipeline._gate import to_dict as verdict_to_dict
 from mlci.pipeline._model import load_verified, loads, read_verified
 from mlci.pipeline._predict import load_trained, predict_rows
 from mlci.pipeline._stage import COMPLETE, Artifacts, Status, python_id, read_lineage
 from mlci.pipeline._stage import check as stage_status
 from mlci.pipeline._train import TrainResult, score_held_out, train
+from mlci.pipeline._train import section as train_section
 
 __all__ = [
     "CHECK_HEADER",
@@ -72,10 +76,13 @@ __all__ = [
     "check_baseline",
     "check_rows",
     "checks_path",
+    "checks_section",
     "diff_rows",
+    "diff_section",
     "evaluate_gate",
     "format_problems",
     "gate_rows",
+    "gate_section",
     "incomparable",
     "infer_manifest",
     "judge",
@@ -97,10 +104,12 @@ __all__ = [
     "save_checks",
     "scalar_metrics",
     "score_held_out",
+    "shown",
     "stage_status",
     "starter_checks",
     "summary_rows",
     "train",
+    "train_section",
     "update_baseline",
     "validate",
     "verdict_to_dict",

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mlci._io import atomic_write_json, finite_float, read_json
+from mlci._report import Section
 from mlci._settings import get, read_toml, reject_unknown
 from mlci.errors import MlciError
 from mlci.pipeline._config import Config
@@ -416,6 +417,20 @@ HEADER = ["check", "name", "expected", "got", "result"]
 def rows(outcomes: Sequence[Outcome]) -> list[list[str]]:
     """The report's table."""
     return [[o.kind, o.name, o.expected, o.got, "pass" if o.passed else "FAIL"] for o in outcomes]
+
+
+def section(outcomes: Sequence[Outcome], source: str) -> Section:
+    """The checks' report section: every outcome, then each failure in a sentence."""
+    failed = [o for o in outcomes if not o.passed]
+    verdict = "passed" if not failed else f"{len(failed)} FAILED"
+    return Section(
+        f"Model checks: {verdict}",
+        (f"{len(outcomes)} checks ({source})",),
+        tuple(HEADER),
+        tuple(map(tuple, rows(outcomes))),
+        tuple(f"FAILED: {o.describe()}" for o in failed),
+        headline=f"model checks {verdict}: {len(outcomes)} checks ({source})",
+    )
 
 
 def save(config: Config, outcomes: Sequence[Outcome]) -> Path:

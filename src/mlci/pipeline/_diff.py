@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from mlci._report import Section
 from mlci.pipeline._baseline import TOLERANCE
 from mlci.pipeline._evaluate import scalar_metrics
+from mlci.pipeline._gate import Reference
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,14 +44,13 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): value}
 
 
-def changes(
-    metrics: dict[str, Any], params: dict[str, Any], baseline: dict[str, Any]
-) -> list[Change]:
-    """Every metric and param of the current run next to the baseline's."""
+def changes(metrics: dict[str, Any], params: dict[str, Any], reference: Reference) -> list[Change]:
+    """Every metric and param of the current run next to the reference's (none when it has none)."""
+    comparable = reference.metrics is not None
     result = []
     for kind, new, old in (
-        ("metric", scalar_metrics(metrics), baseline.get("metrics", {})),
-        ("param", _flatten(params), _flatten(baseline.get("params", {}))),
+        ("metric", scalar_metrics(metrics), reference.metrics or {}),
+        ("param", _flatten(params), _flatten((comparable and reference.params) or {})),
     ):
         for name in sorted(set(new) | set(old)):
             result.append(Change(kind, name, old.get(name), new.get(name)))
@@ -74,3 +75,24 @@ def rows(found: list[Change], *, everything: bool = False) -> list[list[str]]:
         for change in found
         if everything or change.changed
     ]
+
+
+def shown(found: list[Change], reference: Reference, everything: bool) -> list[Change]:
+    """What a diff shows: the changes, or every value when asked or when nothing is comparable."""
+    return [c for c in found if everything or c.changed or reference.metrics is None]
+
+
+def section(found: list[Change], reference: Reference, *, everything: bool = False) -> Section:
+    """The diff's report section, against the gate's reference."""
+    if reference.metrics is not None:
+        title = f"Changes against the {reference.name}"
+    else:
+        title = f"No comparison: {reference.note or 'no reference'}; current values only"
+    table = rows(shown(found, reference, everything), everything=True)
+    return Section(
+        title,
+        header=tuple(HEADER),
+        rows=tuple(map(tuple, table)),
+        empty="No changes.",
+        headline=title + ":",
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from mlci._report import Section
 from mlci.pipeline import _baseline as baseline
 from mlci.pipeline._baseline import TOLERANCE
 from mlci.pipeline._config import Config, GateConfig
@@ -207,6 +208,27 @@ def to_dict(verdict: Verdict) -> dict[str, Any]:
             for check in verdict.checks
         ],
     }
+
+
+def section(verdict: Verdict, reference: Reference) -> Section:
+    """The gate's report section: the table, why there is or is not a reference, what failed."""
+    result = "passed" if verdict.passed else "FAILED"
+    shown = (verdict.reference if reference.metrics is not None else None) or "none, floors only"
+    notes = [reference.note] if reference.note else []
+    notes += [f"FAILED: {check.describe()}" for check in verdict.failures]
+    if verdict.passed and verdict.improved:
+        notes.append(
+            f"better than the {verdict.reference} on {', '.join(verdict.improved)}: "
+            "release it ('nox -s release'), or record it as the baseline ('nox -s baseline')"
+        )
+    return Section(
+        f"Quality gate: {result}",
+        (f"Reference: {shown}",),
+        tuple(HEADER),
+        tuple(map(tuple, rows(verdict))),
+        tuple(notes),
+        headline=f"quality gate {result} (reference: {shown})",
+    )
 
 
 def judge(config: Config, metrics: dict[str, Any], reference: Reference) -> Verdict:

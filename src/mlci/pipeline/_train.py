@@ -20,11 +20,18 @@ from typing import Any
 
 from mlci import __version__
 from mlci._io import atomic_write_json, read_json, sha256_file, utc_now
+from mlci._report import Section
 from mlci.errors import MlciError
 from mlci.pipeline import _stage as stage
 from mlci.pipeline._config import Config, build_estimator
 from mlci.pipeline._data import Manifest, Table, load_manifest, read_training_data
-from mlci.pipeline._evaluate import binary_metrics, compute_metrics, predictions_fingerprint
+from mlci.pipeline._evaluate import (
+    SUMMARY_HEADER,
+    binary_metrics,
+    compute_metrics,
+    predictions_fingerprint,
+    summary_rows,
+)
 from mlci.pipeline._model import save_model
 from mlci.pipeline._stage import Artifacts
 
@@ -204,6 +211,21 @@ def train(config: Config, *, force: bool = False) -> TrainResult:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return TrainResult(artifacts, fitted.metrics, lineage, False)
+
+
+def section(config: Config, result: TrainResult) -> Section:
+    """The training run's report section: what was trained on what, and its metrics."""
+    data, metrics = result.lineage["data"], result.metrics
+    return Section(
+        f"Training: {'up to date' if result.up_to_date else 'trained'}",
+        (
+            f"{config.estimator.name} on {data['rows']} rows of `{data['path']}`, "
+            f"{metrics['train_size']} train / {metrics['test_size']} held out, "
+            f"{result.lineage['python']}",
+        ),
+        tuple(SUMMARY_HEADER),
+        tuple(map(tuple, summary_rows(metrics))),
+    )
 
 
 def _commit(staged: Artifacts, artifacts: Artifacts) -> None:

@@ -6,15 +6,15 @@ import pytest
 from conftest import write_pyproject
 
 from mlci.cli import main
+from mlci.pipeline import Reference
 from mlci.pipeline import _diff as diff
 
 
 def test_changes_only_lists_what_moved() -> None:
     metrics = {"accuracy": 0.9, "macro_f1": 0.8, "per_class": {}}
-    reference = {
-        "metrics": {"accuracy": 0.9, "macro_f1": 0.85},
-        "params": {"seed": 1, "test_size": 0.2},
-    }
+    reference = Reference(
+        {"accuracy": 0.9, "macro_f1": 0.85}, "baseline", params={"seed": 1, "test_size": 0.2}
+    )
     found = diff.changes(metrics, {"seed": 2, "test_size": 0.2}, reference)
     assert diff.rows(found) == [
         ["metric", "macro_f1", "0.8500", "0.8000", "-0.0500"],
@@ -25,7 +25,7 @@ def test_changes_only_lists_what_moved() -> None:
 
 def test_new_and_removed_values() -> None:
     found = diff.changes(
-        {"accuracy": 0.9}, {"estimator": {"class": "a.B"}}, {"params": {"old": "x"}}
+        {"accuracy": 0.9}, {"estimator": {"class": "a.B"}}, Reference({}, "b", params={"old": "x"})
     )
     assert ["param", "estimator.class", "-", "a.B", ""] in diff.rows(found)
     assert ["param", "old", "x", "-", ""] in diff.rows(found)
@@ -38,7 +38,7 @@ def test_cli_diff_after_editing_a_hyperparameter(
     assert main(["-C", str(project), "train"]) == 0
     capsys.readouterr()
     assert main(["-C", str(project), "diff"]) == 0
-    assert "no changes" in capsys.readouterr().out
+    assert "No changes." in capsys.readouterr().out
 
     write_pyproject(project, trees=3)
     assert main(["-C", str(project), "status"]) == 1
