@@ -86,6 +86,7 @@ def dataclass_from_table(cls: type[D], table: Any, where: str) -> D:
     """Build a settings dataclass whose fields all have defaults, type-checking each key."""
     if not isinstance(table, dict):
         raise MlciError(f"{where}: must be a table")
+    # D is bound to the settings dataclasses only; mypy cannot know that a TypeVar is one.
     fields = {field.name: field for field in dataclasses.fields(cls)}  # type: ignore[arg-type]
     reject_unknown(table, set(fields), where)
     values = {key: get(table, key, type(fields[key].default), where) for key in table}

@@ -153,7 +153,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
         print(f"no batches given and none in {folder}/: nothing to compare")
         return 0
     reports = delivery.check_drift(config, batches)
-    output = Path(args.output) if args.output else config.artifacts / "drift.json"
+    output = Path(args.output) if args.output else config.artifacts / delivery.DRIFT_RESULTS
     atomic_write_json(output, {"batches": [report.to_dict() for report in reports]})
     section = delivery.drift_section(reports)
     publish(config.artifacts, "drift", section.markdown())

@@ -7,6 +7,7 @@ below (an import-linter contract).
 from __future__ import annotations
 
 from mlci.delivery._drift import HEADER as DRIFT_HEADER
+from mlci.delivery._drift import RESULTS as DRIFT_RESULTS
 from mlci.delivery._drift import DriftReport, incoming
 from mlci.delivery._drift import check as check_drift
 from mlci.delivery._drift import rows as drift_rows
@@ -31,6 +32,7 @@ from mlci.delivery._settings import REGISTRY_ENV, DriftConfig, drift_settings, r
 __all__ = [
     "DATA",
     "DRIFT_HEADER",
+    "DRIFT_RESULTS",
     "MANIFEST",
     "PRODUCTION",
     "REGISTRY_ENV",

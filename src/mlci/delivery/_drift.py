@@ -17,6 +17,7 @@ from mlci._report import Section
 from mlci.delivery._settings import DriftConfig, drift_settings
 from mlci.pipeline import Config, Manifest, Table, load_manifest, open_csv, read_table
 
+RESULTS = "drift.json"  # in the artifacts folder, unless --output says otherwise
 PSI_BINS = 10
 PSI_FLOOR = 1e-4  # empty bins get this share, so PSI stays finite
 FEW_ROWS = 30  # below this many rows a test has little power: said in the note

@@ -50,7 +50,7 @@ def champion_reference(
         for metric in pipeline.HEADLINE
         if metric in champion.metrics
     )
-    lineage = read_json(registry.folder(champion.number) / "lineage.json", "lineage")
+    lineage = read_json(pipeline.Artifacts(registry.folder(champion.number)).lineage, "lineage")
     return Reference(
         scored,
         f"{name} on the candidate's held-out rows",

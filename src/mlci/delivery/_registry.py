@@ -39,6 +39,8 @@ from mlci.pipeline import (
 INDEX_FORMAT = 1
 DATA = "data.csv"
 MANIFEST = "data.manifest.json"
+INDEX = "index.json"
+LOCK = ".lock"
 STAGING = ".staging-"
 PRODUCTION = "production"
 STAGING_ALIAS = "staging"
@@ -125,7 +127,7 @@ class Registry:
     @property
     def index_path(self) -> Path:
         """Where the index lives."""
-        return self.root / "index.json"
+        return self.root / INDEX
 
     def folder(self, number: int) -> Path:
         """A version's folder."""
@@ -227,7 +229,7 @@ class Registry:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[Index]:
         """Hold the writers' lock and yield the current index."""
-        with locked(self.root / ".lock", "the registry"):
+        with locked(self.root / LOCK, "the registry"):
             yield self.read()
 
     def _write(self, index: Index) -> None:
@@ -270,7 +272,7 @@ class Registry:
                 created_by=_user(),
                 model_file=artifacts.model.name,
                 files=files,
-                metrics=scalar_metrics(read_json(target / "metrics.json", "metrics")),
+                metrics=scalar_metrics(read_json(pipeline.Artifacts(target).metrics, "metrics")),
                 data_sha256=files[DATA],
                 python=str(status.lineage.get("python")),
             )

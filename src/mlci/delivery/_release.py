@@ -24,6 +24,7 @@ from mlci.delivery._registry import (
 )
 from mlci.errors import MlciError
 from mlci.pipeline import (
+    Artifacts,
     Config,
     TrainResult,
     judge,
@@ -196,9 +197,9 @@ def smoke_test(config: Config, registry: Registry, version: Version) -> list[str
 
     model = registry.load_model(version, config.skops_trusted)
     folder = registry.folder(version.number)
-    recorded: dict[str, Any] = read_json(folder / "predictions.json", "predictions")
+    recorded: dict[str, Any] = read_json(Artifacts(folder).predictions, "predictions")
     with open_csv(folder / DATA) as stream:
-        table = read_table(stream, str(folder / DATA), load_manifest(folder / "data.manifest.json"))
+        table = read_table(stream, str(folder / DATA), registry.manifest(version))
     rows = [table.features[line - 2] for line in recorded["lines"]]
     predicted = [str(label) for label in model.predict(np.asarray(rows, dtype=np.float64))]
     return [

@@ -180,9 +180,9 @@ def train(config: Config, *, force: bool = False) -> TrainResult:
             "started_at": utc_now(),
         }
         # The key is on disk before training starts, as DVC records inputs before running.
-        atomic_write_json(staging / "lineage.json", lineage)
-        fitted = fit(config, manifest, table)
         staged = Artifacts(staging, config.model_format)
+        atomic_write_json(staged.lineage, lineage)
+        fitted = fit(config, manifest, table)
         model_sha = save_model(fitted.estimator, staged.model)
         atomic_write_json(staged.metrics, fitted.metrics)
         atomic_write_json(staged.predictions, fitted.predictions)

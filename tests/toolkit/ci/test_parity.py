@@ -109,8 +109,8 @@ BREAKS = [
     # (file, text, replacement, the rule it breaks, a part of the message)
     (
         "pyproject.toml",
-        'serve = ["fastapi>=0.115", "uvicorn>=0.30"]',
-        'serve = ["fastapi>=0.115", "uvicorn>=0.30", "gunicorn>=23"]',
+        'serve = ["fastapi>=0.115", "uvicorn>=0.30", "starlette>=0.40"]',
+        'serve = ["fastapi>=0.115", "uvicorn>=0.30", "starlette>=0.40", "gunicorn>=23"]',
         "locks-fresh",
         "'gunicorn' is not in requirements/serve.txt",
     ),

@@ -49,7 +49,9 @@ def test_absolute_drop() -> None:
     )
     assert [c.metric for c in bad.failures] == ["accuracy"]
     assert bad.failures[0].rule == "drop <= 0.02"
-    assert abs(bad.failures[0].delta + 0.03) < 1e-12  # type: ignore[operator]
+    delta = bad.failures[0].delta
+    assert delta is not None
+    assert abs(delta + 0.03) < 1e-12
 
 
 def test_relative_drop_and_both_limits_must_hold() -> None:

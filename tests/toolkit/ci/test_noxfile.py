@@ -1,0 +1,101 @@
+"""The noxfile's sessions, run against a stand-in for nox that records what they would install."""
+
+from __future__ import annotations
+
+import runpy
+import shutil
+import sys
+import types
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+from conftest import REPO
+
+from mlci._settings import tomllib
+
+
+class Recorder:
+    """A nox.Session that runs nothing and keeps every command."""
+
+    def __init__(self, venv: Path) -> None:
+        self.virtualenv = types.SimpleNamespace(location=str(venv))
+        self.venv_backend = "uv"
+        self.python = "3.11"
+        self.posargs: list[str] = []
+        self.env: dict[str, str] = {}
+        self.commands: list[tuple[str, ...]] = []
+
+    def run_install(self, *args: str, **kwargs: Any) -> None:
+        self.commands.append(args)
+
+    run = install = run_install
+
+    def log(self, *args: Any) -> None:
+        pass
+
+
+def fake_nox() -> types.ModuleType:
+    sessions: dict[str, Callable[..., None]] = {}
+
+    def session(*args: Any, **kwargs: Any) -> Callable[[Callable[..., None]], Callable[..., None]]:
+        def register(function: Callable[..., None]) -> Callable[..., None]:
+            sessions[kwargs.get("name", function.__name__)] = function
+            return function
+
+        return register
+
+    def load_toml(path: Path) -> dict[str, Any]:
+        with Path(path).open("rb") as stream:
+            document: dict[str, Any] = tomllib.load(stream)
+        return document
+
+    module = types.ModuleType("nox")
+    module.session = session  # type: ignore[attr-defined]  # a stand-in module's attributes
+    module.options = types.SimpleNamespace()  # type: ignore[attr-defined]  # likewise
+    module.project = types.SimpleNamespace(  # type: ignore[attr-defined]  # likewise
+        load_toml=load_toml, python_versions=lambda pyproject: ["3.9", "3.10", "3.11", "3.12"]
+    )
+    module.Session = Recorder  # type: ignore[attr-defined]  # likewise
+    module.main = lambda: None  # type: ignore[attr-defined]  # likewise
+    module.sessions = sessions  # type: ignore[attr-defined]  # what the test reads back
+    return module
+
+
+def synced_locks(root: Path, name: str, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The lock files session ``name`` of ``root/noxfile.py`` syncs its venv to."""
+    nox = fake_nox()
+    monkeypatch.setitem(sys.modules, "nox", nox)
+    runpy.run_path(str(root / "noxfile.py"), run_name="noxfile")
+    recorder = Recorder(root / ".nox" / name)
+    nox.sessions[name](recorder)
+    sync = next(c for c in recorder.commands if c[:3] == ("uv", "pip", "sync"))
+    return [Path(arg).name for arg in sync if arg.endswith(".txt")]
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    for name in ("noxfile.py", "pyproject.toml", ".python-version"):
+        shutil.copy(REPO / name, tmp_path / name)
+    shutil.copytree(REPO / "requirements", tmp_path / "requirements")
+    (tmp_path / ".nox").mkdir()
+    return tmp_path
+
+
+@pytest.mark.parametrize("name", ["train", "gate", "check", "release", "retrain", "drift", "serve"])
+def test_model_format_skops_installs_skops_in_every_model_session(
+    repo: Path, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the test lock had skops: the documented setting failed in these sessions."""
+    pyproject = repo / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace('model_format = "joblib"', 'model_format = "skops"')
+    )
+    assert "skops.txt" in synced_locks(repo, name, monkeypatch)
+
+
+def test_joblib_sessions_install_the_runtime_only(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert synced_locks(repo, "train", monkeypatch) == ["main.txt"]
+    assert synced_locks(repo, "parity", monkeypatch) == ["ci.txt"]
