@@ -33,7 +33,8 @@ def declared(requirements: list[str]) -> set[str]:
 
 
 def third_party(path: Path) -> set[str]:
-    stdlib = set(sys.stdlib_module_names) | {"mlci", "tomli", "msvcrt", "fcntl"}
+    # tomli below 3.11 and tomllib from 3.11 (core dependency and stdlib), Windows or POSIX locks.
+    stdlib = set(sys.stdlib_module_names) | {"mlci", "tomli", "tomllib", "msvcrt", "fcntl"}
     return {DISTRIBUTIONS.get(name, name) for name in imported(path) - stdlib}
 
 
