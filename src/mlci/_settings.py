@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -80,6 +81,24 @@ def reject_unknown(table: dict[str, Any], known: set[str], where: str) -> None:
 
 
 D = TypeVar("D")
+
+
+def section_settings(
+    cls: type[D],
+    sections: dict[str, Any],
+    name: str,
+    pyproject: Path,
+    rule: Callable[[str, Any], str],
+) -> D:
+    """``[tool.mlci.<name>]`` as ``cls``; ``rule(field, value)`` names a problem, or is empty."""
+    where = f"{pyproject}: [tool.mlci.{name}]"
+    settings = dataclass_from_table(cls, sections.get(name, {}), where)
+    for field in dataclasses.fields(settings):  # type: ignore[arg-type]  # D is a dataclass
+        value = getattr(settings, field.name)
+        problem = rule(field.name, value)
+        if problem:
+            raise MlciError(f"{where} {field.name}: {problem}, got {value}")
+    return settings
 
 
 def dataclass_from_table(cls: type[D], table: Any, where: str) -> D:

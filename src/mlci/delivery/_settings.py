@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
+from typing import Any
 
-from mlci._settings import dataclass_from_table, get
-from mlci.errors import MlciError
+from mlci._settings import get, section_settings
 from mlci.pipeline import Config
 
 REGISTRY_ENV = "MLCI_REGISTRY"
@@ -29,15 +29,15 @@ class DriftConfig:
 
 def drift_settings(config: Config) -> DriftConfig:
     """``[tool.mlci.drift]``, every key type-checked and every share between 0 and 1."""
-    where = f"{config.pyproject}: [tool.mlci.drift]"
-    settings = dataclass_from_table(DriftConfig, config.sections.get("drift", {}), where)
-    for field in dataclasses.fields(DriftConfig):
-        value = getattr(settings, field.name)
+
+    def rule(name: str, value: Any) -> str:
         if isinstance(value, float) and value < 0:
-            raise MlciError(f"{where} {field.name}: must not be negative, got {value}")
-        if isinstance(value, float) and field.name != "wasserstein" and value > 1:
-            raise MlciError(f"{where} {field.name}: must be between 0 and 1, got {value}")
-    return settings
+            return "must not be negative"
+        if isinstance(value, float) and name != "wasserstein" and value > 1:
+            return "must be between 0 and 1"
+        return ""
+
+    return section_settings(DriftConfig, config.sections, "drift", config.pyproject, rule)
 
 
 def registry_location(config: Config) -> Path:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
-from mlci._settings import dataclass_from_table
-from mlci.errors import MlciError
+from mlci._settings import section_settings
 from mlci.pipeline import Config
 
 
@@ -23,10 +23,8 @@ class ServeConfig:
 
 def serve_settings(config: Config) -> ServeConfig:
     """``[tool.mlci.serve]``, every number positive."""
-    where = f"{config.pyproject}: [tool.mlci.serve]"
-    settings = dataclass_from_table(ServeConfig, config.sections.get("serve", {}), where)
-    for field in dataclasses.fields(ServeConfig):
-        value = getattr(settings, field.name)
-        if isinstance(value, (int, float)) and value <= 0:
-            raise MlciError(f"{where} {field.name}: must be positive, got {value}")
-    return settings
+
+    def rule(name: str, value: Any) -> str:
+        return "must be positive" if isinstance(value, (int, float)) and value <= 0 else ""
+
+    return section_settings(ServeConfig, config.sections, "serve", config.pyproject, rule)
