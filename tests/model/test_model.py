@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mlci.pipeline import Config, check_baseline, load_config
-from mlci.pipeline import _train as training
+from mlci.pipeline import Config, Fitted, check_baseline, fit, load_config, load_data
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,9 +24,9 @@ def config() -> Config:
 
 
 @pytest.fixture(scope="module")
-def fitted(config: Config) -> training.Fitted:
+def fitted(config: Config) -> Fitted:
     """The configured estimator, fitted on the configured data's training split, in memory."""
-    return training.fit(config, *training.load_data(config))
+    return fit(config, *load_data(config))
 
 
 def test_this_python_reproduces_the_committed_baseline(config: Config) -> None:
@@ -36,29 +35,29 @@ def test_this_python_reproduces_the_committed_baseline(config: Config) -> None:
     assert not problems, "\n".join(problems)
 
 
-def test_held_out_metrics_meet_every_gate_floor(config: Config, fitted: training.Fitted) -> None:
+def test_held_out_metrics_meet_every_gate_floor(config: Config, fitted: Fitted) -> None:
     for metric, floor in sorted(config.gate.floors.items()):
         assert metric in fitted.metrics, f"the gate names '{metric}', which training never computes"
         assert fitted.metrics[metric] >= floor, f"{metric} {fitted.metrics[metric]:.4f} < {floor}"
 
 
-def test_predictions_are_only_known_labels(config: Config, fitted: training.Fitted) -> None:
-    manifest, _ = training.load_data(config)
+def test_predictions_are_only_known_labels(config: Config, fitted: Fitted) -> None:
+    manifest, _ = load_data(config)
     known = set(manifest.target_column.labels)
     assert set(fitted.predictions["predicted"]) <= known
 
 
-def test_probabilities_are_finite_and_sum_to_one(config: Config, fitted: training.Fitted) -> None:
+def test_probabilities_are_finite_and_sum_to_one(config: Config, fitted: Fitted) -> None:
     if not hasattr(fitted.estimator, "predict_proba"):
         pytest.skip(f"{config.estimator.class_path} has no predict_proba")
-    _, table = training.load_data(config)
+    _, table = load_data(config)
     for row in fitted.estimator.predict_proba(table.features[:200]):
         assert all(math.isfinite(float(p)) for p in row)
         assert math.isclose(float(sum(row)), 1.0, abs_tol=1e-6)
 
 
 def test_retraining_with_the_same_seed_gives_the_same_predictions(
-    config: Config, fitted: training.Fitted
+    config: Config, fitted: Fitted
 ) -> None:
-    again = training.fit(config, *training.load_data(config))
+    again = fit(config, *load_data(config))
     assert again.predictions["sha256"] == fitted.predictions["sha256"]

@@ -44,7 +44,7 @@ from mlci.pipeline._model import load_verified, loads, read_verified
 from mlci.pipeline._predict import load_trained, predict_rows
 from mlci.pipeline._stage import COMPLETE, Artifacts, Status, python_id, read_lineage
 from mlci.pipeline._stage import check as stage_status
-from mlci.pipeline._train import TrainResult, score_held_out, train
+from mlci.pipeline._train import Fitted, TrainResult, fit, load_data, score_held_out, train
 from mlci.pipeline._train import section as train_section
 
 __all__ = [
@@ -61,6 +61,7 @@ __all__ = [
     "CheckOutcome",
     "Config",
     "EstimatorSpec",
+    "Fitted",
     "GateConfig",
     "Manifest",
     "Reference",
@@ -80,6 +81,7 @@ __all__ = [
     "diff_rows",
     "diff_section",
     "evaluate_gate",
+    "fit",
     "format_problems",
     "gate_rows",
     "gate_section",
@@ -88,6 +90,7 @@ __all__ = [
     "judge",
     "load_checks",
     "load_config",
+    "load_data",
     "load_manifest",
     "load_trained",
     "load_verified",
