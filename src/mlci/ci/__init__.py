@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from mlci.ci._cached import NO_CACHE, Outcome
 from mlci.ci._cached import run as run_cached
-from mlci.ci._coverage import coverage_section
+from mlci.ci._coverage import JSON as COVERAGE_JSON
+from mlci.ci._coverage import combine_and_report, coverage_section
 from mlci.ci._lint import Finding
 from mlci.ci._lint import run_all as run_linters
 from mlci.ci._lint import section as lint_section
@@ -19,6 +20,7 @@ from mlci.ci._parity import check as check_parity
 from mlci.ci._parity import section as parity_section
 
 __all__ = [
+    "COVERAGE_JSON",
     "NO_CACHE",
     "RULES",
     "Finding",
@@ -27,6 +29,7 @@ __all__ = [
     "Repo",
     "Violation",
     "check_parity",
+    "combine_and_report",
     "compile_all",
     "coverage_section",
     "lint_section",

@@ -54,6 +54,17 @@ def cmd_report_coverage(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_coverage(args: argparse.Namespace) -> int:
+    """Combine the Pythons' coverage data, write XML/HTML/JSON, report; exit 2 under the floor."""
+    config = config_of(args)
+    code = ci.combine_and_report(config.root, config.artifacts, args.data)
+    section, total, files = ci.coverage_section(config.artifacts / ci.COVERAGE_JSON)
+    publish(config.artifacts, "coverage", section.markdown())
+    report = config.relative(config.artifacts / REPORT)
+    print(f"coverage {total:.1f}% over {files} files, added to {report}")
+    return code
+
+
 def _cached_options() -> argparse.ArgumentParser:
     """The options of `mlci cached` that stand between its NAME and the `--`."""
     parser = argparse.ArgumentParser(prog="mlci cached NAME", add_help=False)
@@ -109,6 +120,8 @@ def register(commands: Any) -> None:
     lock = add(commands, "lock", cmd_lock)
     lock.add_argument("--upgrade", action="store_true", help="move every pin to the newest allowed")
     add(commands, "lint", cmd_lint)
+    coverage = add(commands, "coverage", cmd_coverage)
+    coverage.add_argument("data", nargs="*", metavar="DATA", help="the .coverage.<python> files")
     report = commands.add_parser("report", help="add a section to artifacts/report.md")
     report_commands = report.add_subparsers(dest="report_command", metavar="SECTION", required=True)
     coverage = add(report_commands, "coverage", cmd_report_coverage)

@@ -250,6 +250,7 @@ class HeldOut:
     expected: list[str]
     predicted: list[str]
     fingerprint: str
+    lines: list[int]  # each row's line in the data file, for failures to point at
 
 
 def held_out(config: Config, table: Table) -> HeldOut:
@@ -261,6 +262,7 @@ def held_out(config: Config, table: Table) -> HeldOut:
         list(recorded["expected"]),
         list(recorded["predicted"]),
         str(recorded["sha256"]),
+        [int(line) for line in recorded["lines"]],
     )
 
 
@@ -293,10 +295,10 @@ def run_checks(
         outcomes.append(Outcome("example", example.name, got == example.label, example.label, got))
     for invariance in checks.invariance:
         column = features.index(invariance.column)
-        outcomes.append(_invariance(model, x, predicted, column, invariance))
+        outcomes.append(_invariance(model, x, predicted, column, invariance, rows.lines))
     for directional in checks.directional:
         column = features.index(directional.column)
-        outcomes.append(_directional(model, x, column, directional))
+        outcomes.append(_directional(model, x, column, directional, rows.lines))
     for floor in checks.slices:
         outcomes.append(_slice(floor, rows, predicted, features))
     return outcomes
@@ -333,12 +335,22 @@ def _moved(x: Any, column: int, amount: float, relative: bool) -> Any:
     return moved
 
 
+def _where(lines: Sequence[int], found: Sequence[int], limit: int = 5) -> str:
+    """Data-file lines of the rows a check flagged: the first few, and how many more."""
+    if not found:
+        return ""
+    shown = ", ".join(str(lines[i]) for i in found[:limit])
+    more = f" and {len(found) - limit} more" if len(found) > limit else ""
+    return f"; line{'s' if len(found) > 1 else ''} {shown}{more}"
+
+
 def _invariance(
-    model: Any, x: Any, predicted: list[str], column: int, check: Invariance
+    model: Any, x: Any, predicted: list[str], column: int, check: Invariance, lines: list[int]
 ) -> Outcome:
     up = [str(p) for p in model.predict(_moved(x, column, check.delta, check.relative))]
     down = [str(p) for p in model.predict(_moved(x, column, -check.delta, check.relative))]
-    kept = sum(1 for a, b, c in zip(predicted, up, down) if a == b == c)
+    changed = [i for i, (a, b, c) in enumerate(zip(predicted, up, down)) if not a == b == c]
+    kept = len(predicted) - len(changed)
     share = kept / len(predicted) if predicted else 1.0
     amount = f"{check.delta:.0%}" if check.relative else f"{check.delta:g}"
     return Outcome(
@@ -346,11 +358,11 @@ def _invariance(
         f"{check.column} ±{amount}",
         share >= check.min_share,
         f"labels kept for ≥ {check.min_share:.0%} of {len(predicted)} rows",
-        f"{share:.1%} ({len(predicted) - kept} rows changed)",
+        f"{share:.1%} ({len(changed)} rows changed{_where(lines, changed)})",
     )
 
 
-def _directional(model: Any, x: Any, column: int, check: Directional) -> Outcome:
+def _directional(model: Any, x: Any, column: int, check: Directional, lines: list[int]) -> Outcome:
     name = f"{check.column} +{check.increase:g} raises P({check.label})"
     if not hasattr(model, "predict_proba"):
         return Outcome("directional", name, False, "an estimator with predict_proba", "none")
@@ -359,7 +371,8 @@ def _directional(model: Any, x: Any, column: int, check: Directional) -> Outcome
     before = model.predict_proba(x)[:, index]
     after = model.predict_proba(_moved(x, column, check.increase, False))[:, index]
     change = after - before
-    held = int((change >= -check.tolerance).sum())
+    dropped = [int(i) for i in (change < -check.tolerance).nonzero()[0]]
+    held = len(change) - len(dropped)
     share = held / len(before) if len(before) else 1.0
     worst = float(change.min()) if len(change) else 0.0
     return Outcome(
@@ -367,7 +380,7 @@ def _directional(model: Any, x: Any, column: int, check: Directional) -> Outcome
         name,
         share >= check.min_share,
         f"no drop beyond {check.tolerance:g} for ≥ {check.min_share:.0%} of rows",
-        f"{share:.1%} ({len(before) - held} rows dropped, worst {worst:+.3f})",
+        f"{share:.1%} ({len(dropped)} rows dropped, worst {worst:+.3f}{_where(lines, dropped)})",
     )
 
 

@@ -88,3 +88,42 @@ def test_parallel_sessions_lose_no_section(tmp_path: Path) -> None:
         (n, i) for n in range(4) for i in range(15) if f"## worker {n} section {i}\n" not in text
     ]
     assert missing == []
+
+
+def test_mlci_coverage_combines_reports_and_judges_the_floor(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Real `coverage` data from two runs, as two Pythons' test sessions leave them."""
+    import os
+    import subprocess
+    import sys
+
+    from mlci.cli import main
+
+    (project / "demo.py").write_text("def a(x):\n    if x:\n        return 1\n    return 2\n")
+    for name, arg in ((".coverage.one", "1"), (".coverage.two", "0")):
+        (project / "run.py").write_text(f"import demo\ndemo.a({arg})\n")
+        env = {**os.environ, "COVERAGE_FILE": name}
+        command = [
+            sys.executable,
+            "-m",
+            "coverage",
+            "run",
+            "--branch",
+            "--include=demo.py",
+            "run.py",
+        ]
+        subprocess.run(command, cwd=project, env=env, check=True)
+    assert main(["-C", str(project), "coverage", ".coverage.one", ".coverage.two"]) == 0
+    out = capsys.readouterr().out
+    assert "coverage 100.0% over 1 files" in out
+    for name in ("coverage.json", "coverage.xml", "coverage-html/index.html", ".coverage"):
+        assert (project / "artifacts" / name).exists(), name
+    assert (project / ".coverage.one").exists()  # kept: the test sessions' outputs
+    assert "## Coverage: 100.0%" in (project / "artifacts" / "report.md").read_text()
+    # Only one Python's data: a branch is missed, and a floor of 100 fails.
+    with (project / "pyproject.toml").open("a") as stream:
+        stream.write("\n[tool.coverage.report]\nfail_under = 100\n")
+    assert main(["-C", str(project), "coverage", ".coverage.one"]) == 2
+    assert main(["-C", str(project), "coverage"]) == 2
+    assert "no .coverage.<python> data files" in capsys.readouterr().err

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -101,8 +102,17 @@ def test_failures_name_the_check_and_say_expected_and_got(
     example = found["example:small flower"]
     assert not example.passed
     assert example.describe() == "example 'small flower': expected virginica, got setosa"
-    assert not found["invariance:sepal_width ±3"].passed
-    assert "rows changed" in found["invariance:sepal_width ±3"].got
+    invariance = found["invariance:sepal_width ±3"]
+    assert not invariance.passed
+    # The rows are named by their line in the data file, all of them held-out rows.
+    named = re.search(r"rows changed; lines? ([\d, ]+)", invariance.got)
+    assert named, invariance.got
+    held_out = json.loads((config.artifacts / "predictions.json").read_text())["lines"]
+    assert {int(n) for n in named[1].split(", ")} <= set(held_out)
+    assert re.search(
+        r"rows dropped, worst -[\d.]+; lines? \d+",
+        found["directional:petal_width +0.5 raises P(setosa)"].got,
+    )
     assert not found["directional:petal_width +0.5 raises P(setosa)"].passed
     assert not found["slice:long petals"].passed
     assert "always:same seed, same predictions" not in found
