@@ -80,7 +80,12 @@ class Bench:
         """The command as anyone can replay it: paths relative to the clone, no machine paths."""
         command = command.replace(f"{self.clone}/", "").replace(str(self.clone), ".")
         command = command.replace(f"{self.work}/", "$BENCH/")
-        for python in {sys.executable, shutil.which("python3") or "python3"}:
+        pythons = {
+            sys.executable,
+            shutil.which("python3"),
+            shutil.which("python3", path=clean_env()["PATH"]),
+        }
+        for python in sorted(filter(None, pythons), key=len, reverse=True):
             command = command.replace(f"{python} ", "python3 ")
         return command
 
