@@ -27,6 +27,7 @@ from mlci.pipeline import (
     Artifacts,
     Config,
     TrainResult,
+    held_out_features,
     judge,
     load_manifest,
     minor_of,
@@ -200,7 +201,7 @@ def smoke_test(config: Config, registry: Registry, version: Version) -> list[str
     recorded: dict[str, Any] = read_json(Artifacts(folder).predictions, "predictions")
     with open_csv(folder / DATA) as stream:
         table = read_table(stream, str(folder / DATA), registry.manifest(version))
-    rows = [table.features[line - 2] for line in recorded["lines"]]
+    rows = held_out_features(recorded, table)
     predicted = [str(label) for label in model.predict(np.asarray(rows, dtype=np.float64))]
     return [
         f"line {line}: predicted {new}, recorded {old}"

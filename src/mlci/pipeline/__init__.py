@@ -44,7 +44,15 @@ from mlci.pipeline._model import load_verified, loads, read_verified
 from mlci.pipeline._predict import load_trained, predict_rows
 from mlci.pipeline._stage import COMPLETE, Artifacts, Status, python_id, read_lineage
 from mlci.pipeline._stage import check as stage_status
-from mlci.pipeline._train import Fitted, TrainResult, fit, load_data, score_held_out, train
+from mlci.pipeline._train import (
+    Fitted,
+    TrainResult,
+    fit,
+    held_out_features,
+    load_data,
+    score_held_out,
+    train,
+)
 from mlci.pipeline._train import section as train_section
 
 __all__ = [
@@ -85,6 +93,7 @@ __all__ = [
     "format_problems",
     "gate_rows",
     "gate_section",
+    "held_out_features",
     "incomparable",
     "infer_manifest",
     "judge",

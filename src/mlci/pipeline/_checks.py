@@ -25,7 +25,7 @@ from mlci.errors import MlciError
 from mlci.pipeline._config import Config
 from mlci.pipeline._data import Manifest, Table
 from mlci.pipeline._stage import Artifacts
-from mlci.pipeline._train import fit, load_data
+from mlci.pipeline._train import fit, held_out_features, load_data
 
 RESULTS = "checks.json"
 SLICE_METRICS = ("recall", "precision", "f1", "accuracy")
@@ -256,9 +256,8 @@ class HeldOut:
 def held_out(config: Config, table: Table) -> HeldOut:
     """The rows the model was evaluated on, read back by their line numbers."""
     recorded = read_json(Artifacts.of(config).predictions, "predictions")
-    rows = [line - 2 for line in recorded["lines"]]  # line 1 is the header
     return HeldOut(
-        [list(table.features[row]) for row in rows],
+        held_out_features(recorded, table),
         list(recorded["expected"]),
         list(recorded["predicted"]),
         str(recorded["sha256"]),

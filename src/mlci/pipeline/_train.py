@@ -38,6 +38,8 @@ from mlci.pipeline._stage import Artifacts
 PACKAGES = ("scikit-learn", "numpy", "scipy", "joblib", "threadpoolctl")
 STAGING_PREFIX = ".run-"
 
+FIRST_LINE = 2  # the data file's first row: line 1 is the header
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainResult:
@@ -124,7 +126,7 @@ def fit(config: Config, manifest: Manifest, table: Table) -> Fitted:
         estimator, features[test_rows], expected, manifest.target_column.labels, len(train_rows)
     )
     predictions = {
-        "lines": [int(row) + 2 for row in test_rows],  # line 1 is the header
+        "lines": [int(row) + FIRST_LINE for row in test_rows],
         "expected": expected,
         "predicted": predicted,
         "sha256": predictions_fingerprint(predicted),
@@ -145,15 +147,19 @@ def score(
     return metrics, predicted
 
 
+def held_out_features(predictions: dict[str, Any], table: Table) -> list[list[float]]:
+    """The feature rows a run was evaluated on, found by the data-file lines it recorded."""
+    return [list(table.features[line - FIRST_LINE]) for line in predictions["lines"]]
+
+
 def score_held_out(config: Config, model: Any) -> dict[str, Any]:
     """Another model's metrics on the held-out rows of the current artifacts (champion scoring)."""
     import numpy as np
 
     manifest, table = load_data(config)
     recorded = read_json(Artifacts.of(config).predictions, "predictions")
-    rows = [line - 2 for line in recorded["lines"]]  # line 1 is the header
-    features = np.asarray([table.features[row] for row in rows], dtype=np.float64)
-    train_size = len(table.features) - len(rows)
+    features = np.asarray(held_out_features(recorded, table), dtype=np.float64)
+    train_size = len(table.features) - len(features)
     metrics, _ = score(
         model, features, list(recorded["expected"]), manifest.target_column.labels, train_size
     )
