@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from mlci import ci
 from mlci._report import REPORT, publish, text_table
 from mlci.cli._common import add, config_of
 from mlci.errors import MlciError
@@ -14,6 +13,8 @@ from mlci.errors import MlciError
 
 def cmd_parity(args: argparse.Namespace) -> int:
     """Check that CI runs what `make ci` runs; print `file:line: rule: message` per violation."""
+    from mlci import ci
+
     config = config_of(args)
     violations = ci.check_parity(config.root, resolve=args.resolve)
     for violation in violations:
@@ -26,6 +27,8 @@ def cmd_parity(args: argparse.Namespace) -> int:
 
 def cmd_lock(args: argparse.Namespace) -> int:
     """Regenerate the hash-pinned universal lock files with uv."""
+    from mlci import ci
+
     root = Path(args.project).resolve()
     locks = ci.project_locks(root)
     ci.compile_all(root, locks, upgrade=args.upgrade)
@@ -36,6 +39,8 @@ def cmd_lock(args: argparse.Namespace) -> int:
 
 def cmd_lint(args: argparse.Namespace) -> int:
     """Run ruff, zizmor (offline), check-jsonschema and import-linter; fail on any finding."""
+    from mlci import ci
+
     config = config_of(args)
     findings = ci.run_linters(config.root)
     section = ci.lint_section(findings)
@@ -46,6 +51,8 @@ def cmd_lint(args: argparse.Namespace) -> int:
 
 def cmd_report_coverage(args: argparse.Namespace) -> int:
     """Add the total and per-file coverage (from `coverage json`) to the report."""
+    from mlci import ci
+
     config = config_of(args)
     section, total, files = ci.coverage_section(Path(args.json_file))
     publish(config.artifacts, "coverage", section.markdown())
@@ -56,6 +63,8 @@ def cmd_report_coverage(args: argparse.Namespace) -> int:
 
 def cmd_coverage(args: argparse.Namespace) -> int:
     """Combine the Pythons' coverage data, write XML/HTML/JSON, report; exit 2 under the floor."""
+    from mlci import ci
+
     config = config_of(args)
     code = ci.combine_and_report(config.root, config.artifacts, args.data)
     section, total, files = ci.coverage_section(config.artifacts / ci.COVERAGE_JSON)
@@ -75,6 +84,8 @@ def _cached_options() -> argparse.ArgumentParser:
 
 def cmd_cached(args: argparse.Namespace) -> int:
     """Run a command unless it already passed on exactly these inputs (MLCI_NO_CACHE=1: always)."""
+    from mlci import ci
+
     # argparse hands over everything after NAME (REMAINDER): the options up to `--` are ours,
     # what follows is the wrapped command, never parsed by mlci. When `--` directly follows NAME,
     # argparse has already dropped it.
@@ -92,7 +103,9 @@ def cmd_cached(args: argparse.Namespace) -> int:
         options = _cached_options().parse_args(ours)
     except SystemExit:
         raise MlciError(f"cached: unknown options {' '.join(ours)}") from None
-    config = config_of(args)
+    from mlci.pipeline import load_config
+
+    config = load_config(Path(args.project))  # only where the project and its artifacts are
     outcome = ci.run_cached(
         config.root,
         config.artifacts,

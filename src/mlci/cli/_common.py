@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from mlci.delivery import drift_settings, registry_location
-from mlci.pipeline import Config, load_config
-from mlci.serving import serve_settings
+if TYPE_CHECKING:
+    from mlci.pipeline import Config
 
 Handler = Callable[[argparse.Namespace], int]
 
 
 def load_all(root: Path) -> Config:
     """Load ``[tool.mlci]`` and check every concern's part of it, so a typo fails any command."""
+    from mlci.delivery import drift_settings, registry_location
+    from mlci.pipeline import load_config
+    from mlci.serving import serve_settings
+
     config = load_config(root)
     registry_location(config)
     drift_settings(config)

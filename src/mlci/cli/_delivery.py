@@ -5,17 +5,21 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlci import delivery
 from mlci._io import atomic_write_json
 from mlci._report import publish, text_table
 from mlci.cli._common import add, config_of
 
 VERSION_HEADER = ["version", "aliases", "accuracy", "macro_f1", "python", "created", "stage key"]
 
+if TYPE_CHECKING:  # the concern is imported when a command runs, not to parse one
+    from mlci import delivery
+
 
 def _registry(args: argparse.Namespace) -> delivery.Registry:
+    from mlci import delivery
+
     return delivery.Registry.of(config_of(args))
 
 
@@ -38,6 +42,8 @@ def _version_rows(
 
 def cmd_registry_register(args: argparse.Namespace) -> int:
     """Copy the up-to-date artifacts into a new registry version (same inputs: same version)."""
+    from mlci import delivery
+
     config = config_of(args)
     registry = delivery.Registry.of(config)
     registered = registry.register(config)
@@ -51,6 +57,8 @@ def cmd_registry_register(args: argparse.Namespace) -> int:
 
 def cmd_registry_list(args: argparse.Namespace) -> int:
     """List every version with its aliases and headline metrics."""
+    from mlci import delivery
+
     config = config_of(args)
     registry = delivery.Registry.of(config)
     index = registry.read()
@@ -134,6 +142,8 @@ def cmd_registry_history(args: argparse.Namespace) -> int:
 
 def cmd_release(args: argparse.Namespace) -> int:
     """Validate, train, gate against production, register, stage, smoke-test, promote."""
+    from mlci import delivery
+
     config = config_of(args)
     result = delivery.release(config, if_needed=args.if_needed)
     section = delivery.release_section(result)
@@ -146,6 +156,8 @@ def cmd_release(args: argparse.Namespace) -> int:
 
 def cmd_drift(args: argparse.Namespace) -> int:
     """Compare new batches with the production model's training data; exit 1 on dataset drift."""
+    from mlci import delivery
+
     config = config_of(args)
     batches = [Path(p) for p in args.csv] or delivery.incoming(config)
     if not batches:

@@ -7,17 +7,21 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlci import pipeline
 from mlci._io import atomic_write_text
 from mlci._report import publish
 from mlci.cli._common import add, config_of
 from mlci.errors import MlciError
 
+if TYPE_CHECKING:  # the concern is imported when a command runs, not to parse one
+    from mlci import pipeline
+
 
 def cmd_data_validate(args: argparse.Namespace) -> int:
     """Check a CSV against the manifest and print every problem."""
+    from mlci import pipeline
+
     config = config_of(args)
     manifest = pipeline.load_manifest(Path(args.manifest) if args.manifest else config.manifest)
     path = Path(args.csv) if args.csv else config.data
@@ -32,6 +36,8 @@ def cmd_data_validate(args: argparse.Namespace) -> int:
 
 def cmd_data_accept(args: argparse.Namespace) -> int:
     """Record a deliberately changed data file (hash and rows) in the manifest."""
+    from mlci import pipeline
+
     config = config_of(args)
     manifest = pipeline.load_manifest(Path(args.manifest) if args.manifest else config.manifest)
     updated = pipeline.accept(manifest, Path(args.csv) if args.csv else None)
@@ -44,6 +50,8 @@ def cmd_data_accept(args: argparse.Namespace) -> int:
 
 def cmd_data_init(args: argparse.Namespace) -> int:
     """Draft a manifest for a new CSV: review its ranges and labels, then commit it."""
+    from mlci import pipeline
+
     csv_path = Path(args.csv)
     manifest_path = (
         Path(args.manifest)
@@ -73,6 +81,8 @@ def cmd_data_init(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Validate the data, then train unless the artifacts are up to date."""
+    from mlci import pipeline
+
     config = config_of(args)
     result = pipeline.train(config, force=args.force)
     folder = config.relative(result.artifacts.folder)
@@ -94,6 +104,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Say whether the artifacts are up to date; exit 1 when they are stale."""
+    from mlci import pipeline
+
     status = pipeline.stage_status(config_of(args))
     if status.up_to_date:
         print(f"up to date (stage key {status.key[:12]}…)")
@@ -104,6 +116,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Predict labels for rows from a CSV file or stdin with the verified model."""
+    from mlci import pipeline
+
     config = config_of(args)
     if args.model:
         from mlci.delivery import Registry
@@ -138,6 +152,7 @@ class _Run:
 
 def _current_run(config: pipeline.Config) -> _Run:
     """The run that the gate and diff judge; stale or missing artifacts are an error."""
+    from mlci import pipeline
     from mlci._io import read_json
 
     status = pipeline.stage_status(config)
@@ -159,6 +174,8 @@ def _reference(config: pipeline.Config, run: _Run) -> pipeline.Reference:
 
 def cmd_gate(args: argparse.Namespace) -> int:
     """Pass or fail the trained model: floors, and the largest drop against its reference."""
+    from mlci import pipeline
+
     config = config_of(args)
     run = _current_run(config)
     reference = _reference(config, run)
@@ -174,6 +191,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 def cmd_diff(args: argparse.Namespace) -> int:
     """Metrics and params of the current artifacts against the gate's reference."""
+    from mlci import pipeline
+
     config = config_of(args)
     run = _current_run(config)
     reference = _reference(config, run)
@@ -196,6 +215,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Run the behavioural checks against the trained model; exit 1 when one fails."""
+    from mlci import pipeline
+
     config = config_of(args)
     _current_run(config)  # stale or missing artifacts are an error, as for the gate
     path = pipeline.checks_path(config)
@@ -215,6 +236,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_baseline_update(args: argparse.Namespace) -> int:
     """Retrain from scratch on this Python and record it in the baseline file."""
+    from mlci import pipeline
+
     config = config_of(args)
     fresh = pipeline.update_baseline(config)
     print(
@@ -226,6 +249,8 @@ def cmd_baseline_update(args: argparse.Namespace) -> int:
 
 def cmd_baseline_check(args: argparse.Namespace) -> int:
     """Retrain from scratch and confirm this Python's baseline is reproduced exactly."""
+    from mlci import pipeline
+
     config = config_of(args)
     problems = pipeline.check_baseline(config)
     python = pipeline.python_minor()

@@ -14,7 +14,6 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +62,8 @@ class Fitted:
 @functools.lru_cache(maxsize=1)
 def package_versions() -> dict[str, str | None]:
     """Installed versions of the packages a pickled model depends on (read once per process)."""
+    from importlib import metadata  # only when training: it costs a cache hit about 20 ms
+
     versions: dict[str, str | None] = {}
     for name in PACKAGES:
         try:
