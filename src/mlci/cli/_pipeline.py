@@ -218,11 +218,17 @@ def cmd_check(args: argparse.Namespace) -> int:
     from mlci import pipeline
 
     config = config_of(args)
-    _current_run(config)  # stale or missing artifacts are an error, as for the gate
+    run = _current_run(config)  # stale or missing artifacts are an error, as for the gate
     path = pipeline.checks_path(config)
     checks = pipeline.load_checks(path, pipeline.load_manifest(config.manifest))
     model = pipeline.load_trained(config)
-    outcomes = pipeline.run_checks(config, model, checks, retrain=not args.no_retrain)
+    outcomes = pipeline.run_checks(
+        config,
+        model,
+        checks,
+        retrain=not args.no_retrain,
+        data_sha256=run.lineage["data"]["sha256"],
+    )
     pipeline.save_checks(config, outcomes)
     source = config.relative(path) if checks.path else f"no {config.relative(path)}"
     section = pipeline.checks_section(outcomes, source)

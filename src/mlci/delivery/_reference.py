@@ -44,7 +44,9 @@ def champion_reference(
             f"{name} cannot be scored on the candidate's rows: {why}. Only the floors apply",
         )
     model = registry.load_model(champion, config.skops_trusted)
-    scored = pipeline.scalar_metrics(pipeline.score_held_out(config, model))
+    scored = pipeline.scalar_metrics(
+        pipeline.score_held_out(config, model, candidate.get("sha256"))
+    )
     recorded = ", ".join(
         f"{metric} {champion.metrics[metric]:.4f}"
         for metric in pipeline.HEADLINE

@@ -266,12 +266,20 @@ def held_out(config: Config, table: Table) -> HeldOut:
 
 
 def run_checks(
-    config: Config, model: Any, checks: CheckFile, *, retrain: bool = True
+    config: Config,
+    model: Any,
+    checks: CheckFile,
+    *,
+    retrain: bool = True,
+    data_sha256: str | None = None,
 ) -> list[Outcome]:
-    """Every check, the always-on ones first; none stops the others."""
+    """Every check, the always-on ones first; none stops the others.
+
+    ``data_sha256``: the data's hash when the caller has it (the stage check computed it).
+    """
     import numpy as np
 
-    manifest, table = load_data(config)
+    manifest, table = load_data(config, data_sha256)
     rows = held_out(config, table)
     features = [column.name for column in manifest.features]
     labels = list(manifest.target_column.labels)

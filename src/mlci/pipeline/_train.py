@@ -153,11 +153,11 @@ def held_out_features(predictions: dict[str, Any], table: Table) -> list[list[fl
     return [list(table.features[line - FIRST_LINE]) for line in predictions["lines"]]
 
 
-def score_held_out(config: Config, model: Any) -> dict[str, Any]:
+def score_held_out(config: Config, model: Any, data_sha256: str | None = None) -> dict[str, Any]:
     """Another model's metrics on the held-out rows of the current artifacts (champion scoring)."""
     import numpy as np
 
-    manifest, table = load_data(config)
+    manifest, table = load_data(config, data_sha256)
     recorded = read_json(Artifacts.of(config).predictions, "predictions")
     features = np.asarray(held_out_features(recorded, table), dtype=np.float64)
     train_size = len(table.features) - len(features)
