@@ -122,7 +122,14 @@ class Outcome:
 
 
 def checks_path(config: Config) -> Path:
-    """``[tool.mlci] checks``, else ``<data stem>.checks.toml`` next to the data."""
+    """``[tool.mlci] checks``, else ``<data stem>.checks.toml`` next to the data.
+
+    The default file is optional; a file the config names must exist.
+    """
+    if config.checks is not None and not config.checks.exists():
+        raise MlciError(
+            f"{config.pyproject}: [tool.mlci] checks: {config.relative(config.checks)} not found"
+        )
     return config.checks or config.data.with_name(f"{config.data.stem}.checks.toml")
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SCALED_LOGISTIC, make_dataset_project
+from conftest import SCALED_LOGISTIC, make_dataset_project, write_pyproject
 
 from mlci.cli import main
 from mlci.errors import MlciError
@@ -238,3 +238,14 @@ def test_data_init_keeps_a_reviewed_checks_file(
     )
     assert reviewed.read_text() == "# mine\n"
     assert "kept (pass --force" in capsys.readouterr().out
+
+
+def test_a_configured_checks_file_must_exist(
+    trained: TrainResult, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_pyproject(project, extra='checks = "data/mine.checks.toml"\n')
+    assert main(["-C", str(project), "check"]) == 2
+    assert "[tool.mlci] checks: data/mine.checks.toml not found" in capsys.readouterr().err
+    (project / "data" / "mine.checks.toml").write_text(GOOD)
+    assert main(["-C", str(project), "check", "--no-retrain"]) == 0
+    assert "(data/mine.checks.toml)" in capsys.readouterr().out
