@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import runpy
 import shutil
 import sys
@@ -73,6 +74,15 @@ def synced_locks(root: Path, name: str, monkeypatch: pytest.MonkeyPatch) -> list
     return [Path(arg).name for arg in sync if arg.endswith(".txt")]
 
 
+def set_model_format(root: Path, model_format: str) -> None:
+    """Whatever the repository's [tool.mlci] says (a fork rewrites it), use ``model_format``."""
+    pyproject = root / "pyproject.toml"
+    text = re.sub(r"(?m)^model_format\s*=.*\n", "", pyproject.read_text())
+    pyproject.write_text(
+        text.replace("[tool.mlci]\n", f'[tool.mlci]\nmodel_format = "{model_format}"\n', 1)
+    )
+
+
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     for name in ("noxfile.py", "pyproject.toml", ".python-version"):
@@ -87,15 +97,13 @@ def test_model_format_skops_installs_skops_in_every_model_session(
     repo: Path, name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Only the test lock had skops: the documented setting failed in these sessions."""
-    pyproject = repo / "pyproject.toml"
-    pyproject.write_text(
-        pyproject.read_text().replace('model_format = "joblib"', 'model_format = "skops"')
-    )
+    set_model_format(repo, "skops")
     assert "skops.txt" in synced_locks(repo, name, monkeypatch)
 
 
 def test_joblib_sessions_install_the_runtime_only(
     repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    set_model_format(repo, "joblib")
     assert synced_locks(repo, "train", monkeypatch) == ["main.txt"]
     assert synced_locks(repo, "parity", monkeypatch) == ["ci.txt"]
