@@ -51,7 +51,16 @@ TYPECHECK_LOCK = LOCKS / "typecheck.txt"  # everything mypy reads, and mypy
 # The model's own sessions also install the lock of the configured model format's extra, so that
 # `model_format = "skops"` works in train, gate, release, drift and serve, not only in the tests.
 MODEL_FORMAT = PYPROJECT["tool"]["mlci"].get("model_format", "joblib")
-MODEL_LOCKS = (MAIN_LOCK, *([LOCKS / "skops.txt"] if MODEL_FORMAT == "skops" else []))
+# ... and the lock of the registry's backend when the registry is a URL (MLCI_REGISTRY wins, as in
+# mlci): `registry = "s3://…"` installs s3fs, `gs://…` gcsfs. A local folder needs nothing.
+REGISTRY = os.environ.get("MLCI_REGISTRY") or PYPROJECT["tool"]["mlci"].get("registry", "")
+BACKEND_EXTRAS = {"s3": "remote", "s3a": "remote", "gs": "gcs", "gcs": "gcs"}
+BACKEND = BACKEND_EXTRAS.get(REGISTRY.split("://")[0].lower()) if "://" in REGISTRY else None
+MODEL_LOCKS = (
+    MAIN_LOCK,
+    *([LOCKS / "skops.txt"] if MODEL_FORMAT == "skops" else []),
+    *([LOCKS / f"{BACKEND}.txt"] if BACKEND else []),
+)
 
 
 def install_locked(session: nox.Session, *locks: Path, project: bool = True) -> None:

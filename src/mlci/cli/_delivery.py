@@ -15,6 +15,13 @@ VERSION_HEADER = ["version", "aliases", "accuracy", "macro_f1", "python", "creat
 
 if TYPE_CHECKING:  # the concern is imported when a command runs, not to parse one
     from mlci import delivery
+    from mlci.pipeline import Config
+
+
+def _where(config: Config, registry: delivery.Registry) -> str:
+    """The registry as the user wrote it: a folder relative to the project, or its URL."""
+    root = registry.local_root
+    return registry.location if root is None else config.relative(root)
 
 
 def _registry(args: argparse.Namespace) -> delivery.Registry:
@@ -49,7 +56,7 @@ def cmd_registry_register(args: argparse.Namespace) -> int:
     registered = registry.register(config)
     number = registered.version.number
     if registered.created:
-        print(f"registered version {number} in {config.relative(registry.root)}")
+        print(f"registered version {number} in {_where(config, registry)}")
     else:
         print(f"unchanged: these artifacts are already version {number}")
     return 0
@@ -70,7 +77,7 @@ def cmd_registry_list(args: argparse.Namespace) -> int:
         print(json.dumps(index.to_dict()["versions"], indent=2))
         return 0
     if not versions:
-        print(f"{config.relative(registry.root)}: no versions yet; run 'mlci registry register'")
+        print(f"{_where(config, registry)}: no versions yet; run 'mlci registry register'")
         return 0
     print(text_table(VERSION_HEADER, _version_rows(versions, aliases)))
     return 0
@@ -92,7 +99,7 @@ def cmd_registry_show(args: argparse.Namespace) -> int:
     print(f"  data        sha256 {version.data_sha256}")
     for name, value in sorted(version.metrics.items()):
         print(f"  {name:<11} {value:.4f}")
-    print(f"  folder      {registry.folder(version.number)}")
+    print(f"  location    {registry.describe(version)}")
     for name, sha in sorted(version.files.items()):
         print(f"    {name:<20} {sha}")
     problems = registry.verify(version)

@@ -15,7 +15,15 @@ from typing import Any
 
 from mlci._report import Section
 from mlci.delivery._settings import DriftConfig, drift_settings
-from mlci.pipeline import Config, Manifest, Table, load_manifest, open_csv, read_table
+from mlci.pipeline import (
+    Config,
+    Manifest,
+    Table,
+    load_manifest,
+    open_csv,
+    read_table,
+    text_stream,
+)
 
 RESULTS = "drift.json"  # in the artifacts folder, unless --output says otherwise
 PSI_BINS = 10
@@ -217,10 +225,11 @@ def psi(reference: Any, current: Any) -> float:
     return float(np.sum((actual - expected) * np.log(actual / expected)))
 
 
-def reference_of(config: Config) -> tuple[Path, str, Manifest]:
+def reference_of(config: Config) -> tuple[Path | bytes, str, Manifest]:
     """Production's training data and manifest when there is one, else the configured data.
 
-    The manifest is the version's own: batches are judged by the columns its model takes.
+    The manifest is the version's own: batches are judged by the columns its model takes. The
+    data comes from the registry (verified against its recorded SHA-256), wherever it lives.
     """
     from mlci.delivery._registry import DATA, PRODUCTION, Registry
 
@@ -229,7 +238,7 @@ def reference_of(config: Config) -> tuple[Path, str, Manifest]:
     if production is None:
         return config.data, config.relative(config.data), load_manifest(config.manifest)
     return (
-        registry.folder(production.number) / DATA,
+        registry.read_file(production, DATA),
         f"training data of production (version {production.number})",
         registry.manifest(production),
     )
@@ -262,9 +271,9 @@ def check(config: Config, batches: list[Path]) -> list[DriftReport]:
     return reports
 
 
-def _read(path: Path, display: str, manifest: Any, *, require_target: bool) -> Table:
+def _read(source: Path | bytes, display: str, manifest: Any, *, require_target: bool) -> Table:
     # read_table refuses a file without rows, so every table here has at least one.
-    with open_csv(path) as stream:
+    with open_csv(source) if isinstance(source, Path) else text_stream(source) as stream:
         return read_table(stream, display, manifest, require_target=require_target)
 
 

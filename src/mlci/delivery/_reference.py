@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from mlci import pipeline
-from mlci._io import read_json
 from mlci.delivery._registry import PRODUCTION, Registry, Version
 from mlci.pipeline import Config, Reference
 
@@ -52,7 +51,7 @@ def champion_reference(
         for metric in pipeline.HEADLINE
         if metric in champion.metrics
     )
-    lineage = read_json(pipeline.Artifacts(registry.folder(champion.number)).lineage, "lineage")
+    lineage = registry.lineage(champion)
     return Reference(
         scored,
         f"{name} on the candidate's held-out rows",

@@ -1,49 +1,67 @@
 """The model registry: immutable numbered versions, movable aliases, and the history of every move.
 
-Layout of the registry folder (``[tool.mlci] registry``, or ``MLCI_REGISTRY``)::
+It lives in a local folder (the default) or at any fsspec URL (``s3://bucket/prefix``, ``gs://``),
+with one design for both, built on the one primitive object stores share with file systems: create
+an object only if it does not exist yet. Layout (``[tool.mlci] registry``, or ``MLCI_REGISTRY``)::
 
-    index.json          versions, aliases and alias history: the one source of truth
-    versions/<N>/       model, metrics, lineage, predictions, the training data and its manifest
-    .lock               serialises writers (register, promote, rollback)
+    versions/<token>/           model, metrics, lineage, predictions, data and manifest; written
+                                once, before any event names them
+    events/<seq>.json           every state change (register, promote, rollback), claimed with a
+                                conditional create at the next sequence number: the source of truth
+    snapshots/<seq>.json        the index as of event <seq>: a cache that saves replaying the log
 
-A version folder is complete before it is renamed into ``versions/``, and it exists before the
-index names it; the index is replaced atomically. A writer killed at any point therefore leaves
-either the old index or the new one, never a listed half version or an alias to nothing. Readers
-need no lock. A folder that the index does not name is a leftover of a killed writer: it is
-invisible, and the next writer removes it.
+The index (versions, aliases, the rollback stack, history) is the replay of the events. A writer
+that loses the race for a sequence number re-reads the log and tries again; a writer killed at
+any point leaves either no event or a complete one, so readers see the registry before or after
+it, never a half version or an alias to nothing. Files under ``versions/`` that no event names
+are leftovers of a killed writer: invisible. No lock, no rename, no overwrite.
+
+Registries written by mlci before the event log (``index.json``) are read as they are, and
+imported as one event by the first change.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import getpass
+import json
 import os
+import random
+import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+import time
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from mlci import pipeline
-from mlci._io import atomic_write_json, locked, read_json, sha256_file, utc_now
+from mlci._io import read_json, sha256_bytes, sha256_file, utc_now
 from mlci.delivery._settings import registry_location
+from mlci.delivery._store import LocalStore, Store, open_store
 from mlci.errors import MlciError
 from mlci.pipeline import (
     Config,
     loads,
-    read_verified,
     scalar_metrics,
 )
 
 INDEX_FORMAT = 1
+EVENT_FORMAT = 1
 DATA = "data.csv"
 MANIFEST = "data.manifest.json"
-INDEX = "index.json"
-LOCK = ".lock"
-STAGING = ".staging-"
+INDEX = "index.json"  # the registry before the event log; imported by the first change
+EVENTS = "events"
+SNAPSHOTS = "snapshots"
+VERSIONS = "versions"
 PRODUCTION = "production"
 STAGING_ALIAS = "staging"
+SNAPSHOT_EVERY = 20  # events between snapshots: a read replays fewer than this many
+ATTEMPTS = 50  # conditional creates lost in a row before a writer gives up
+SEQUENCE = re.compile(r"^(\d{12})\.json$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,15 +77,18 @@ class Version:
     metrics: dict[str, float]
     data_sha256: str
     python: str
+    folder: str = ""  # its files' prefix in the registry, e.g. "versions/3f2a…"
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON for the index."""
+        """Plain JSON for events, snapshots and ``registry list --json``."""
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Version:
-        """Read an index entry; a missing field is a KeyError that the index check reports."""
-        return cls(**{field.name: raw[field.name] for field in dataclasses.fields(cls)})
+        """Read a recorded version; a missing field is a KeyError that the reader reports."""
+        fields = {f.name: raw[f.name] for f in dataclasses.fields(cls) if f.name != "folder"}
+        number = int(fields["number"])
+        return cls(**{**fields, "number": number, "folder": raw.get("folder") or _legacy(number)})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,14 +110,16 @@ class Move:
 
 @dataclasses.dataclass
 class Index:
-    """The whole registry state, read from and written to ``index.json`` in one piece."""
+    """The whole registry state: the replay of its events up to ``head``."""
 
     versions: dict[int, Version]
     aliases: dict[str, int]
     history: list[Move]
+    head: int = 0  # the last event replayed
+    snapshot: int = 0  # the event of the newest snapshot read or written
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON for ``index.json``."""
+        """Plain JSON: versions, aliases, history."""
         return {
             "format": INDEX_FORMAT,
             "versions": [self.versions[n].to_dict() for n in sorted(self.versions)],
@@ -114,10 +137,10 @@ class Registered:
 
 
 class Registry:
-    """A registry folder on disk."""
+    """A registry in a local folder or at a URL; callers never need to know which."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    def __init__(self, where: Store | Path | str) -> None:
+        self.store: Store = where if not isinstance(where, (Path, str)) else open_store(where)
 
     @classmethod
     def of(cls, config: Config) -> Registry:
@@ -125,41 +148,94 @@ class Registry:
         return cls(registry_location(config))
 
     @property
-    def index_path(self) -> Path:
-        """Where the index lives."""
-        return self.root / INDEX
+    def location(self) -> str:
+        """The folder or URL, for messages (never with credentials)."""
+        return self.store.location
 
-    def folder(self, number: int) -> Path:
-        """A version's folder."""
-        return self.root / "versions" / str(number)
+    @property
+    def local_root(self) -> Path | None:
+        """The folder of a local registry, None for a URL."""
+        return self.store.root if isinstance(self.store, LocalStore) else None
+
+    def describe(self, version: Version, name: str = "") -> str:
+        """Where a version's files (or one of them) are."""
+        return self.store.describe(f"{version.folder}/{name}" if name else version.folder)
 
     # Reading ---------------------------------------------------------------------------------
 
+    def head(self) -> str | None:
+        """What changes with every event, cheaply (one listing): for pollers."""
+        events = self.store.list(EVENTS)
+        if events:
+            return events[-1]
+        return INDEX if self.store.exists(INDEX) else None
+
     def read(self) -> Index:
         """The current index; empty for a new registry, an error for a corrupt one."""
-        if not self.index_path.exists():
-            return Index({}, {}, [])
-        raw = read_json(self.index_path, "registry index")
+        sequence = self._sequence()
+        if not sequence:
+            return self._read_legacy()
+        index = self._newest_snapshot(sequence[-1]) or Index({}, {}, [])
+        for seq in range(index.head + 1, sequence[-1] + 1):
+            key = _event_key(seq)
+            try:
+                raw = json.loads(self.store.read(key))
+            except FileNotFoundError:
+                raise self._corrupt(key, "missing from the event log") from None
+            except ValueError as exc:
+                raise self._corrupt(key, f"not JSON: {exc}") from None
+            _apply(index, raw, seq, lambda why, key=key: self._corrupt(key, why))
+        return index
+
+    def _sequence(self) -> list[int]:
+        """The events' sequence numbers, which must run 1, 2, ... without a gap."""
+        found = sorted(int(m.group(1)) for m in map(SEQUENCE.match, self.store.list(EVENTS)) if m)
+        for expected, seq in enumerate(found, start=1):
+            if seq != expected:
+                raise self._corrupt(_event_key(expected), "missing from the event log")
+        return found
+
+    def _newest_snapshot(self, last: int) -> Index | None:
+        """The newest readable snapshot at or before event ``last``; a bad one is skipped."""
+        seqs = sorted(
+            (int(m.group(1)) for m in map(SEQUENCE.match, self.store.list(SNAPSHOTS)) if m),
+            reverse=True,
+        )
+        for seq in seqs:
+            if seq > last:
+                continue
+            key = f"{SNAPSHOTS}/{seq:012d}.json"
+            try:
+                raw = json.loads(self.store.read(key))
+                if raw.get("seq") != seq:
+                    raise ValueError("its sequence number is not its name")
+                index = _parse_index(raw["index"])
+            except (FileNotFoundError, AttributeError, KeyError, TypeError, ValueError):
+                continue  # only a cache: replay from an older one, or from the start
+            index.head = index.snapshot = seq
+            return index
+        return None
+
+    def _read_legacy(self) -> Index:
+        """A registry written before the event log: its ``index.json``, or nothing."""
         try:
-            if raw.get("format") != INDEX_FORMAT:
-                raise ValueError(f"unknown format {raw.get('format')!r}")
-            versions = {v.number: v for v in map(Version.from_dict, raw["versions"])}
-            aliases = {str(name): int(number) for name, number in raw["aliases"].items()}
-            history = [Move(**move) for move in raw["history"]]
-            for alias in {move.alias for move in history}:
-                targets_of(history, alias)  # a history that cannot be replayed is corrupt
+            data = self.store.read(INDEX)
+        except FileNotFoundError:
+            return Index({}, {}, [])
+        where = self.store.describe(INDEX)
+        try:
+            return _parse_index(json.loads(data))
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise MlciError(
-                f"{self.index_path}: corrupt registry index ({type(exc).__name__}: {exc}); "
+                f"{where}: corrupt registry index ({type(exc).__name__}: {exc}); "
                 "it is not rebuilt automatically: restore it from a backup"
             ) from None
-        dangling = sorted(name for name, number in aliases.items() if number not in versions)
-        if dangling:
-            raise MlciError(
-                f"{self.index_path}: corrupt registry index: alias(es) {', '.join(dangling)} "
-                "point at versions that are not registered"
-            )
-        return Index(versions, aliases, history)
+
+    def _corrupt(self, key: str, why: str) -> MlciError:
+        return MlciError(
+            f"{self.store.describe(key)}: corrupt registry event ({why}); it is not repaired "
+            "automatically: restore it from a backup"
+        )
 
     def versions(self) -> list[Version]:
         """Every version, oldest first."""
@@ -173,11 +249,11 @@ class Registry:
         if text.isdigit():
             number = int(text)
             if number not in index.versions:
-                raise MlciError(f"{self.root}: no version {number} in the registry")
+                raise MlciError(f"{self.location}: no version {number} in the registry")
             return index.versions[number]
         if text not in index.aliases:
             known = ", ".join(sorted(index.aliases)) or "none yet"
-            raise MlciError(f"{self.root}: no alias '{text}' (aliases: {known})")
+            raise MlciError(f"{self.location}: no alias '{text}' (aliases: {known})")
         return index.versions[index.aliases[text]]
 
     def alias(self, name: str) -> Version | None:
@@ -190,30 +266,57 @@ class Registry:
         """Every alias move, oldest first (only ``alias``'s when given)."""
         return [move for move in self.read().history if alias in (None, move.alias)]
 
+    def read_file(self, version: Version, name: str) -> bytes:
+        """One of a version's files, only when it hashes to its recorded SHA-256."""
+        where = self.describe(version, name)
+        expected = version.files.get(name)
+        if expected is None:
+            raise MlciError(f"{where}: version {version.number} has no file '{name}'")
+        try:
+            data = self.store.read(f"{version.folder}/{name}")
+        except FileNotFoundError:
+            raise MlciError(f"{where}: missing") from None
+        actual = sha256_bytes(data)
+        if actual != expected:
+            raise MlciError(
+                f"{where}: SHA-256 {actual[:12]}… differs from the recorded {expected[:12]}…"
+            )
+        return data
+
     def verify(self, version: Version, *, skip: tuple[str, ...] = ()) -> list[str]:
         """Every file of a version that is missing or does not hash to its recorded SHA-256."""
         problems = []
-        for name, expected in sorted(version.files.items()):
+        for name in sorted(version.files):
             if name in skip:
                 continue
-            path = self.folder(version.number) / name
-            if not path.is_file():
-                problems.append(f"{path}: missing")
-            elif sha256_file(path) != expected:
-                problems.append(f"{path}: SHA-256 differs from the recorded {expected[:12]}…")
+            try:
+                self.read_file(version, name)
+            except MlciError as error:
+                problems.append(str(error))
         return problems
 
     def manifest(self, version: Version) -> pipeline.Manifest:
         """The version's own copy of its data's manifest: the schema travels with the model."""
-        return pipeline.load_manifest(self.folder(version.number) / MANIFEST)
+        where = self.describe(version, MANIFEST)
+        try:
+            raw = json.loads(self.read_file(version, MANIFEST))
+        except ValueError as exc:
+            raise MlciError(f"{where}: not JSON: {exc}") from None
+        return pipeline.parse_manifest(raw, where)
+
+    def lineage(self, version: Version) -> dict[str, Any]:
+        """The version's lineage record (training run, config, inputs)."""
+        name = pipeline.Artifacts(Path()).lineage.name
+        raw: dict[str, Any] = json.loads(self.read_file(version, name))
+        return raw
 
     def load_model(self, version: Version, trusted: tuple[str, ...] = ()) -> Any:
         """Load a version's model after verifying every one of its files."""
-        path = self.folder(version.number) / version.model_file
         # The model is hashed as it is read, once; then the other files.
         problems = []
+        data = b""
         try:
-            data = read_verified(path, version.files[version.model_file])
+            data = self.read_file(version, version.model_file)
         except MlciError as error:
             problems.append(str(error))
         problems += self.verify(version, skip=(version.model_file,))
@@ -222,18 +325,55 @@ class Registry:
                 f"version {version.number} failed verification, refusing to load it:\n  "
                 + "\n  ".join(problems)
             )
-        return loads(data, path, trusted)
+        return loads(data, Path(self.describe(version, version.model_file)), trusted)
 
     # Writing ---------------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[Index]:
-        """Hold the writers' lock and yield the current index."""
-        with locked(self.root / LOCK, "the registry"):
-            yield self.read()
+    def _append(self, build: Callable[[Index], dict[str, Any] | None]) -> Index:
+        """Claim the next event for what ``build`` makes of the current index; the new index.
 
-    def _write(self, index: Index) -> None:
-        atomic_write_json(self.index_path, index.to_dict(), sort_keys=False)
+        ``build`` sees the index as of the latest event and returns the event, or None when
+        there is nothing to do. Losing the race to another writer re-reads and rebuilds.
+        """
+        for attempt in range(ATTEMPTS):
+            index = self.read()
+            if index.head == 0 and self.store.exists(INDEX):
+                self._import_legacy(index)
+                continue
+            event = build(index)
+            if event is None:
+                return index
+            seq = index.head + 1
+            event = {"format": EVENT_FORMAT, "seq": seq, **event}
+            try:
+                self.store.create(_event_key(seq), _dumps(event))
+            except FileExistsError:
+                _back_off(attempt)
+                continue
+            except OSError as exc:  # S3 409: a concurrent conditional write; retry it
+                if exc.errno != errno.EIO:
+                    raise
+                _back_off(attempt)
+                continue
+            _apply(index, event, seq, lambda why: MlciError(why))
+            if seq - index.snapshot >= SNAPSHOT_EVERY:
+                self._write_snapshot(index)
+            return index
+        raise MlciError(
+            f"{self.location}: {ATTEMPTS} other writers changed the registry first; try again"
+        )
+
+    def _import_legacy(self, index: Index) -> None:
+        """Turn an ``index.json`` registry into the first event, in one conditional create."""
+        event = {"format": EVENT_FORMAT, "seq": 1, "kind": "import", "index": index.to_dict()}
+        with contextlib.suppress(FileExistsError):
+            self.store.create(_event_key(1), _dumps(event))
+
+    def _write_snapshot(self, index: Index) -> None:
+        body = {"format": INDEX_FORMAT, "seq": index.head, "index": index.to_dict()}
+        with contextlib.suppress(FileExistsError):
+            self.store.create(f"{SNAPSHOTS}/{index.head:012d}.json", _dumps(body))
+        index.snapshot = index.head
 
     def register(self, config: Config) -> Registered:
         """Copy the up-to-date artifacts into a new version; the same stage key gives the same."""
@@ -243,93 +383,66 @@ class Registry:
                 "the artifacts are not up to date (" + "; ".join(status.reasons) + "); "
                 "run 'mlci train' before registering"
             )
+        key, lineage = status.key, status.lineage
+        existing = _by_stage_key(self.read(), key)
+        if existing is not None:
+            return Registered(existing, created=False)
         artifacts = pipeline.Artifacts.of(config)
-        with self._locked() as index:
-            for version in index.versions.values():
-                if version.stage_key == status.key:
-                    return Registered(version, created=False)
-            self._remove_leftovers(index)
-            number = max(index.versions, default=0) + 1
-            staging = Path(tempfile.mkdtemp(prefix=STAGING, dir=self.root))
-            try:
-                sources = [*artifacts.files, config.data, config.manifest]
-                names = [*(path.name for path in artifacts.files), DATA, MANIFEST]
-                files = {}
-                for source, name in zip(sources, names):
-                    _copy(source, staging / name)
-                    files[name] = sha256_file(staging / name)
-                self._check_copied(files, status.lineage, artifacts)
-                _fsync_dir(staging)
-                target = self.folder(number)
-                target.parent.mkdir(exist_ok=True)
-                os.replace(staging, target)
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
+        folder = f"{VERSIONS}/{uuid.uuid4().hex}"
+        with _copies(
+            [*artifacts.files, config.data, config.manifest],
+            [*(path.name for path in artifacts.files), DATA, MANIFEST],
+        ) as copies:
+            files = {name: sha256_file(path) for name, path in copies.items()}
+            _check_copied(files, lineage, artifacts)
+            metrics = scalar_metrics(read_json(copies[artifacts.metrics.name], "metrics"))
+            for name, path in copies.items():  # every file before the event that names them
+                self.store.create(f"{folder}/{name}", path)
+        found: list[Version] = []
+
+        def build(index: Index) -> dict[str, Any] | None:
+            earlier = _by_stage_key(index, key)
+            if earlier is not None:  # another writer registered the same inputs meanwhile
+                found.append(earlier)
+                return None
             version = Version(
-                number=number,
-                stage_key=status.key,
+                number=max(index.versions, default=0) + 1,
+                stage_key=key,
                 created_at=utc_now(),
                 created_by=_user(),
                 model_file=artifacts.model.name,
                 files=files,
-                metrics=scalar_metrics(read_json(pipeline.Artifacts(target).metrics, "metrics")),
+                metrics=metrics,
                 data_sha256=files[DATA],
-                python=str(status.lineage.get("python")),
+                python=str(lineage.get("python")),
+                folder=folder,
             )
-            index.versions[number] = version
-            self._write(index)
-        return Registered(version, created=True)
+            return {"kind": "register", "version": version.to_dict()}
 
-    @staticmethod
-    def _check_copied(
-        files: dict[str, str], lineage: dict[str, Any], artifacts: pipeline.Artifacts
-    ) -> None:
-        """The copies must be the files the lineage recorded, or the artifacts moved under us."""
-        outputs = lineage.get("outputs", {})
-        expected = {
-            artifacts.model.name: outputs.get("model"),
-            DATA: lineage.get("data", {}).get("sha256"),
-        }
-        for name, sha in expected.items():
-            if files[name] != sha:
-                raise MlciError(
-                    f"{name} changed while it was being registered; run 'mlci train' and retry"
-                )
-
-    def _remove_leftovers(self, index: Index) -> None:
-        """Remove what killed writers left: staging folders and versions the index never named."""
-        for leftover in self.root.glob(f"{STAGING}*"):
-            shutil.rmtree(leftover, ignore_errors=True)
-        folder = self.root / "versions"
-        if folder.is_dir():
-            for path in folder.iterdir():
-                if not (path.name.isdigit() and int(path.name) in index.versions):
-                    shutil.rmtree(path, ignore_errors=True)
+        index = self._append(build)
+        if found:
+            self.store.remove(folder)  # ours alone: no event names it
+            return Registered(found[0], created=False)
+        return Registered(index.versions[max(index.versions)], created=True)
 
     def promote(self, reference: str | int, alias: str, reason: str = "") -> Move:
         """Point ``alias`` at a version, recording who moved it, when, from where and why."""
         _check_alias(alias)
-        with self._locked() as index:
+
+        def build(index: Index) -> dict[str, Any]:
             version = self.get(reference, index)
-            move = Move(
-                alias,
-                "promote",
-                index.aliases.get(alias),
-                version.number,
-                utc_now(),
-                _user(),
-                reason,
-            )
-            index.aliases[alias] = version.number
-            index.history.append(move)
-            self._write(index)
-        return move
+            before = index.aliases.get(alias)
+            move = Move(alias, "promote", before, version.number, utc_now(), _user(), reason)
+            return {"kind": "move", "move": move.to_dict()}
+
+        return self._append(build).history[-1]
 
     def rollback(self, alias: str, reason: str = "") -> Move:
         """Move ``alias`` back to the target it had before its current one."""
-        with self._locked() as index:
+
+        def build(index: Index) -> dict[str, Any]:
             if alias not in index.aliases:
-                raise MlciError(f"{self.root}: no alias '{alias}' to roll back")
+                raise MlciError(f"{self.location}: no alias '{alias}' to roll back")
             targets = targets_of(index.history, alias)
             if len(targets) < 2:
                 raise MlciError(
@@ -337,10 +450,117 @@ class Registry:
                     f"(it has only ever pointed at version {index.aliases[alias]})"
                 )
             move = Move(alias, "rollback", targets[-1], targets[-2], utc_now(), _user(), reason)
-            index.aliases[alias] = targets[-2]
+            return {"kind": "move", "move": move.to_dict()}
+
+        return self._append(build).history[-1]
+
+
+def _apply(index: Index, raw: Any, seq: int, corrupt: Callable[[str], MlciError]) -> None:
+    """Replay one event onto ``index``, checking that it follows from the state before it."""
+    try:
+        if raw.get("format") != EVENT_FORMAT:
+            raise ValueError(f"unknown format {raw.get('format')!r} (a newer mlci?)")
+        if raw.get("seq") != seq:
+            raise ValueError(f"it says it is event {raw.get('seq')!r}")
+        kind = raw["kind"]
+        if kind == "import" and seq == 1:
+            imported = _parse_index(raw["index"])
+            index.versions, index.aliases, index.history = (
+                imported.versions,
+                imported.aliases,
+                imported.history,
+            )
+        elif kind == "register":
+            version = Version.from_dict(raw["version"])
+            if version.number != max(index.versions, default=0) + 1:
+                raise ValueError(f"version {version.number} is not the next number")
+            index.versions[version.number] = version
+        elif kind == "move":
+            move = Move(**raw["move"])
+            if move.to_version not in index.versions:
+                raise ValueError(f"version {move.to_version} is not registered")
+            if move.from_version != index.aliases.get(move.alias):
+                raise ValueError(f"'{move.alias}' did not point at {move.from_version}")
             index.history.append(move)
-            self._write(index)
-        return move
+            targets = targets_of(index.history, move.alias)
+            if targets[-1] != move.to_version:
+                raise ValueError(f"a rollback of '{move.alias}' to the wrong version")
+            index.aliases[move.alias] = move.to_version
+        else:
+            raise ValueError(f"unknown kind {kind!r}")
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise corrupt(f"{type(exc).__name__}: {exc}") from None
+    index.head = seq
+
+
+def _parse_index(raw: Any) -> Index:
+    """An index as ``Index.to_dict`` wrote it (snapshots, imports, ``index.json``)."""
+    if raw.get("format") != INDEX_FORMAT:
+        raise ValueError(f"unknown format {raw.get('format')!r}")
+    versions = {v.number: v for v in map(Version.from_dict, raw["versions"])}
+    aliases = {str(name): int(number) for name, number in raw["aliases"].items()}
+    history = [Move(**move) for move in raw["history"]]
+    for alias in {move.alias for move in history}:
+        targets_of(history, alias)  # a history that cannot be replayed is corrupt
+    dangling = sorted(name for name, number in aliases.items() if number not in versions)
+    if dangling:
+        raise ValueError(
+            f"alias(es) {', '.join(dangling)} point at versions that are not registered"
+        )
+    return Index(versions, aliases, history)
+
+
+def _by_stage_key(index: Index, key: str) -> Version | None:
+    return next((v for v in index.versions.values() if v.stage_key == key), None)
+
+
+def _event_key(seq: int) -> str:
+    return f"{EVENTS}/{seq:012d}.json"
+
+
+def _legacy(number: int) -> str:
+    return f"{VERSIONS}/{number}"
+
+
+def _dumps(value: Any) -> bytes:
+    return (json.dumps(value, indent=2) + "\n").encode("utf-8")
+
+
+def _back_off(attempt: int) -> None:
+    time.sleep(random.uniform(0, min(0.01 * 2**attempt, 0.5)))
+
+
+@contextlib.contextmanager
+def _copies(sources: list[Path], names: list[str]) -> Iterator[dict[str, Path]]:
+    """Private copies of the files to register: hashed, checked and uploaded as they are."""
+    folder = Path(tempfile.mkdtemp(prefix="mlci-register-"))
+    try:
+        copies = {}
+        for source, name in zip(sources, names):
+            try:
+                shutil.copyfile(source, folder / name)
+            except FileNotFoundError:
+                raise MlciError(f"{source}: not found; run 'mlci train'") from None
+            copies[name] = folder / name
+        yield copies
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _check_copied(
+    files: dict[str, str], lineage: dict[str, Any], artifacts: pipeline.Artifacts
+) -> None:
+    """The copies must be the files the lineage recorded, or the artifacts moved under us."""
+    outputs = lineage.get("outputs", {})
+    expected = {
+        artifacts.model.name: outputs.get("model"),
+        DATA: lineage.get("data", {}).get("sha256"),
+    }
+    for name, sha in expected.items():
+        if files[name] != sha:
+            raise MlciError(
+                f"{name} changed while it was being registered; run 'mlci train' and retry"
+            )
 
 
 def targets_of(history: list[Move], alias: str) -> list[int]:
@@ -372,25 +592,6 @@ def _check_alias(alias: str) -> None:
             f"alias '{alias}': use letters, digits, '-', '_' or '.', not only digits "
             "(numbers name versions)"
         )
-
-
-def _copy(source: Path, target: Path) -> None:
-    """Copy a file and fsync it, so that a renamed version folder is on disk in full."""
-    try:
-        shutil.copyfile(source, target)
-    except FileNotFoundError:
-        raise MlciError(f"{source}: not found; run 'mlci train'") from None
-    with target.open("rb+") as stream:
-        os.fsync(stream.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):  # not every platform can fsync a folder
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _user() -> str:

@@ -7,10 +7,12 @@ anywhere leaves it where it was.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from mlci._io import read_json, sha256_file
+from mlci._io import sha256_file
 from mlci._report import Section
 from mlci.delivery import _drift as drift
 from mlci.delivery._reference import gate_reference
@@ -31,8 +33,8 @@ from mlci.pipeline import (
     judge,
     load_manifest,
     minor_of,
-    open_csv,
     read_table,
+    text_stream,
     train,
     validate,
 )
@@ -197,10 +199,13 @@ def smoke_test(config: Config, registry: Registry, version: Version) -> list[str
     import numpy as np
 
     model = registry.load_model(version, config.skops_trusted)
-    folder = registry.folder(version.number)
-    recorded: dict[str, Any] = read_json(Artifacts(folder).predictions, "predictions")
-    with open_csv(folder / DATA) as stream:
-        table = read_table(stream, str(folder / DATA), registry.manifest(version))
+    predictions = Artifacts(Path()).predictions.name
+    recorded: dict[str, Any] = json.loads(registry.read_file(version, predictions))
+    table = read_table(
+        text_stream(registry.read_file(version, DATA)),
+        registry.describe(version, DATA),
+        registry.manifest(version),
+    )
     rows = held_out_features(recorded, table)
     predicted = [str(label) for label in model.predict(np.asarray(rows, dtype=np.float64))]
     return [

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from mlci._settings import get, section_settings
+from mlci.delivery._store import is_url
+from mlci.errors import MlciError
 from mlci.pipeline import Config
 
 REGISTRY_ENV = "MLCI_REGISTRY"
@@ -40,8 +42,17 @@ def drift_settings(config: Config) -> DriftConfig:
     return section_settings(DriftConfig, config.sections, "drift", config.pyproject, rule)
 
 
-def registry_location(config: Config) -> Path:
-    """``MLCI_REGISTRY``, else ``[tool.mlci] registry``, else ``registry/`` in the project."""
+def registry_location(config: Config) -> Path | str:
+    """``MLCI_REGISTRY``, else ``[tool.mlci] registry``, else ``registry/`` in the project.
+
+    A URL (``s3://bucket/prefix``, ``gs://…``) is returned as it is; a path is made absolute
+    against the project.
+    """
     where = f"{config.pyproject}: [tool.mlci]"
     configured = get(config.sections, "registry", str, where, default=DEFAULT_REGISTRY)
-    return config.root / (os.environ.get(REGISTRY_ENV) or configured)
+    location = os.environ.get(REGISTRY_ENV) or configured
+    if not location.strip():
+        raise MlciError(f"{where} registry: empty; give a folder or a URL (s3://bucket/prefix)")
+    if is_url(location):
+        return location
+    return config.root / location.removeprefix("file://")

@@ -26,7 +26,9 @@ from mlci.pipeline._data import (
     infer_manifest,
     load_manifest,
     open_csv,
+    parse_manifest,
     read_table,
+    text_stream,
     validate,
 )
 from mlci.pipeline._diff import HEADER as DIFF_HEADER
@@ -106,6 +108,7 @@ __all__ = [
     "loads",
     "minor_of",
     "open_csv",
+    "parse_manifest",
     "predict_rows",
     "python_id",
     "python_minor",
@@ -120,6 +123,7 @@ __all__ = [
     "stage_status",
     "starter_checks",
     "summary_rows",
+    "text_stream",
     "train",
     "train_section",
     "update_baseline",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import math
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -133,8 +134,11 @@ class Table:
 
 def load_manifest(path: Path) -> Manifest:
     """Read and check a manifest; every malformed field is named."""
-    raw = read_json(path, "data manifest")
-    where = str(path)
+    return parse_manifest(read_json(path, "data manifest"), str(path), path)
+
+
+def parse_manifest(raw: Any, where: str, path: Path | None = None) -> Manifest:
+    """Check a manifest read from ``where`` (a file, or a registry object's URL)."""
     if not isinstance(raw, dict):
         raise MlciError(f"{where}: the manifest must be a JSON object")
     for key, kind in (
@@ -165,6 +169,7 @@ def load_manifest(path: Path) -> Manifest:
                 f"{where}: columns[{index}] ({column.name}): the target must be a category "
                 "with its labels listed"
             )
+    path = Path(where) if path is None else path
     return Manifest(path, raw["file"], raw["sha256"], raw["rows"], raw["target"], columns)
 
 
@@ -203,6 +208,14 @@ def open_csv(path: Path) -> IO[str]:
         raise MlciError(f"{path}: data file not found") from None
     except OSError as exc:
         raise MlciError(f"{path}: cannot read data file: {exc.strerror}") from None
+
+
+def text_stream(data: bytes, where: str = "data") -> IO[str]:
+    """CSV held in memory (a registry object), read the way ``open_csv`` reads a file."""
+    try:
+        return io.StringIO(data.decode("utf-8-sig"), newline="")
+    except UnicodeDecodeError as exc:
+        raise MlciError(f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
 def _header(

@@ -2,10 +2,11 @@
 
 This module needs the ``serve`` extra (FastAPI, uvicorn); nothing else in mlci imports it.
 
-A poller watches the registry index; when the alias moves (promote or rollback), the new version
-is loaded and verified off the request path, then swapped in with one assignment. A request
-takes the model it starts with, so in-flight requests finish on the old one. A version that
-fails verification is never served: the old model stays, and /health and the log say why.
+A poller lists the registry's events (in a folder or on object storage); when the alias moves
+(promote or rollback), the new version is loaded and verified off the request path, then swapped
+in with one assignment. A request takes the model it starts with, so in-flight requests finish on
+the old one. A version that fails verification is never served: the old model stays, and /health
+and the log say why.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ class ModelSlot:
         self.trusted = trusted
         self.current: Loaded | None = None
         self.error: str | None = None
-        self._seen: tuple[int, int, int] | None = None
+        self._seen: str | None = None
         self._refreshing = threading.Lock()
 
     def version_number(self) -> int | None:
@@ -76,20 +77,13 @@ class ModelSlot:
         current = self.current
         return None if current is None else current.version.number
 
-    def _stamp(self) -> tuple[int, int, int] | None:
-        try:
-            stat = self.registry.index_path.stat()
-        except FileNotFoundError:
-            return None
-        return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
-
     def refresh(self) -> None:
         """Load the alias's version when it moved; keep the old model when the new one fails."""
         with self._refreshing:
-            stamp = self._stamp()
-            if stamp is not None and stamp == self._seen:
-                return
             try:
+                stamp = self.registry.head()  # one listing: the latest event
+                if stamp is not None and stamp == self._seen:
+                    return
                 version = self.registry.alias(self.alias)
                 if version is None:
                     self._fail(f"no version holds the alias '{self.alias}' yet")

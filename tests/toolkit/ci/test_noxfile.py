@@ -101,6 +101,24 @@ def test_model_format_skops_installs_skops_in_every_model_session(
     assert "skops.txt" in synced_locks(repo, name, monkeypatch)
 
 
+@pytest.mark.parametrize(
+    ("url", "lock"), [("s3://models/registry", "remote.txt"), ("gs://models/registry", "gcs.txt")]
+)
+@pytest.mark.parametrize("name", ["gate", "release", "retrain", "rollback", "drift", "serve"])
+def test_a_registry_url_installs_its_backend_in_the_sessions_that_use_it(
+    repo: Path, name: str, url: str, lock: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    set_model_format(repo, "joblib")
+    assert lock not in synced_locks(repo, name, monkeypatch)
+    monkeypatch.setenv("MLCI_REGISTRY", url)  # as the delivery workflow sets it
+    assert lock in synced_locks(repo, name, monkeypatch)
+    monkeypatch.delenv("MLCI_REGISTRY")
+    pyproject = repo / "pyproject.toml"
+    text = re.sub(r"(?m)^registry\s*=.*\n", "", pyproject.read_text())
+    pyproject.write_text(text.replace("[tool.mlci]\n", f'[tool.mlci]\nregistry = "{url}"\n', 1))
+    assert lock in synced_locks(repo, name, monkeypatch)
+
+
 def test_joblib_sessions_install_the_runtime_only(
     repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

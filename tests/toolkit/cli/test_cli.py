@@ -6,8 +6,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import damage
 
 from mlci.cli import main
+from mlci.delivery import Registry
 from mlci.pipeline import TrainResult
 
 
@@ -153,7 +155,7 @@ def test_serve_without_the_extra_says_what_to_install(
 
 
 def test_predict_with_a_registry_version(
-    project: Path, trained: TrainResult, capsys: pytest.CaptureFixture[str]
+    project: Path, trained: TrainResult, registry_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     rows = project / "rows.csv"
     rows.write_text("sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n")
@@ -162,8 +164,9 @@ def test_predict_with_a_registry_version(
     capsys.readouterr()
     assert main(["-C", str(project), "predict", str(rows), "--model", "production"]) == 0
     assert capsys.readouterr().out == "setosa\n"
-    model = project / "registry" / "versions" / "1" / "model.joblib"
-    model.write_bytes(model.read_bytes()[:-1])
+    registry = Registry(registry_url)
+    version = registry.get(1)
+    damage(registry, f"{version.folder}/{version.model_file}", lambda data: data[:-1])
     assert main(["-C", str(project), "predict", str(rows), "--model", "1"]) == 2
     assert "failed verification, refusing to load it" in capsys.readouterr().err
 

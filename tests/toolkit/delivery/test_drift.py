@@ -11,7 +11,7 @@ from mlci.cli import main
 from mlci.delivery import DriftConfig
 from mlci.delivery import _drift as drift
 from mlci.errors import MlciError
-from mlci.pipeline import Config, TrainResult, infer_manifest
+from mlci.pipeline import Config, TrainResult, infer_manifest, load_manifest
 from mlci.pipeline._data import Table
 
 FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
@@ -192,10 +192,11 @@ def test_the_reference_is_production_training_data(
     registry = Registry.of(config)
     registry.register(config)
     registry.promote(1, PRODUCTION)
-    path, name, manifest = drift.reference_of(config)
-    assert path == registry.folder(1) / "data.csv"
+    source, name, manifest = drift.reference_of(config)
+    assert source == config.data.read_bytes()  # the registry's verified copy
     assert name == "training data of production (version 1)"
-    assert manifest.path == registry.folder(1) / "data.manifest.json"
+    assert str(manifest.path).endswith("data.manifest.json")
+    assert manifest.schema() == load_manifest(config.manifest).schema()
 
 
 def test_batches_are_judged_by_productions_columns(

@@ -10,22 +10,32 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import retrain_with
+from conftest import damage, retrain_with
 
 from mlci.cli import main
-from mlci.delivery import _registry as registry_module
 from mlci.delivery._registry import DATA, PRODUCTION, Registry
+from mlci.delivery._store import FsspecStore, LocalStore
 from mlci.errors import MlciError
 from mlci.pipeline._config import Config, load_config
 from mlci.pipeline._train import TrainResult, train
 
 
 @pytest.fixture
-def registry(config: Config, trained: TrainResult) -> Registry:
-    """The project's registry, with the trained artifacts registered as version 1."""
+def registry(config: Config, trained: TrainResult, registry_url: str) -> Registry:
+    """A registry on each backend (a folder, an S3 bucket), the trained artifacts as version 1."""
     reg = Registry.of(config)
+    assert reg.location == registry_url.rstrip("/")
     reg.register(config)
     return reg
+
+
+def model_key(registry: Registry, number: int = 1) -> str:
+    version = registry.get(number)
+    return f"{version.folder}/{version.model_file}"
+
+
+def last_event(registry: Registry) -> str:
+    return f"events/{registry.store.list('events')[-1]}"
 
 
 def test_register_copies_a_complete_verified_version(
@@ -74,7 +84,12 @@ def test_registry_location_comes_from_the_environment(
 ) -> None:
     elsewhere = tmp_path / "shared-registry"
     monkeypatch.setenv("MLCI_REGISTRY", str(elsewhere))
-    assert Registry.of(load_config(project)).root == elsewhere
+    assert Registry.of(load_config(project)).local_root == elsewhere
+    monkeypatch.setenv("MLCI_REGISTRY", "file://" + str(elsewhere))
+    assert Registry.of(load_config(project)).local_root == elsewhere
+    monkeypatch.setenv("MLCI_REGISTRY", "memory://team/registry")
+    registry = Registry.of(load_config(project))
+    assert (registry.local_root, registry.location) == (None, "memory://team/registry")
 
 
 def test_promote_rollback_and_history(project: Path, registry: Registry) -> None:
@@ -128,100 +143,186 @@ def test_unknown_versions_and_aliases(registry: Registry) -> None:
 
 
 @pytest.mark.parametrize(
-    "damage",
+    "change",
     [
-        lambda path: path.write_bytes(path.read_bytes()[:-10]),  # truncated
-        lambda path: path.write_bytes(path.read_bytes().replace(b"sklearn", b"sklearm", 1)),
-        lambda path: path.unlink(),
+        lambda data: data[:-10],  # truncated
+        lambda data: data.replace(b"sklearn", b"sklearm", 1),
+        lambda data: None,
     ],
     ids=["truncated", "tampered", "missing"],
 )
 def test_a_damaged_version_is_never_unpickled(
-    registry: Registry, monkeypatch: pytest.MonkeyPatch, damage: Callable[[Path], object]
+    registry: Registry,
+    monkeypatch: pytest.MonkeyPatch,
+    change: Callable[[bytes], bytes | None],
 ) -> None:
     import joblib
 
-    damage(registry.folder(1) / "model.joblib")
+    damage(registry, model_key(registry), change)
     monkeypatch.setattr(joblib, "load", lambda *a, **k: pytest.fail("unpickled"))
     with pytest.raises(MlciError, match="version 1 failed verification, refusing to load it"):
         registry.load_model(registry.get(1))
 
 
-def test_a_corrupt_index_is_reported_not_rebuilt(config: Config, registry: Registry) -> None:
-    registry.index_path.write_text('{"format": 1, "versions": [', encoding="utf-8")
-    before = registry.index_path.read_bytes()
-    with pytest.raises(MlciError, match=r"index.json:1:\d+: registry index is not valid JSON"):
+def test_a_corrupt_event_is_reported_not_repaired(config: Config, registry: Registry) -> None:
+    registry.promote(1, PRODUCTION)
+    key = last_event(registry)
+    before = damage(registry, key, lambda data: b'{"format": 1, "seq": ')
+    with pytest.raises(MlciError, match=r"events/000000000002\.json: corrupt registry event "):
         registry.register(config)
-    registry.index_path.write_text('{"format": 1, "versions": [{"number": 1}]}')
-    with pytest.raises(MlciError, match=r"corrupt registry index .*restore it from a backup"):
+    damage(registry, key, lambda data: before.replace(b'"to_version": 1', b'"to_version": 5'))
+    with pytest.raises(MlciError, match=r"version 5 is not registered.*restore it from a backup"):
         registry.promote(1, PRODUCTION)
-    registry.index_path.write_bytes(before)
-    assert registry.index_path.read_bytes() == before
+    damage(registry, key, lambda data: before)
+    assert registry.get(PRODUCTION).number == 1
 
 
-def test_an_alias_to_a_missing_version_is_corruption(registry: Registry) -> None:
-    index = json.loads(registry.index_path.read_text())
-    index["aliases"] = {PRODUCTION: 5}
-    registry.index_path.write_text(json.dumps(index))
-    with pytest.raises(MlciError, match=r"alias.*production point at versions that are not"):
+def test_a_gap_in_the_event_log_is_corruption(project: Path, registry: Registry) -> None:
+    registry.register(retrain_with(project, trees=11))
+    registry.promote(2, PRODUCTION)
+    damage(registry, "events/000000000002.json", lambda data: None)
+    with pytest.raises(MlciError, match=r"000000000002\.json: corrupt .*missing from the event"):
         registry.versions()
 
 
-def _register_in_child(project: Path, shared: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "mlci", "-C", str(project), "registry", "register"],
-        env={**os.environ, "MLCI_REGISTRY": str(shared)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+def test_an_event_from_a_newer_mlci_is_refused(registry: Registry) -> None:
+    damage(
+        registry, last_event(registry), lambda data: data.replace(b'"format": 1', b'"format": 9')
     )
+    with pytest.raises(MlciError, match=r"unknown format 9 \(a newer mlci\?\)"):
+        registry.read()
 
 
-def test_concurrent_registers_give_distinct_complete_versions(
-    project: Path, tmp_path: Path
+def test_snapshots_cache_the_log_and_a_bad_one_is_ignored(
+    project: Path, registry: Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from mlci.delivery import _registry
+
+    monkeypatch.setattr(_registry, "SNAPSHOT_EVERY", 3)
+    registry.register(retrain_with(project, trees=11))
+    for number in (1, 2, 1, 2):
+        registry.promote(number, PRODUCTION)
+    assert registry.store.list("snapshots") == ["000000000003.json", "000000000006.json"]
+    expected = registry.read()
+    assert (expected.head, expected.snapshot) == (6, 6)
+    reads: list[str] = []
+    real = registry.store.read
+
+    def counted(key: str) -> bytes:
+        reads.append(key)
+        return real(key)
+
+    monkeypatch.setattr(registry.store, "read", counted)
+    assert registry.read().to_dict() == expected.to_dict()
+    assert reads == ["snapshots/000000000006.json"]  # no event replayed
+    damage(registry, "snapshots/000000000006.json", lambda data: b"{not json")
+    reads.clear()
+    assert registry.read().to_dict() == expected.to_dict()
+    assert reads[1:] == ["snapshots/000000000003.json"] + [
+        f"events/{n:012d}.json" for n in (4, 5, 6)
+    ]
+
+
+def test_a_registry_from_before_the_event_log_is_read_then_imported(
+    config: Config, trained: TrainResult, tmp_path: Path
+) -> None:
+    """``index.json`` and ``versions/<N>/``, as earlier mlci wrote them, keep working."""
+    old = tmp_path / "old-registry"
+    Registry(old).register(config)
+    [event] = Registry(old).store.list("events")
+    version = json.loads((old / "events" / event).read_text())["version"]
+    (old / version["folder"]).rename(old / "versions" / "1")
+    del version["folder"]
+    legacy = {"format": 1, "versions": [version], "aliases": {}, "history": []}
+    (old / "index.json").write_text(json.dumps(legacy))
+    shutil.rmtree(old / "events")
+    registry = Registry(old)
+    assert registry.get(1).folder == "versions/1"
+    assert registry.verify(registry.get(1)) == []
+    assert not (old / "events").exists()  # reading changes nothing
+    registry.promote(1, PRODUCTION, "after the upgrade")
+    assert registry.store.list("events") == ["000000000001.json", "000000000002.json"]
+    assert registry.history()[0].reason == "after the upgrade"
+    assert registry.load_model(registry.get(PRODUCTION)) is not None
+    (old / "index.json").write_text("{not json")  # ignored once imported
+    assert registry.get(PRODUCTION).number == 1
+
+
+def test_a_corrupt_index_from_before_the_event_log_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "index.json").write_text('{"format": 1, "versions": [{"number": 1}]}')
+    with pytest.raises(MlciError, match=r"index\.json: corrupt registry index .*from a backup"):
+        Registry(tmp_path).versions()
+
+
+CHILD = """
+import sys
+from mlci.delivery import Registry
+from mlci.pipeline import load_config
+from pathlib import Path
+
+config = load_config(Path(sys.argv[1]))
+registry = Registry.of(config)
+version = registry.register(config).version
+registry.promote(version.number, "production", sys.argv[1])
+"""
+
+
+def test_concurrent_writers_lose_no_version_and_no_move(
+    project: Path, tmp_path: Path, registry_url: str
+) -> None:
+    """Four processes register and promote at once, on each backend."""
     projects: list[Path] = []
     for trees in (5, 6, 7, 7):  # the last two share a stage key: one version between them
         copy = tmp_path / f"project-{len(projects)}"
         shutil.copytree(project, copy, ignore=shutil.ignore_patterns("artifacts"))
         retrain_with(copy, trees=trees)
         projects.append(copy)
-    shared = tmp_path / "shared"
-    children = [_register_in_child(p, shared) for p in projects]
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(p)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for p in projects
+    ]
     for child in children:
-        _, err = child.communicate(timeout=60)
+        _, err = child.communicate(timeout=120)
         assert child.returncode == 0, err
-    reg = Registry(shared)
+    reg = Registry(registry_url)
     versions = reg.versions()
     assert [v.number for v in versions] == [1, 2, 3]
     assert len({v.stage_key for v in versions}) == 3
     assert all(reg.verify(v) == [] for v in versions)
-    assert sorted(p.name for p in (shared / "versions").iterdir()) == ["1", "2", "3"]
+    history = reg.history(PRODUCTION)
+    assert sorted(m.reason for m in history) == sorted(map(str, projects))
+    chain = [None, *(m.to_version for m in history)]
+    assert [m.from_version for m in history] == chain[:-1]  # each move saw the one before
+    assert reg.get(PRODUCTION).number == history[-1].to_version
 
 
-def _killed_at(step: int, action: Callable[[], object], monkeypatch: pytest.MonkeyPatch) -> bool:
-    """Run ``action`` in a forked child that dies at its ``step``-th file operation.
+def _killed_at(step: int, action: Callable[[Registry], object], location: str) -> bool:
+    """Run ``action`` in a forked child that dies before its ``step``-th object write.
 
     Returns True when the child was killed, False when it finished before that step.
     """
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child's coverage is not collected
         calls = {"n": 0}
-        real: dict[str, Callable[..., Any]] = {"replace": os.replace, "copyfile": shutil.copyfile}
 
-        def dying(name: str) -> Any:  # stands in for os.replace or shutil.copyfile
-            def op(*args: Any, **kwargs: Any) -> Any:
+        def dying(real: Callable[..., Any]) -> Callable[..., Any]:
+            def create(self: Any, key: str, source: Any) -> Any:
                 calls["n"] += 1
                 if calls["n"] == step:
                     os._exit(137)
-                return real[name](*args, **kwargs)
+                return real(self, key, source)
 
-            return op
+            return create
 
-        os.replace = dying("replace")
-        shutil.copyfile = dying("copyfile")
+        LocalStore.create = dying(LocalStore.create)  # type: ignore[method-assign]
+        FsspecStore.create = dying(FsspecStore.create)  # type: ignore[method-assign]
         try:
-            action()
+            action(Registry(location))  # a new client: the parent's has threads of its own
         except BaseException:
             os._exit(1)
         os._exit(0)
@@ -240,31 +341,30 @@ def _consistent(reg: Registry) -> None:
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_writer_killed_at_any_step_leaves_the_registry_consistent(
-    project: Path, registry: Registry, monkeypatch: pytest.MonkeyPatch
+    project: Path, registry: Registry, registry_url: str
 ) -> None:
     config = retrain_with(project, trees=11)
     registry.promote(1, PRODUCTION)
-    actions: list[Callable[[], object]] = [
-        lambda: registry.register(config),
-        lambda: registry.promote(2, PRODUCTION, "kill test"),
-        lambda: registry.rollback(PRODUCTION, "kill test"),
+    actions: list[Callable[[Registry], object]] = [
+        lambda reg: reg.register(config),
+        lambda reg: reg.promote(2, PRODUCTION, "kill test"),
+        lambda reg: reg.rollback(PRODUCTION, "kill test"),
     ]
     for action in actions:
         step = 1
-        while _killed_at(step, action, monkeypatch):
+        while _killed_at(step, action, registry_url):
             _consistent(registry)
             step += 1
-        assert step > 1, "the action did no file operation to kill"
-        action()  # after every kind of crash, the same action still works
-        _consistent(registry)
+        assert step > 1, "the action wrote no object to kill it at"
+        _consistent(registry)  # the last child outlived every write: after all those crashes
+    # ... each action still did its work exactly once
     assert [v.number for v in registry.versions()] == [1, 2]
-    assert sorted(p.name for p in (registry.root / "versions").iterdir()) == ["1", "2"]
-    assert not list(registry.root.glob(".staging-*"))
     assert registry.get(PRODUCTION).number == 1
+    assert [m.action for m in registry.history()] == ["promote", "promote", "rollback"]
 
 
 def test_cli_register_list_show_promote_rollback_history(
-    project: Path, trained: TrainResult, capsys: pytest.CaptureFixture[str]
+    project: Path, trained: TrainResult, registry_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run = ["-C", str(project), "registry"]
     assert main([*run, "list"]) == 0
@@ -298,16 +398,31 @@ def test_cli_register_list_show_promote_rollback_history(
     assert lines[-1].split()[3:7] == ["rollback", "2", "1", "regression"]
     assert main([*run, "history", "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)) == 3
-    (project / "registry" / "versions" / "1" / "metrics.json").write_text("{}")
+    registry = Registry.of(load_config(project))
+    damage(registry, f"{registry.get(1).folder}/metrics.json", lambda data: b"{}")
     assert main([*run, "show", "1"]) == 1
     assert "verified    NO" in capsys.readouterr().out
     assert main([*run, "show", "8"]) == 2
     assert "mlci: error:" in capsys.readouterr().err
 
 
-def test_registry_module_has_no_leftover_from_a_clean_run(registry: Registry) -> None:
-    assert not list(registry.root.glob(f"{registry_module.STAGING}*"))
-    assert (registry.root / ".lock").exists()
+def test_a_clean_run_leaves_only_named_objects(project: Path, registry: Registry) -> None:
+    registry.register(retrain_with(project, trees=11))
+    assert not registry.register(load_config(project)).created
+    named = sorted(v.folder.split("/")[1] for v in registry.versions())
+    assert _folders(registry) == named
+    root = registry.local_root
+    if root is not None:
+        assert not [p for p in root.rglob("*") if p.name.startswith(".tmp-")]
+
+
+def _folders(registry: Registry) -> list[str]:
+    root = registry.local_root
+    if root is not None:
+        return sorted(p.name for p in (root / "versions").iterdir())
+    store = registry.store
+    assert isinstance(store, FsspecStore)
+    return sorted({p.rsplit("/", 2)[-2] for p in store.fs.find(f"{store.root}/versions")})
 
 
 def test_skops_versions_load_through_the_allow_list(project: Path) -> None:
@@ -336,10 +451,12 @@ def test_training_in_skops_writes_a_skops_model(project: Path) -> None:
 def test_a_rollback_before_any_promotion_is_a_corrupt_index(registry: Registry) -> None:
     """A hand-edited history must be reported as corrupt, never raise IndexError."""
     registry.promote(1, PRODUCTION, "first")
-    raw = json.loads(registry.index_path.read_text())
-    raw["history"].insert(0, {**raw["history"][0], "action": "rollback", "from_version": 1})
-    registry.index_path.write_text(json.dumps(raw))
-    with pytest.raises(MlciError, match=r"index\.json: corrupt registry index .*rolled back"):
+    damage(
+        registry,
+        last_event(registry),
+        lambda data: data.replace(b'"promote"', b'"rollback"'),
+    )
+    with pytest.raises(MlciError, match=r"\.json: corrupt registry event .*rolled back"):
         registry.rollback(PRODUCTION)
-    with pytest.raises(MlciError, match="corrupt registry index"):
+    with pytest.raises(MlciError, match="corrupt registry event"):
         registry.read()

@@ -271,14 +271,20 @@ def test_champion_and_challenger_are_scored_on_the_same_rows(
 def test_production_with_other_columns_gives_floors_only(
     trained: TrainResult, config: Config, project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from mlci.delivery import MANIFEST, PRODUCTION, Registry
+    from mlci.delivery import PRODUCTION, Registry
+    from mlci.pipeline import infer_manifest, train
 
+    # Production was trained when the data's first column had another name.
+    original = {path: path.read_bytes() for path in (config.data, config.manifest)}
+    renamed = config.data.read_text(encoding="utf-8").replace("sepal_length", "stem_length", 1)
+    config.data.write_text(renamed, encoding="utf-8")
+    infer_manifest(config.data, "species", config.manifest).save()
+    train(config)
     registry = Registry.of(config)
     registry.promote(registry.register(config).version.number, PRODUCTION)
-    manifest = registry.folder(1) / MANIFEST
-    raw = json.loads(manifest.read_text())
-    raw["columns"][0]["name"] = "stem_length"
-    manifest.write_text(json.dumps(raw))
+    for path, data in original.items():
+        path.write_bytes(data)
+    train(config)
     assert main(["-C", str(project), "gate"]) == 0
     out = capsys.readouterr().out
     assert "production (version 1) cannot be scored on the candidate's rows" in out

@@ -22,7 +22,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
 import uvicorn
-from conftest import make_project, retrain_with
+from conftest import damage, make_project, retrain_with
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -254,10 +254,11 @@ def test_promotion_and_rollback_while_requests_flow(served: Served) -> None:
 def test_a_tampered_version_is_not_loaded(served: Served, caplog: pytest.LogCaptureFixture) -> None:
     served.registry.promote(1, PRODUCTION, "reset")
     wait_for(lambda: served.slot.version_number() == 1, "version 1")
-    model = served.registry.folder(2) / "model.joblib"
-    original = model.read_bytes()
+    version = served.registry.get(2)
+    key = f"{version.folder}/{version.model_file}"
+    original = served.registry.store.read(key)
     try:
-        model.write_bytes(original[:-7])
+        damage(served.registry, key, lambda data: data[:-7])
         with caplog.at_level(logging.ERROR, logger="mlci.serve"):
             served.registry.promote(2, PRODUCTION, "tampered")
             wait_for(lambda: served.slot.error is not None, "the reload failure")
@@ -266,11 +267,11 @@ def test_a_tampered_version_is_not_loaded(served: Served, caplog: pytest.LogCapt
         assert "version 2 failed verification" in reply["reload_error"]
         assert served.server.post(FORMATS["instances"])[2]["x-model-version"] == "1"
         assert any("reload_failed" in r.getMessage() for r in caplog.records)
-        model.write_bytes(original)  # repaired: the next poll loads it
+        damage(served.registry, key, lambda data: original)  # repaired: the next poll loads it
         wait_for(lambda: served.slot.version_number() == 2, "the repaired version")
         assert served.slot.error is None
     finally:
-        model.write_bytes(original)
+        damage(served.registry, key, lambda data: original)
         served.registry.promote(1, PRODUCTION, "reset")
         wait_for(lambda: served.slot.version_number() == 1, "version 1")
 

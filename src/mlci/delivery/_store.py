@@ -1,0 +1,231 @@
+"""Where a registry keeps its objects: a local folder, or any fsspec URL (S3, GCS, ...).
+
+The registry needs four operations, all of which object stores have: read an object, create one
+only if it does not exist yet (S3 ``If-None-Match: *``, GCS ``ifGenerationMatch=0``; a hard link
+locally), list a prefix, and tell whether an object exists. There is no rename, no overwrite and
+no lock, so one registry design serves every backend.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import uuid
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from mlci.errors import MlciError
+
+CHUNK = 1 << 20
+REMOTE_EXTRA = {"s3": "remote", "s3a": "remote", "gs": "gcs", "gcs": "gcs"}
+TEMPORARY = ".tmp-"  # a local object being written; never listed
+
+
+class Store(Protocol):
+    """A flat namespace of immutable objects named by '/'-separated keys."""
+
+    location: str  # for messages: a path or a URL, never with credentials in it
+
+    def read(self, key: str) -> bytes:
+        """The object's bytes; FileNotFoundError when there is none."""
+        ...
+
+    def create(self, key: str, source: bytes | Path) -> None:
+        """Write a new object in one piece; FileExistsError when ``key`` already exists."""
+        ...
+
+    def list(self, prefix: str) -> list[str]:
+        """The names of the objects directly under ``prefix`` (a folder-like key), sorted."""
+        ...
+
+    def exists(self, key: str) -> bool:
+        """Whether an object exists."""
+        ...
+
+    def describe(self, key: str) -> str:
+        """Where an object is, for messages."""
+        ...
+
+    def remove(self, prefix: str) -> None:
+        """Delete every object under ``prefix`` (only ever one this process alone wrote)."""
+        ...
+
+
+def is_url(location: str) -> bool:
+    """A URL with a scheme other than file:// (Windows drive letters are paths)."""
+    match = re.match(r"^([A-Za-z][A-Za-z0-9+.-]+)://", location)
+    return match is not None and match.group(1).lower() != "file"
+
+
+def without_credentials(url: str) -> str:
+    """``scheme://user:secret@host/...`` shown as ``scheme://host/...``."""
+    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/@]*@", r"\1", url)
+
+
+def open_store(location: str | Path) -> Store:
+    """A local folder for a path (or file:// URL), an fsspec filesystem for any other URL."""
+    text = str(location)
+    if is_url(text):
+        return FsspecStore(text)
+    if text.startswith("file://"):
+        text = text[len("file://") :]
+    return LocalStore(Path(text))
+
+
+class LocalStore:
+    """A folder on disk; a new object is a complete, fsynced file hard-linked into place."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.location = str(root)
+
+    def _path(self, key: str) -> Path:
+        return self.root.joinpath(*key.split("/"))
+
+    def describe(self, key: str) -> str:
+        """The object's path."""
+        return str(self._path(key))
+
+    def read(self, key: str) -> bytes:
+        """The file's bytes."""
+        return self._path(key).read_bytes()
+
+    def exists(self, key: str) -> bool:
+        """Whether the file exists."""
+        return self._path(key).is_file()
+
+    def list(self, prefix: str) -> list[str]:
+        """The files in the folder ``prefix``, without those still being written."""
+        folder = self._path(prefix)
+        if not folder.is_dir():
+            return []
+        return sorted(p.name for p in folder.iterdir() if not p.name.startswith(TEMPORARY))
+
+    def remove(self, prefix: str) -> None:
+        """Delete the folder ``prefix``."""
+        shutil.rmtree(self._path(prefix), ignore_errors=True)
+
+    def create(self, key: str, source: bytes | Path) -> None:
+        """Write a temporary file, fsync it, then link it to ``key``: linking never overwrites."""
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f"{TEMPORARY}{uuid.uuid4().hex}")
+        try:
+            with temporary.open("xb") as stream:
+                _write(stream, source)
+                stream.flush()
+                os.fsync(stream.fileno())
+            try:
+                os.link(temporary, target)
+            except FileExistsError:
+                raise
+            except OSError:  # a filesystem without hard links: exclusive create, then fill
+                with target.open("xb") as stream:
+                    _write(stream, source)
+            _fsync_dir(target.parent)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                temporary.unlink()
+
+
+class FsspecStore:
+    """Any fsspec filesystem that can create exclusively (mode ``"xb"``): S3, GCS, memory://."""
+
+    def __init__(self, url: str) -> None:
+        self.location = without_credentials(url).rstrip("/")
+        scheme = url.split("://", 1)[0].lower()
+        extra = REMOTE_EXTRA.get(scheme, "remote")
+        try:
+            import fsspec
+        except ImportError:
+            raise MlciError(
+                f"registry {self.location}: a URL registry needs fsspec; install mlci[{extra}] "
+                f"(pip install 'mlci[{extra}]', or the lock requirements/{extra}.txt)"
+            ) from None
+        try:
+            options: dict[str, Any] = {"skip_instance_cache": True}
+            if scheme in ("s3", "s3a", "gs", "gcs"):
+                # Another process may have written since we last listed: never trust a cached one.
+                options["use_listings_cache"] = False
+            self.fs, self.root = fsspec.core.url_to_fs(url, **options)
+        except ImportError as exc:
+            raise MlciError(
+                f"registry {self.location}: the '{scheme}' backend is not installed ({exc}); "
+                f"install mlci[{extra}]"
+            ) from None
+        except ValueError as exc:  # an unknown protocol
+            raise MlciError(f"registry {self.location}: {exc}") from None
+        self.root = self.root.rstrip("/")
+
+    def _path(self, key: str) -> str:
+        return f"{self.root}/{key}"
+
+    def describe(self, key: str) -> str:
+        """The object's URL."""
+        return f"{self.location}/{key}"
+
+    def read(self, key: str) -> bytes:
+        """The object's bytes."""
+        data: bytes = self.fs.cat_file(self._path(key))
+        return data
+
+    def exists(self, key: str) -> bool:
+        """Whether the object exists."""
+        return bool(self.fs.exists(self._path(key)))
+
+    def list(self, prefix: str) -> list[str]:
+        """The objects directly under ``prefix``."""
+        path = self._path(prefix).rstrip("/")
+        self.fs.invalidate_cache(path)
+        try:
+            entries = self.fs.ls(path, detail=True)
+        except FileNotFoundError:
+            return []
+        return sorted(
+            str(entry["name"]).rstrip("/").rsplit("/", 1)[-1]
+            for entry in entries
+            if entry.get("type") == "file"
+        )
+
+    def remove(self, prefix: str) -> None:
+        """Delete every object under ``prefix``."""
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm(self._path(prefix), recursive=True)
+
+    def create(self, key: str, source: bytes | Path) -> None:
+        """Open with ``"xb"``: the backend commits the object only if the key is still free."""
+        try:
+            with self.fs.open(self._path(key), "xb") as stream:
+                _write(stream, source)
+        except (NotImplementedError, ValueError) as exc:
+            if isinstance(exc, ValueError) and "mode" not in str(exc):
+                raise
+            raise MlciError(
+                f"registry {self.location}: this filesystem cannot create objects exclusively "
+                f"(mode 'xb'), which the registry needs to stay correct under concurrent "
+                f"writers: {exc}"
+            ) from None
+
+
+def _write(stream: IO[bytes], source: bytes | Path) -> None:
+    if isinstance(source, bytes):
+        if not source:  # an empty object would be committed without the condition (s3fs)
+            raise ValueError("registry objects are never empty")
+        stream.write(source)
+        return
+    with source.open("rb") as reader:
+        if not reader.read(1):
+            raise ValueError(f"{source}: registry objects are never empty")
+        reader.seek(0)
+        shutil.copyfileobj(reader, stream, CHUNK)
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):  # not every platform can fsync a folder
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
