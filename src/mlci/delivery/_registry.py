@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import functools
 import getpass
 import json
 import os
@@ -184,7 +185,7 @@ class Registry:
                 raise self._corrupt(key, "missing from the event log") from None
             except ValueError as exc:
                 raise self._corrupt(key, f"not JSON: {exc}") from None
-            _apply(index, raw, seq, lambda why, key=key: self._corrupt(key, why))
+            _apply(index, raw, seq, functools.partial(self._corrupt, key))
         return index
 
     def _sequence(self) -> list[int]:
