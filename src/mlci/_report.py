@@ -13,7 +13,18 @@ from mlci._io import atomic_write_text, locked
 REPORT = "report.md"
 LOCK = ".report.lock"
 _SECTION = re.compile(r"^<!-- mlci:(?P<name>[\w-]+) -->\n", re.MULTILINE)
-ORDER = ("lint", "parity", "train", "gate", "checks", "diff", "coverage", "drift", "release")
+ORDER = (
+    "lint",
+    "parity",
+    "train",
+    "gate",
+    "checks",
+    "diff",
+    "coverage",
+    "drift",
+    "release",
+    "registry",
+)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,21 @@ def _where(config: Config, registry: delivery.Registry) -> str:
     """The registry as the user wrote it: a folder relative to the project, or its URL."""
     root = registry.local_root
     return registry.location if root is None else config.relative(root)
+
+
+EPHEMERAL = """### Registry: ephemeral
+
+This job's registry is the folder `{where}` on the runner: it started empty and goes with the
+job, so the gate had no production model to compare with, a rollback has no history, and the
+uploaded artifact is its only copy. Keep it in object storage: set the repository variable
+`MLCI_REGISTRY` to `s3://bucket/prefix` or `gs://bucket/prefix` (README, "Shared registry").
+"""
+
+
+def _note_if_ephemeral(config: Config, registry: delivery.Registry) -> None:
+    """On a hosted runner a registry folder lives as long as the job: say so in the summary."""
+    if os.environ.get("GITHUB_ACTIONS") == "true" and registry.local_root is not None:
+        publish(config.artifacts, "registry", EPHEMERAL.format(where=_where(config, registry)))
 
 
 def _registry(args: argparse.Namespace) -> delivery.Registry:
@@ -120,7 +136,12 @@ def cmd_registry_promote(args: argparse.Namespace) -> int:
 
 def cmd_registry_rollback(args: argparse.Namespace) -> int:
     """Move an alias back to its previous target; the move is recorded in the history."""
-    _print_move(_registry(args).rollback(args.alias, args.reason))
+    from mlci import delivery
+
+    config = config_of(args)
+    registry = delivery.Registry.of(config)
+    _note_if_ephemeral(config, registry)
+    _print_move(registry.rollback(args.alias, args.reason))
     return 0
 
 
@@ -152,6 +173,7 @@ def cmd_release(args: argparse.Namespace) -> int:
     from mlci import delivery
 
     config = config_of(args)
+    _note_if_ephemeral(config, delivery.Registry.of(config))
     result = delivery.release(config, if_needed=args.if_needed)
     section = delivery.release_section(result)
     publish(config.artifacts, "release", section.markdown())

@@ -346,3 +346,23 @@ def test_a_malformed_workflow_names_file_line_and_column(tmp_path: Path) -> None
     path.write_text("jobs:\n  j: [unclosed\n", encoding="utf-8")
     with pytest.raises(MlciError, match=r"^w\.yml:3:1: not valid YAML"):
         list(parity.workflow_commands(path, "w.yml"))
+
+
+def test_only_the_jobs_that_write_the_registry_may_ask_for_cloud_credentials() -> None:
+    """OIDC tokens (id-token: write) for release, retrain and rollback; no other job gains one."""
+    from ruamel.yaml import YAML
+
+    granted = {}
+    for path in sorted((REPO / ".github" / "workflows").glob("*.yml")):
+        workflow = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+        assert workflow.get("permissions") == {}, f"{path.name}: workflow-wide permissions"
+        for name, job in workflow["jobs"].items():
+            permissions = job.get("permissions", {})
+            if permissions.get("id-token") == "write":
+                granted[f"{path.name}:{name}"] = job
+                steps = [step.get("uses", "") for step in job["steps"]]
+                assert steps[0].startswith("actions/checkout@"), "checkout before the auth"
+                assert any("configure-aws-credentials@" in uses for uses in steps)
+                assert any("google-github-actions/auth@" in uses for uses in steps)
+                assert job.get("env", {}).get("MLCI_REGISTRY") or workflow["env"]["MLCI_REGISTRY"]
+    assert sorted(granted) == ["ci.yml:release", "delivery.yml:retrain", "delivery.yml:rollback"]

@@ -460,3 +460,29 @@ def test_a_rollback_before_any_promotion_is_a_corrupt_index(registry: Registry) 
         registry.rollback(PRODUCTION)
     with pytest.raises(MlciError, match="corrupt registry event"):
         registry.read()
+
+
+def test_a_url_whose_backend_is_not_installed_names_the_extra(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "gcsfs", None)  # as if mlci[gcs] were not installed
+    monkeypatch.setenv("MLCI_REGISTRY", "gs://models/registry")
+    assert main(["-C", str(project), "registry", "list"]) == 2
+    err = capsys.readouterr().err
+    assert "gs://models/registry: the 'gs' backend is not installed" in err
+    assert "install mlci[gcs]" in err
+    assert "Traceback" not in err
+    monkeypatch.setitem(sys.modules, "fsspec", None)
+    monkeypatch.setenv("MLCI_REGISTRY", "s3://models/registry")
+    assert main(["-C", str(project), "registry", "list"]) == 2
+    assert "a URL registry needs fsspec; install mlci[remote]" in capsys.readouterr().err
+
+
+def test_credentials_in_a_url_are_never_shown(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MLCI_REGISTRY", "memory://user:hunter2@team/registry")
+    assert main(["-C", str(project), "registry", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "memory://team/registry: no versions yet" in out
+    assert "hunter2" not in out

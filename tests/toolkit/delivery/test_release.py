@@ -125,3 +125,20 @@ def test_if_needed_releases_only_on_new_data_or_drift(
         stream.write("5.0,3.0,1.6,0.2,setosa\n")
     assert main(["-C", str(project), "data", "accept"]) == 0
     assert release.needed(config, Registry.of(config)).startswith("the training data changed")
+
+
+def test_on_a_ci_runner_a_registry_folder_is_called_ephemeral(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    assert main(["-C", str(project), "release"]) == 0
+    text = summary.read_text()
+    assert "### Registry: ephemeral" in text
+    assert "folder `registry` on the runner" in text
+    assert "MLCI_REGISTRY" in text
+    summary.unlink()
+    monkeypatch.setenv("MLCI_REGISTRY", "memory://shared/registry")  # a URL: not ephemeral
+    assert main(["-C", str(project), "registry", "rollback", "production"]) == 2
+    assert not summary.exists() or "ephemeral" not in summary.read_text()
