@@ -383,6 +383,44 @@ def figure_train(bench: Bench) -> None:
     )
 
 
+# Figure 7 -----------------------------------------------------------------------------------
+
+
+def figure_registry(bench: Bench) -> None:
+    """Registry operations on a folder and on moto's S3 server; `mlci serve`'s reload latency."""
+    print("figure 7: registry backends", flush=True)
+    output = bench.work / "registry.json"
+    python = (bench.clone / ".python-version").read_text(encoding="utf-8").strip()
+    command = (
+        f".nox/test-{python.replace('.', '-')}/bin/python benchmarks/registry_ops.py "
+        f"--runs {bench.runs} --output {output}"
+    )
+    run(command, bench.clone, clean_env())
+    results = json.loads(output.read_text())
+    names = {
+        "register": "`mlci registry register` (6 files, one event)",
+        "promote": "`mlci registry promote`",
+        "list": "`mlci registry list`",
+    }
+    for operation, label in names.items():
+        for backend in ("local", "s3"):
+            where = "a local folder" if backend == "local" else "moto's S3 server"
+            bench.add(
+                f"registry|{operation}|{backend}",
+                Figure(f"{label}, {where}", command, results[f"{operation}|{backend}"]),
+            )
+    poll = results["poll_seconds"][0]
+    bench.add(
+        "registry|reload|s3",
+        Figure(
+            f"`mlci serve` reload after a promote (poll every {poll:g} s)",
+            command,
+            results["reload|s3"],
+        ),
+    )
+    bench.add("registry|poll", Figure("poll interval", command, [poll]))
+
+
 # Figure 5 -----------------------------------------------------------------------------------
 
 
@@ -653,6 +691,7 @@ FIGURES = {
     "tests": figure_tests,
     "train": figure_train,
     "validation": figure_validation,
+    "registry": figure_registry,
 }
 
 

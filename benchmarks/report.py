@@ -223,6 +223,25 @@ def render(bench: Any, machine: dict[str, str], versions: dict[str, str], second
             notes="validation",
             header=["what", "value", "command"],
         )
+    registry = [k for k in bench.figures if k.startswith("registry|") and k != "registry|poll"]
+    if registry:
+        out += section(
+            bench,
+            "7. Registry backends",
+            [
+                "The same registry code on a local folder and on S3 (moto's S3 server on",
+                "loopback, through s3fs). Each operation is one `mlci registry ...` command in its",
+                "own process, as a developer or a CI step runs it. The reload is the time from a",
+                "promote's return until `mlci serve`, polling the bucket, reports the new version",
+                "on /health.",
+            ],
+            registry,
+            [
+                (f"{op} on S3 / on a folder", f"registry|{op}|s3", f"registry|{op}|local")
+                for op in ("register", "promote", "list")
+            ],
+            notes="registry",
+        )
     out += ["## Targets", "", table(["target", "measured", "met"], target_rows(bench)), ""]
     out += [*(f"- {n}" for n in bench.notes.get("targets", [])), ""]
     return "\n".join(out).rstrip() + "\n"
@@ -249,6 +268,23 @@ def target_rows(bench: Any) -> list[list[str]]:
         unit = "x" if isinstance(key, tuple) else " s"
         miss = "" if met else f" (missed by {abs(found - limit):.2f}{unit.strip() or 's'})"
         rows.append([text, f"{found:.2f}{unit}", ("yes" if met else "no") + miss])
+    for op in ("register", "promote", "list"):
+        found = value(bench, (f"registry|{op}|s3", f"registry|{op}|local"))
+        text = f"registry `{op}` on the S3 server ≤ 3x on a local folder"
+        if found is None:
+            rows.append([text, "not measured", "-"])
+        else:
+            rows.append([text, f"{found:.2f}x", "yes" if found <= 3 else "no"])
+    reload, poll = bench.figures.get("registry|reload|s3"), bench.figures.get("registry|poll")
+    if reload and poll:
+        limit = 2 * poll.median
+        rows.append(
+            [
+                "`mlci serve` reloads within two poll intervals of a promote",
+                f"{reload.median:.2f} s (max {max(reload.values):.2f} s; limit {limit:g} s)",
+                "yes" if max(reload.values) <= limit else "no",
+            ]
+        )
     for case in ("1 row", "100 rows"):
         mlci = bench.figures.get(f"serve|mlci serve|{case}|rps")
         mlflow = bench.figures.get(f"serve|mlflow models serve|{case}|rps")
