@@ -129,6 +129,10 @@ def test_two_clones_release_gate_roll_back_and_serve_from_one_bucket(
     report = json.loads((a / "artifacts" / "drift.json").read_text())
     assert "training data of production (version 1)" in json.dumps(report)
     assert Registry(url).get(PRODUCTION).number == 1
+    # Retrain finds production in the bucket: same data, no drift, nothing to release.
+    assert run(a, "release", "--if-needed") == 0
+    assert "nothing to release: no drift and no new data since production" in printed[-1]
+    assert "production: version 1" in printed[-1]
     # The dummy secret key is in the environment of every command; it is shown nowhere.
     assert os.environ["AWS_SECRET_ACCESS_KEY"] == SECRET
     written = [p.read_text(errors="replace") for p in (a / "artifacts").rglob("*") if p.is_file()]
