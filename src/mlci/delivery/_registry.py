@@ -177,12 +177,15 @@ class Registry:
         if not sequence:
             return self._read_legacy()
         index = self._newest_snapshot(sequence[-1]) or Index({}, {}, [])
-        for seq in range(index.head + 1, sequence[-1] + 1):
-            key = _event_key(seq)
+        keys = [_event_key(seq) for seq in range(index.head + 1, sequence[-1] + 1)]
+        try:
+            events = self.store.read_many(keys)
+        except FileNotFoundError:
+            missing = next((k for k in keys if not self.store.exists(k)), keys[0])
+            raise self._corrupt(missing, "missing from the event log") from None
+        for seq, key in zip(range(index.head + 1, sequence[-1] + 1), keys):
             try:
-                raw = json.loads(self.store.read(key))
-            except FileNotFoundError:
-                raise self._corrupt(key, "missing from the event log") from None
+                raw = json.loads(events[key])
             except ValueError as exc:
                 raise self._corrupt(key, f"not JSON: {exc}") from None
             _apply(index, raw, seq, functools.partial(self._corrupt, key))
@@ -198,6 +201,8 @@ class Registry:
 
     def _newest_snapshot(self, last: int) -> Index | None:
         """The newest readable snapshot at or before event ``last``; a bad one is skipped."""
+        if last < SNAPSHOT_EVERY:
+            return None  # none can have been written yet: spare the listing
         seqs = sorted(
             (int(m.group(1)) for m in map(SEQUENCE.match, self.store.list(SNAPSHOTS)) if m),
             reverse=True,

@@ -36,6 +36,11 @@ class Store(Protocol):
         """Write a new object in one piece; FileExistsError when ``key`` already exists."""
         ...
 
+    def read_many(self, keys: list[str]) -> dict[str, bytes]:
+        """Several objects at once (concurrently where the backend can); FileNotFoundError
+        when one is missing."""
+        ...
+
     def list(self, prefix: str) -> list[str]:
         """The names of the objects directly under ``prefix`` (a folder-like key), sorted."""
         ...
@@ -91,6 +96,10 @@ class LocalStore:
     def read(self, key: str) -> bytes:
         """The file's bytes."""
         return self._path(key).read_bytes()
+
+    def read_many(self, keys: list[str]) -> dict[str, bytes]:
+        """The files' bytes, one after the other."""
+        return {key: self.read(key) for key in keys}
 
     def exists(self, key: str) -> bool:
         """Whether the file exists."""
@@ -170,6 +179,20 @@ class FsspecStore:
         """The object's bytes."""
         data: bytes = self.fs.cat_file(self._path(key))
         return data
+
+    def read_many(self, keys: list[str]) -> dict[str, bytes]:
+        """The objects' bytes, fetched concurrently by async backends (one round trip's wait)."""
+        if len(keys) < 2:
+            return {key: self.read(key) for key in keys}
+        paths = {self._path(key): key for key in keys}
+        found = self.fs.cat(list(paths), on_error="return")
+        result = {}
+        for path, key in paths.items():
+            data = found.get(path, FileNotFoundError(path))
+            if isinstance(data, BaseException):
+                raise data
+            result[key] = data
+        return result
 
     def exists(self, key: str) -> bool:
         """Whether the object exists."""
