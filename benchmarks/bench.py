@@ -409,6 +409,23 @@ def figure_registry(bench: Bench) -> None:
                 f"registry|{operation}|{backend}",
                 Figure(f"{label}, {where}", command, results[f"{operation}|{backend}"]),
             )
+    bench.add(
+        "registry|import|s3fs",
+        Figure(
+            "`python -c 'import s3fs'`, part of every S3 command", command, results["import|s3fs"]
+        ),
+    )
+    for backend in ("local", "s3"):
+        where = "a local folder" if backend == "local" else "moto's S3 server"
+        bench.add(
+            f"registry|open|{backend}",
+            Figure(
+                f"list in one process, client open, {where}",
+                command,
+                [1000 * v for v in results[f"open|list|{backend}"]],
+                "ms",
+            ),
+        )
     poll = results["poll_seconds"][0]
     bench.add(
         "registry|reload|s3",

@@ -123,6 +123,18 @@ def main() -> None:
                 results.setdefault(f"list|{backend}", []).append(
                     timed_command([*mlci, str(clone), "registry", "list"], location)
                 )
+        # Where an S3 command's time goes: the import, then each operation with the client open.
+        for _ in range(args.runs):
+            results.setdefault("import|s3fs", []).append(
+                timed_command([sys.executable, "-c", "import s3fs"], "")
+            )
+        for backend, base in (("local", str(work / "local")), ("s3", "s3://bench/registry")):
+            opened = Registry(f"{base}-0")
+            opened.versions()  # the first request opens the connection
+            for _ in range(args.runs):
+                start = time.perf_counter()
+                opened.versions()
+                results.setdefault(f"open|list|{backend}", []).append(time.perf_counter() - start)
         # The server's reload: from a promote's return to /health naming the new version.
         location = "s3://bench/registry-0"
         registry = Registry(location)

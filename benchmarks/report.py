@@ -237,8 +237,11 @@ def render(bench: Any, machine: dict[str, str], versions: dict[str, str], second
             ],
             registry,
             [
-                (f"{op} on S3 / on a folder", f"registry|{op}|s3", f"registry|{op}|local")
-                for op in ("register", "promote", "list")
+                *(
+                    (f"`{op}` on S3 / on a folder", f"registry|{op}|s3", f"registry|{op}|local")
+                    for op in ("register", "promote", "list")
+                ),
+                ("list in one process, S3 / folder", "registry|open|s3", "registry|open|local"),
             ],
             notes="registry",
         )
