@@ -62,6 +62,7 @@ PRODUCTION = "production"
 STAGING_ALIAS = "staging"
 SNAPSHOT_EVERY = 20  # events between snapshots: a read replays fewer than this many
 ATTEMPTS = 50  # conditional creates lost in a row before a writer gives up
+EIO_ATTEMPTS = 5  # of those, conflicts the backend reports as an I/O error (S3's 409)
 SEQUENCE = re.compile(r"^(\d{12})\.json$")
 
 
@@ -357,8 +358,8 @@ class Registry:
                 _back_off(attempt)
                 continue
             except OSError as exc:  # S3 409: a concurrent conditional write; retry it
-                if exc.errno != errno.EIO:
-                    raise
+                if exc.errno != errno.EIO or attempt >= EIO_ATTEMPTS:
+                    raise MlciError(f"{self.location}: cannot write an event: {exc}") from None
                 _back_off(attempt)
                 continue
             _apply(index, event, seq, lambda why: MlciError(why))

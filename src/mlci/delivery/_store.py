@@ -9,10 +9,12 @@ no lock, so one registry design serves every backend.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -20,6 +22,7 @@ from mlci.errors import MlciError
 
 CHUNK = 1 << 20
 REMOTE_EXTRA = {"s3": "remote", "s3a": "remote", "gs": "gcs", "gcs": "gcs"}
+BUCKETS = set(REMOTE_EXTRA)  # schemes whose first path component is a bucket
 TEMPORARY = ".tmp-"  # a local object being written; never listed
 
 
@@ -155,7 +158,7 @@ class FsspecStore:
             ) from None
         try:
             options: dict[str, Any] = {"skip_instance_cache": True}
-            if scheme in ("s3", "s3a", "gs", "gcs"):
+            if scheme in BUCKETS:
                 # Another process may have written since we last listed: never trust a cached one.
                 options["use_listings_cache"] = False
             self.fs, self.root = fsspec.core.url_to_fs(url, **options)
@@ -167,6 +170,9 @@ class FsspecStore:
         except ValueError as exc:  # an unknown protocol
             raise MlciError(f"registry {self.location}: {exc}") from None
         self.root = self.root.rstrip("/")
+        # Object stores list a missing bucket as empty: check it once, or a typo in its name
+        # would read as an empty registry.
+        self._bucket = self.root.split("/")[0] if scheme in BUCKETS else None
 
     def _path(self, key: str) -> str:
         return f"{self.root}/{key}"
@@ -175,9 +181,24 @@ class FsspecStore:
         """The object's URL."""
         return f"{self.location}/{key}"
 
+    @contextlib.contextmanager
+    def _reaching(self, key: str, *, retryable: bool = False) -> Iterator[None]:
+        """The backend's failures (credentials, network, permissions) as one clear error."""
+        try:
+            yield
+        except (FileNotFoundError, FileExistsError, MlciError):
+            raise
+        except OSError as exc:
+            if retryable and exc.errno == errno.EIO:
+                raise  # S3's 409 for a concurrent conditional write: the registry retries it
+            raise MlciError(f"{self.describe(key)}: {_reason(exc)}") from None
+        except Exception as exc:  # botocore's NoCredentialsError, ClientError, aiohttp's errors
+            raise MlciError(f"{self.describe(key)}: {_reason(exc)}") from None
+
     def read(self, key: str) -> bytes:
         """The object's bytes."""
-        data: bytes = self.fs.cat_file(self._path(key))
+        with self._reaching(key):
+            data: bytes = self.fs.cat_file(self._path(key))
         return data
 
     def read_many(self, keys: list[str]) -> dict[str, bytes]:
@@ -185,26 +206,32 @@ class FsspecStore:
         if len(keys) < 2:
             return {key: self.read(key) for key in keys}
         paths = {self._path(key): key for key in keys}
-        found = self.fs.cat(list(paths), on_error="return")
+        with self._reaching(keys[0]):
+            found = self.fs.cat(list(paths), on_error="return")
         result = {}
         for path, key in paths.items():
             data = found.get(path, FileNotFoundError(path))
-            if isinstance(data, BaseException):
+            if isinstance(data, FileNotFoundError):
                 raise data
+            if isinstance(data, BaseException):
+                raise MlciError(f"{self.describe(key)}: {_reason(data)}")
             result[key] = data
         return result
 
     def exists(self, key: str) -> bool:
         """Whether the object exists."""
-        return bool(self.fs.exists(self._path(key)))
+        with self._reaching(key):
+            return bool(self.fs.exists(self._path(key)))
 
     def list(self, prefix: str) -> list[str]:
         """The objects directly under ``prefix``."""
         path = self._path(prefix).rstrip("/")
         self.fs.invalidate_cache(path)
         try:
-            entries = self.fs.ls(path, detail=True)
+            with self._reaching(prefix):
+                entries = self.fs.ls(path, detail=True)
         except FileNotFoundError:
+            self._check_bucket()
             return []
         return sorted(
             str(entry["name"]).rstrip("/").rsplit("/", 1)[-1]
@@ -212,15 +239,26 @@ class FsspecStore:
             if entry.get("type") == "file"
         )
 
+    def _check_bucket(self) -> None:
+        bucket, self._bucket = self._bucket, None  # once per client
+        if bucket:
+            with self._reaching(""):
+                found = self.fs.exists(bucket)
+            if not found:
+                raise MlciError(
+                    f"registry {self.location}: the bucket '{bucket}' does not exist, or these "
+                    "credentials cannot see it; create it (the README's 'Shared registry')"
+                )
+
     def remove(self, prefix: str) -> None:
         """Delete every object under ``prefix``."""
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(FileNotFoundError), self._reaching(prefix):
             self.fs.rm(self._path(prefix), recursive=True)
 
     def create(self, key: str, source: bytes | Path) -> None:
         """Open with ``"xb"``: the backend commits the object only if the key is still free."""
         try:
-            with self.fs.open(self._path(key), "xb") as stream:
+            with self._reaching(key, retryable=True), self.fs.open(self._path(key), "xb") as stream:
                 _write(stream, source)
         except (NotImplementedError, ValueError) as exc:
             if isinstance(exc, ValueError) and "mode" not in str(exc):
@@ -230,6 +268,12 @@ class FsspecStore:
                 f"(mode 'xb'), which the registry needs to stay correct under concurrent "
                 f"writers: {exc}"
             ) from None
+
+
+def _reason(error: BaseException) -> str:
+    """What went wrong, in one line: the error's kind and its message."""
+    message = " ".join(str(error).split()) or "no message"
+    return f"cannot reach the registry ({type(error).__name__}: {message})"
 
 
 def _write(stream: IO[bytes], source: bytes | Path) -> None:

@@ -491,3 +491,42 @@ def test_credentials_in_a_url_are_never_shown(
     out = capsys.readouterr().out
     assert "memory://team/registry: no versions yet" in out
     assert "hunter2" not in out
+
+
+def test_a_bucket_without_credentials_is_a_clear_error(
+    project: Path,
+    s3_endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from conftest import new_bucket
+
+    url = new_bucket(s3_endpoint, monkeypatch)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance metadata: loopback only
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(project / "no-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(project / "no-config"))
+    monkeypatch.setenv("MLCI_REGISTRY", url)
+    assert main(["-C", str(project), "registry", "list"]) == 2
+    err = capsys.readouterr().err
+    assert f"mlci: error: {url}/events: cannot reach the registry (" in err
+    assert "credentials" in err.lower()
+    assert "Traceback" not in err
+
+
+def test_a_bucket_that_does_not_exist_is_not_an_empty_registry(
+    project: Path,
+    s3_endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from conftest import new_bucket
+
+    url = new_bucket(s3_endpoint, monkeypatch)
+    monkeypatch.setenv("MLCI_REGISTRY", url.replace("mlci-", "mlic-", 1))  # a typo
+    assert main(["-C", str(project), "registry", "list"]) == 2
+    assert "the bucket 'mlic-" in capsys.readouterr().err
+    monkeypatch.setenv("MLCI_REGISTRY", url)
+    assert main(["-C", str(project), "registry", "list"]) == 0
+    assert "no versions yet" in capsys.readouterr().out
