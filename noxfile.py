@@ -48,6 +48,7 @@ TOOLS_LOCK = LOCKS / "tools.txt"  # nox and uv themselves, for the Makefile and 
 SERVE_LOCK = LOCKS / "serve.txt"  # runtime + the `serve` extra (FastAPI, uvicorn)
 CI_LOCK = LOCKS / "ci.txt"  # runtime + the `ci` extra (ruamel.yaml) + nox, for parity
 TYPECHECK_LOCK = LOCKS / "typecheck.txt"  # everything mypy reads, and mypy
+MLFLOW_LOCK = LOCKS / "mlflow-server.txt"  # runtime, every extra, tests and a full MLflow server
 # The model's own sessions also install the lock of the configured model format's extra, so that
 # `model_format = "skops"` works in train, gate, release, drift and serve, not only in the tests.
 MODEL_FORMAT = PYPROJECT["tool"]["mlci"].get("model_format", "joblib")
@@ -163,6 +164,19 @@ def test(session: nox.Session) -> None:
         *("mlci", "cached", f"test-{session.python}", "--output", coverage_file, "--output", junit),
         *("--env", "COVERAGE_FILE", "--"),
         *("pytest", "--cov", "--cov-report=", "--cov-fail-under=0", f"--junitxml={junit}"),
+        *session.posargs,
+        env={"COVERAGE_FILE": coverage_file},
+    )
+
+
+@nox.session(python=DEFAULT_PYTHON, tags=["ci"], allow_parallel=True)
+def mlflow(session: nox.Session) -> None:
+    """The MLflow tests, against a real `mlflow server` (SQLite, loopback) they start and stop."""
+    install_locked(session, MLFLOW_LOCK)
+    coverage_file = ".coverage.mlflow"  # combined by the coverage session with the others
+    session.run(
+        *("mlci", "cached", "mlflow", "--output", coverage_file, "--env", "COVERAGE_FILE", "--"),
+        *("pytest", "-m", "mlflow", "--cov", "--cov-report=", "--cov-fail-under=0"),
         *session.posargs,
         env={"COVERAGE_FILE": coverage_file},
     )

@@ -7,10 +7,18 @@ Iris comes from scikit-learn, so a fork that configures another data set cannot 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import logging
+import os
 import shutil
+import signal
+import socket
+import subprocess
+import sys
 import tempfile
+import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -245,6 +253,53 @@ def registry_url(
         location = new_bucket(request.getfixturevalue("s3_endpoint"), monkeypatch)
     monkeypatch.setenv("MLCI_REGISTRY", location)
     return location
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real `mlflow server` on 127.0.0.1 with a SQLite store, for the whole run; stopped after.
+
+    Only the `mlflow` session installs the server (the full `mlflow` package); elsewhere the
+    tests that need it skip.
+    """
+    pytest.importorskip("mlflow.server", reason="needs the full mlflow package: nox -s mlflow")
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    command = [
+        str(Path(sys.executable).with_name("mlflow")),
+        *("server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"),
+        *("--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}"),
+        *("--artifacts-destination", str(folder / "artifacts")),
+    ]
+    # Only the web server: the job runner's extra processes are not needed here.
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    log = (folder / "server.log").open("w")
+    server = subprocess.Popen(
+        command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert server.poll() is None, (folder / "server.log").read_text()[-3000:]
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "mlflow server did not answer /health"
+                time.sleep(0.25)
+        yield url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)  # the server and the workers it started
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        log.close()
 
 
 def damage(registry: Registry, key: str, change: Callable[[bytes], bytes | None]) -> bytes:

@@ -92,6 +92,12 @@ def locks(pyproject: dict[str, Any], default_python: str) -> list[Lock]:
             main,
         ),
         Lock("requirements/tools.txt", ("tools",), TOOLS_PYTHON),
+        *(
+            # The integration session: the project, its tests, and the server they talk to.
+            Lock(f"requirements/{name}.txt", ("project", *extras, "test", name), TOOLS_PYTHON, main)
+            for name in pyproject.get("dependency-groups", {})
+            if name.endswith("-server")
+        ),
     ]
 
 

@@ -16,7 +16,7 @@ VERSION_HEADER = ["version", "aliases", "accuracy", "macro_f1", "python", "creat
 
 if TYPE_CHECKING:  # the concern is imported when a command runs, not to parse one
     from mlci import delivery
-    from mlci.pipeline import Config
+    from mlci.pipeline import Config, TrainResult
 
 
 def _where(config: Config, registry: delivery.Registry) -> str:
@@ -174,13 +174,37 @@ def cmd_release(args: argparse.Namespace) -> int:
 
     config = config_of(args)
     _note_if_ephemeral(config, delivery.Registry.of(config))
-    result = delivery.release(config, if_needed=args.if_needed)
+    result = delivery.release(
+        config, if_needed=args.if_needed, after_training=lambda run: _track_run(config, run)
+    )
     section = delivery.release_section(result)
     publish(config.artifacts, "release", section.markdown())
+    _track_release(config, result, section.markdown())
     if section.rows:  # the steps first, the headline last, as its conclusion
         print(text_table(section.header, section.rows))
     print(section.headline)
     return 0 if result.passed else 1
+
+
+def _track_run(config: Config, trained: TrainResult) -> None:
+    """Log the release's training run to MLflow (when it trained), before it is registered."""
+    from mlci import tracking
+
+    logged = tracking.record_training(config, trained)
+    if logged is not None:
+        print(f"mlflow: run {logged.run_id} on {logged.tracking_uri}")
+
+
+def _track_release(config: Config, result: delivery.Release, markdown: str) -> None:
+    """Add the release's steps to its training run in MLflow, when that run was tracked."""
+    from mlci import tracking
+
+    if result.trained is None:
+        return
+    tags = {"mlci.release": "passed" if result.passed else "stopped"}
+    if result.version is not None:
+        tags["mlci.registry_version"] = str(result.version)
+    tracking.record_result(config, "release", markdown, tags=tags)
 
 
 def cmd_drift(args: argparse.Namespace) -> int:
@@ -198,8 +222,26 @@ def cmd_drift(args: argparse.Namespace) -> int:
     atomic_write_json(output, {"batches": [report.to_dict() for report in reports]})
     section = delivery.drift_section(reports)
     publish(config.artifacts, "drift", section.markdown())
+    _track_drift(config, reports, section.markdown())
     print(f"{section.headline}; report written to {config.relative(output.resolve())}")
     return 1 if any(report.drifted for report in reports) else 0
+
+
+def _track_drift(config: Config, reports: list[delivery.DriftReport], markdown: str) -> None:
+    """Add the drift verdict to production's training run, when that run was tracked."""
+    from mlci import delivery, tracking
+
+    if not tracking.tracking_settings(config).enabled:
+        return
+    registry = delivery.Registry.of(config)
+    production = registry.alias(delivery.PRODUCTION)
+    if production is None:
+        return
+    drifted = [report.batch for report in reports if report.drifted]
+    tags = {"mlci.drift": ", ".join(drifted) if drifted else "none"}
+    metrics = {"drift_share_max": max((report.share for report in reports), default=0.0)}
+    lineage = registry.lineage(production)
+    tracking.record_result(config, "drift", markdown, tags=tags, metrics=metrics, lineage=lineage)
 
 
 def register(commands: Any) -> None:

@@ -99,7 +99,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"  metrics  {config.relative(result.artifacts.metrics)}")
     print(f"  lineage  {config.relative(result.artifacts.lineage)}")
     publish(config.artifacts, "train", pipeline.train_section(config, result).markdown())
+    _track_training(config, result)
     return 0
+
+
+def _track_training(config: pipeline.Config, result: pipeline.TrainResult) -> None:
+    """Log a run that trained to the MLflow server, when one is configured."""
+    from mlci import tracking
+
+    logged = tracking.record_training(config, result)
+    if logged is not None:
+        print(f"  mlflow   run {logged.run_id} on {logged.tracking_uri}")
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -182,11 +192,23 @@ def cmd_gate(args: argparse.Namespace) -> int:
     verdict = pipeline.judge(config, run.metrics, reference)
     section = pipeline.gate_section(verdict, reference)
     publish(config.artifacts, "gate", section.markdown())
+    _track_gate(config, section.markdown(), verdict.passed, verdict.reference)
     if args.json:
         print(json.dumps(pipeline.verdict_to_dict(verdict), indent=2))
     else:
         print(section.text())
     return 0 if verdict.passed else 1
+
+
+def _track_gate(
+    config: pipeline.Config, markdown: str, passed: bool, reference: str | None
+) -> None:
+    """Add the verdict to the candidate's MLflow run, when it was tracked."""
+    from mlci import tracking
+
+    tags = {"mlci.gate": "passed" if passed else "failed"}
+    tags["mlci.gate_reference"] = reference or "the floors only"
+    tracking.record_result(config, "gate", markdown, tags=tags)
 
 
 def cmd_diff(args: argparse.Namespace) -> int:

@@ -59,6 +59,7 @@ class Release:
     skipped: str = ""
     production_before: int | None = None
     trained: TrainResult | None = None  # the train step's result, for the gate
+    after_training: Callable[[TrainResult], None] | None = None
 
     @property
     def passed(self) -> bool:
@@ -87,10 +88,19 @@ def needed(config: Config, registry: Registry) -> str:
     return ""
 
 
-def release(config: Config, *, if_needed: bool = False) -> Release:
-    """Run the release steps in order, stopping at the first that fails."""
+def release(
+    config: Config,
+    *,
+    if_needed: bool = False,
+    after_training: Callable[[TrainResult], None] | None = None,
+) -> Release:
+    """Run the release steps in order, stopping at the first that fails.
+
+    ``after_training`` sees the training run before it is registered, so that what it records
+    in the run's lineage (where the run was tracked) goes into the registry with it.
+    """
     registry = Registry.of(config)
-    result = Release()
+    result = Release(after_training=after_training)
     production = registry.alias(PRODUCTION)
     result.production_before = production.number if production else None
     if if_needed:
@@ -126,6 +136,8 @@ def _validate(config: Config, registry: Registry, result: Release) -> bool:
 
 def _train(config: Config, registry: Registry, result: Release) -> bool:
     trained = result.trained = train(config)
+    if result.after_training is not None:
+        result.after_training(trained)
     detail = "up to date (cached)" if trained.up_to_date else "trained"
     return result.add("train", True, f"{detail}, accuracy {trained.metrics['accuracy']:.4f}")
 

@@ -44,7 +44,15 @@ from mlci.pipeline._gate import section as gate_section
 from mlci.pipeline._gate import to_dict as verdict_to_dict
 from mlci.pipeline._model import load_verified, loads, read_verified
 from mlci.pipeline._predict import load_trained, predict_rows
-from mlci.pipeline._stage import COMPLETE, Artifacts, Status, python_id, read_lineage
+from mlci.pipeline._stage import (
+    COMPLETE,
+    Artifacts,
+    Status,
+    annotate_lineage,
+    python_id,
+    read_lineage,
+    read_run,
+)
 from mlci.pipeline._stage import check as stage_status
 from mlci.pipeline._train import (
     Fitted,
@@ -80,6 +88,7 @@ __all__ = [
     "TrainResult",
     "Verdict",
     "accept",
+    "annotate_lineage",
     "baseline_entry",
     "baseline_reference",
     "build_estimator",
@@ -113,6 +122,7 @@ __all__ = [
     "python_id",
     "python_minor",
     "read_lineage",
+    "read_run",
     "read_table",
     "read_verified",
     "run_checks",

@@ -124,8 +124,9 @@ _TOP_KEYS = {
     "skops_trusted",
     "checks",
 }
-# Keys of [tool.mlci] that belong to delivery and serving; the pipeline passes them on unread.
-DELEGATED = {"registry", "drift", "serve"}
+# Keys of [tool.mlci] that belong to delivery, serving and tracking; the pipeline passes them on
+# unread.
+DELEGATED = {"registry", "drift", "serve", "mlflow"}
 MODEL_FORMATS = ("joblib", "skops")
 _GATE_FLOOR_PREFIX = "min_"
 

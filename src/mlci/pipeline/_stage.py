@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mlci._io import canonical_json, read_json, sha256_file
+from mlci._io import atomic_write_json, canonical_json, read_json, sha256_file
+from mlci.errors import MlciError
 from mlci.pipeline._config import Config
 from mlci.pipeline._model import file_matches
 
@@ -130,6 +131,25 @@ def read_lineage(artifacts: Artifacts) -> dict[str, Any] | None:
         return None
     lineage = read_json(artifacts.lineage, "lineage")
     return lineage if isinstance(lineage, dict) else None
+
+
+def read_run(config: Config) -> dict[str, Any] | None:
+    """The lineage of the artifacts' training run when it is complete, else None."""
+    lineage = read_lineage(Artifacts.of(config))
+    return lineage if lineage is not None and lineage.get("status") == COMPLETE else None
+
+
+def annotate_lineage(config: Config, key: str, value: Any) -> None:
+    """Record where else a complete run went (e.g. its tracking server) in its lineage.
+
+    The stage key, inputs and output hashes are untouched: the run is still up to date.
+    """
+    artifacts = Artifacts.of(config)
+    lineage = read_run(config)
+    if lineage is None:
+        raise MlciError(f"{config.relative(artifacts.lineage)}: no complete training run")
+    lineage[key] = value
+    atomic_write_json(artifacts.lineage, lineage)
 
 
 def check(config: Config) -> Status:

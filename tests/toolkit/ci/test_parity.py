@@ -21,6 +21,7 @@ SESSIONS = [
     ("gate", ["ci"], True),
     ("check", ["ci"], True),
     *((f"test-{python}", ["ci"], True) for python in PYTHONS),
+    ("mlflow", ["ci"], True),
     ("coverage", [], True),
     ("release", [], False),
     ("retrain", [], False),
@@ -210,7 +211,7 @@ def test_tool_pins_in_the_makefile(repo: Path) -> None:
 
 
 def test_locks_fresh_names_every_lock_missing_a_dependency(repo: Path) -> None:
-    edit(repo / "pyproject.toml", '"joblib>=1.4",', '"joblib>=1.4",\n    "pandas>=2",')
+    edit(repo / "pyproject.toml", '"joblib>=1.4",', '"joblib>=1.4",\n    "polars>=1",')
     violations = parity.check(repo, fake_nox)
     assert {v.file for v in violations} == {"pyproject.toml"}
     assert {v.message.split(" is not in ")[1].split(":")[0] for v in violations} == {
@@ -222,7 +223,9 @@ def test_locks_fresh_names_every_lock_missing_a_dependency(repo: Path) -> None:
         "requirements/ci.txt",
         "requirements/remote.txt",
         "requirements/gcs.txt",
+        "requirements/mlflow.txt",
         "requirements/typecheck.txt",
+        "requirements/mlflow-server.txt",
     }
 
 

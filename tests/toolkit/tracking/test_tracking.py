@@ -1,0 +1,183 @@
+"""Training runs on an MLflow tracking server: a real `mlflow server` (the `mlflow` session).
+
+The tests that need the server are marked `mlflow`; those about a missing or unreachable server
+need no server and run in every test session.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import write_pyproject
+
+from mlci import tracking
+from mlci.cli import main
+from mlci.pipeline import load_config
+
+
+def tracked(project: Path, uri: str, *, trees: int = 10, extra: str = "") -> None:
+    """Point the project's [tool.mlci.mlflow] at ``uri``."""
+    table = f'[tool.mlci.mlflow]\ntracking_uri = "{uri}"\nexperiment = "mlci-tests"\n{extra}'
+    write_pyproject(project, trees=trees, extra="")
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + "\n" + table, encoding="utf-8")
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port  # nothing listens on it once the socket is closed
+
+
+def client(uri: str) -> Any:
+    from mlflow import MlflowClient
+
+    return MlflowClient(uri)
+
+
+def runs(uri: str) -> list[Any]:
+    mlflow_client = client(uri)
+    experiment = mlflow_client.get_experiment_by_name("mlci-tests")
+    if experiment is None:
+        return []
+    return list(mlflow_client.search_runs([experiment.experiment_id]))
+
+
+def test_tracking_is_off_unless_configured(project: Path) -> None:
+    settings = tracking.tracking_settings(load_config(project))
+    assert not settings.enabled
+    assert (settings.experiment, settings.strict) == ("mlci", False)
+
+
+def test_mlflow_tracking_uri_from_the_environment_wins(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tracked(project, "http://127.0.0.1:1")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:2")
+    assert tracking.tracking_settings(load_config(project)).tracking_uri == "http://127.0.0.1:2"
+
+
+def test_a_bad_setting_names_the_table_and_key(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tracked(project, "http://127.0.0.1:1", extra="strict = 1\n")
+    assert main(["-C", str(project), "train"]) == 2
+    assert "[tool.mlci.mlflow]" in capsys.readouterr().err
+
+
+def test_an_unreachable_server_is_a_warning_and_training_succeeds(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tracked(project, f"http://user:s3cret@127.0.0.1:{closed_port()}")
+    assert main(["-C", str(project), "train"]) == 0
+    err = capsys.readouterr().err
+    assert "mlci: warning:" in err
+    assert "the run is recorded locally only" in err
+    assert "s3cret" not in err
+    lineage = json.loads((project / "artifacts" / "lineage.json").read_text())
+    assert lineage["status"] == "complete"
+    assert "tracking" not in lineage
+
+
+@pytest.mark.skipif(sys.version_info < (3, 10), reason="MLflow's client needs Python 3.10")
+def test_with_strict_an_unreachable_server_fails_the_command(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tracked(project, f"http://127.0.0.1:{closed_port()}", extra="strict = true\n")
+    assert main(["-C", str(project), "train"]) == 2
+    err = capsys.readouterr().err
+    assert "mlci: error:" in err
+    assert "cannot reach the MLflow server" in err
+    assert "Traceback" not in err
+
+
+def test_without_the_client_the_extra_or_the_python_is_named(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mlci.tracking import _mlflow
+
+    tracked(project, "http://127.0.0.1:1")
+    monkeypatch.setattr(_mlflow, "MIN_PYTHON", (99, 0))
+    assert main(["-C", str(project), "train"]) == 0
+    assert "MLflow tracking needs Python 99.0 or later" in capsys.readouterr().err
+    monkeypatch.setattr(_mlflow, "MIN_PYTHON", (3, 0))
+    monkeypatch.setitem(sys.modules, "mlflow", None)
+    tracked(project, "http://127.0.0.1:1", trees=11)  # new inputs: it trains, and would log
+    assert main(["-C", str(project), "train"]) == 0
+    assert "install mlci[mlflow]" in capsys.readouterr().err
+
+
+def test_params_flatten_the_resolved_config(project: Path) -> None:
+    params = tracking.params_of(load_config(project))
+    assert params["estimator.class"] == "sklearn.ensemble.RandomForestClassifier"
+    assert params["estimator.params.n_estimators"] == "10"
+    assert params["seed"] == "42"
+
+
+@pytest.mark.mlflow
+def test_a_training_run_is_logged_with_everything_it_made(
+    project: Path, mlflow_server: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tracked(project, mlflow_server)
+    assert main(["-C", str(project), "train"]) == 0
+    out = capsys.readouterr().out
+    lineage = json.loads((project / "artifacts" / "lineage.json").read_text())
+    run_id = lineage["tracking"]["run_id"]
+    assert f"mlflow   run {run_id}" in out
+    run = client(mlflow_server).get_run(run_id)
+    metrics = json.loads((project / "artifacts" / "metrics.json").read_text())
+    assert run.data.metrics["accuracy"] == pytest.approx(metrics["accuracy"])
+    assert run.data.params["estimator.params.n_estimators"] == "10"
+    assert run.data.tags["mlci.stage_key"] == lineage["stage"]["key"]
+    assert run.data.tags["mlci.data_sha256"] == lineage["data"]["sha256"]
+    assert run.data.tags["mlci.model_sha256"] == lineage["outputs"]["model"]
+    names = {item.path for item in client(mlflow_server).list_artifacts(run_id)}
+    assert {"metrics.json", "lineage.json", "predictions.json"} <= names
+    import mlflow
+
+    model = mlflow.sklearn.load_model(lineage["tracking"]["model_uri"])
+    assert model.get_params()["n_estimators"] == 10
+    pyfunc = mlflow.pyfunc.load_model(lineage["tracking"]["model_uri"])
+    inputs = pyfunc.metadata.get_input_schema().input_names()
+    assert inputs == ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+
+
+@pytest.mark.mlflow
+def test_a_cache_hit_logs_nothing_and_the_gate_is_added_to_the_run(
+    project: Path, mlflow_server: str
+) -> None:
+    tracked(project, mlflow_server, trees=12)
+    before = len(runs(mlflow_server))
+    assert main(["-C", str(project), "train"]) == 0
+    assert len(runs(mlflow_server)) == before + 1
+    assert main(["-C", str(project), "train"]) == 0  # up to date: no new run
+    assert len(runs(mlflow_server)) == before + 1
+    main(["-C", str(project), "gate"])
+    run_id = json.loads((project / "artifacts" / "lineage.json").read_text())["tracking"]["run_id"]
+    run = client(mlflow_server).get_run(run_id)
+    assert run.data.tags["mlci.gate"] in ("passed", "failed")
+    assert "mlci/gate.md" in {
+        item.path for item in client(mlflow_server).list_artifacts(run_id, "mlci")
+    }
+
+
+@pytest.mark.mlflow
+def test_a_release_logs_its_training_run_and_its_steps(project: Path, mlflow_server: str) -> None:
+    tracked(project, mlflow_server, trees=13)
+    assert main(["-C", str(project), "release"]) == 0
+    lineage = json.loads((project / "artifacts" / "lineage.json").read_text())
+    run = client(mlflow_server).get_run(lineage["tracking"]["run_id"])
+    assert run.data.tags["mlci.release"] == "passed"
+    assert run.data.tags["mlci.registry_version"] == "1"
+    # The registered version's lineage names the run too: drift reports go there.
+    batch = project / "batch.csv"
+    batch.write_text((project / "data" / "iris.csv").read_text())
+    assert main(["-C", str(project), "drift", str(batch)]) == 0
+    run = client(mlflow_server).get_run(lineage["tracking"]["run_id"])
+    assert run.data.tags["mlci.drift"] == "none"
