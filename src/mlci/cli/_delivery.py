@@ -207,6 +207,27 @@ def _track_release(config: Config, result: delivery.Release, markdown: str) -> N
     tracking.record_result(config, "release", markdown, tags=tags)
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write a registry version as an MLflow model directory (`mlflow models serve -m DIR`)."""
+    from mlci import delivery, tracking
+
+    config = config_of(args)
+    registry = delivery.Registry.of(config)
+    version = registry.get(args.version)
+    model = registry.load_model(version, config.skops_trusted)
+    directory = Path(args.directory)
+    tracking.export(
+        model,
+        registry.manifest(version),
+        registry.lineage(version),
+        directory,
+        model_format=version.model_file.rsplit(".", 1)[-1],
+        trusted=config.skops_trusted,
+    )
+    print(f"exported version {version.number} to {directory}/ (MLflow model: MLmodel, model)")
+    return 0
+
+
 def cmd_drift(args: argparse.Namespace) -> int:
     """Compare new batches with the production model's training data; exit 1 on dataset drift."""
     from mlci import delivery
@@ -272,6 +293,11 @@ def register(commands: Any) -> None:
         action="store_true",
         help="only when there is no production model, new training data, or drift",
     )
+    export = commands.add_parser("export", help="a registry version in another tool's format")
+    export_formats = export.add_subparsers(dest="export_format", metavar="FORMAT", required=True)
+    mlflow = add(export_formats, "mlflow", cmd_export)
+    mlflow.add_argument("version", help="a version number or an alias")
+    mlflow.add_argument("directory", help="a new folder for the MLflow model")
     drift = add(commands, "drift", cmd_drift)
     drift.add_argument("csv", nargs="*", help="batches (default: [tool.mlci.drift] incoming/*.csv)")
     drift.add_argument("--output", help="JSON report (default: artifacts/drift.json)")

@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 from mlci.pipeline import Config, TrainResult, annotate_lineage, read_run
-from mlci.tracking._mlflow import Logged, TrackingError, available, params_of
+from mlci.tracking._mlflow import Logged, TrackingError, available, export, params_of
 from mlci.tracking._settings import TRACKING_ENV, TrackingConfig, tracking_settings
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "TrackingConfig",
     "TrackingError",
     "available",
+    "export",
     "params_of",
     "record_result",
     "record_training",

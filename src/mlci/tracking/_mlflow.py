@@ -10,10 +10,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import sys
 import urllib.error
 import urllib.request
+import uuid
 import warnings
+from pathlib import Path
 from typing import Any
 
 from mlci import __version__, pipeline
@@ -53,22 +56,19 @@ class Logged:
         return dataclasses.asdict(self)
 
 
-def available() -> str:
-    """Why tracking cannot run in this interpreter, or "" when it can."""
+def available(what: str = "MLflow tracking") -> str:
+    """Why ``what`` cannot run in this interpreter, or "" when it can."""
     if sys.version_info < MIN_PYTHON:
         return (
-            f"MLflow tracking needs Python {MIN_PYTHON[0]}.{MIN_PYTHON[1]} or later "
-            f"(mlflow-skinny); this is {sys.version_info[0]}.{sys.version_info[1]}: run this "
-            "session on 3.10+, or leave [tool.mlci.mlflow] tracking_uri unset here"
+            f"{what} needs Python {MIN_PYTHON[0]}.{MIN_PYTHON[1]} or later (mlflow-skinny); "
+            f"this is {sys.version_info[0]}.{sys.version_info[1]}: run it on 3.10+, or leave "
+            "[tool.mlci.mlflow] tracking_uri unset here"
         )
     try:
         import mlflow  # noqa: F401
         import pandas  # noqa: F401
     except ImportError:
-        return (
-            f"MLflow tracking is configured but mlflow is not installed: install mlci[{EXTRA}] "
-            f"(the lock requirements/{EXTRA}.txt)"
-        )
+        return f"{what} needs mlflow: install mlci[{EXTRA}] (the lock requirements/{EXTRA}.txt)"
     return ""
 
 
@@ -131,20 +131,12 @@ def params_of(config: Config) -> dict[str, str]:
 def log_training(config: Config, result: TrainResult, settings: TrackingConfig) -> Logged:
     """One MLflow run for a training run that actually trained: everything it produced."""
     mlflow = _client(settings)
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
-
     lineage = result.lineage
     artifacts = result.artifacts
     manifest = pipeline.load_manifest(config.manifest)
     features = [column.name for column in manifest.features]
     model = pipeline.load_trained(config)
-    labels = getattr(model, "classes_", None)
-    kind = "long" if labels is not None and labels.dtype.kind in "iu" else "string"
-    signature = ModelSignature(
-        inputs=Schema([ColSpec("double", name) for name in features]),
-        outputs=Schema([ColSpec(kind)]),
-    )
+    signature = signature_of(manifest, model)
     key = str(lineage["stage"]["key"])
     try:
         with warnings.catch_warnings():
@@ -164,8 +156,7 @@ def log_training(config: Config, result: TrainResult, settings: TrackingConfig) 
                     signature=signature,
                     input_example=_example(config, manifest, features),
                     pip_requirements=_requirements(lineage),
-                    serialization_format="skops" if config.model_format == "skops" else "pickle",
-                    skops_trusted_types=list(config.skops_trusted) or None,
+                    **_format(config.model_format, config.skops_trusted),
                 )
     except MlciError:
         raise
@@ -177,6 +168,67 @@ def log_training(config: Config, result: TrainResult, settings: TrackingConfig) 
         without_credentials(settings.tracking_uri),
         str(info.model_uri),
     )
+
+
+def signature_of(manifest: pipeline.Manifest, model: Any) -> Any:
+    """The model's MLflow signature: the manifest's features in, one label out."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    labels = getattr(model, "classes_", None)
+    kind = "long" if labels is not None and labels.dtype.kind in "iu" else "string"
+    return ModelSignature(
+        inputs=Schema([ColSpec("double", column.name) for column in manifest.features]),
+        outputs=Schema([ColSpec(kind)]),
+    )
+
+
+def _format(model_format: str, trusted: tuple[str, ...]) -> dict[str, Any]:
+    """MLflow's serialisation of the model: skops with mlci's allow-list, else pickle."""
+    if model_format == "skops":
+        return {"serialization_format": "skops", "skops_trusted_types": list(trusted) or None}
+    return {"serialization_format": "pickle"}
+
+
+def export(
+    model: Any,
+    manifest: pipeline.Manifest,
+    lineage: dict[str, Any],
+    directory: Path,
+    *,
+    model_format: str,
+    trusted: tuple[str, ...] = (),
+) -> None:
+    """Write an MLflow model directory (MLmodel, environment files, signature) for ``model``.
+
+    The directory appears whole or not at all: it is written next to its place, then renamed.
+    """
+    why = available("mlci export mlflow")
+    if why:
+        raise MlciError(why)
+    if directory.exists():
+        raise MlciError(f"{directory}: already exists; give a new folder")
+    import mlflow.sklearn
+
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = directory.with_name(f".{directory.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            mlflow.sklearn.save_model(
+                model,
+                str(staging),
+                signature=signature_of(manifest, model),
+                pip_requirements=_requirements(lineage),
+                **_format(model_format, trusted),
+            )
+        os.replace(staging, directory)
+    except MlciError:
+        raise
+    except Exception as error:
+        raise MlciError(f"{directory}: MLflow could not save the model: {error}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def tags_of(lineage: dict[str, Any], key: str) -> dict[str, str]:

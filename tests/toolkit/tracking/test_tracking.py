@@ -17,7 +17,7 @@ from conftest import write_pyproject
 
 from mlci import tracking
 from mlci.cli import main
-from mlci.pipeline import load_config
+from mlci.pipeline import TrainResult, load_config
 
 
 def tracked(project: Path, uri: str, *, trees: int = 10, extra: str = "") -> None:
@@ -181,3 +181,61 @@ def test_a_release_logs_its_training_run_and_its_steps(project: Path, mlflow_ser
     assert main(["-C", str(project), "drift", str(batch)]) == 0
     run = client(mlflow_server).get_run(lineage["tracking"]["run_id"])
     assert run.data.tags["mlci.drift"] == "none"
+
+
+@pytest.mark.mlflow
+def test_an_exported_version_is_served_by_mlflow_with_mlcis_predictions(
+    project: Path, trained: TrainResult, tmp_path: Path
+) -> None:
+    """`mlflow models serve` on the export answers the held-out rows as mlci predicted them."""
+    pytest.importorskip("mlflow.server", reason="needs the full mlflow package: nox -s mlflow")
+    import os
+    import subprocess
+    import time
+    import urllib.request
+
+    assert main(["-C", str(project), "registry", "register"]) == 0
+    exported = tmp_path / "exported"
+    assert main(["-C", str(project), "export", "mlflow", "1", str(exported)]) == 0
+    assert (exported / "MLmodel").is_file()
+    assert main(["-C", str(project), "export", "mlflow", "1", str(exported)]) == 2  # exists
+    requirements = (exported / "requirements.txt").read_text()
+    assert "scikit-learn==" in requirements
+    predictions = json.loads((project / "artifacts" / "predictions.json").read_text())
+    rows = [
+        line.split(",")[:4] for line in (project / "data" / "iris.csv").read_text().splitlines()
+    ]
+    held_out = [[float(v) for v in rows[line - 1]] for line in predictions["lines"]]
+    port = closed_port()
+    bin_dir = Path(sys.executable).parent
+    command = [str(bin_dir / "mlflow"), "models", "serve", "-m", str(exported)]
+    command += ["--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1"]
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    server = subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        body = json.dumps({"dataframe_split": {"columns": rows[0], "data": held_out}}).encode()
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, "mlflow models serve exited"
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/invocations",
+                data=body,
+                headers={"Content-Type": "application/json"},
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    served = json.loads(response.read())["predictions"]
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "mlflow models serve did not answer"
+                time.sleep(0.5)
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
+    assert [str(label) for label in served] == predictions["predicted"]
