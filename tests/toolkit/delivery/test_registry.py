@@ -29,6 +29,14 @@ def registry(config: Config, trained: TrainResult, registry_url: str) -> Registr
     return reg
 
 
+@pytest.fixture
+def local_registry(config: Config, trained: TrainResult) -> Registry:
+    """The project's registry folder with version 1: for checks that do not depend on the store."""
+    reg = Registry.of(config)
+    reg.register(config)
+    return reg
+
+
 def model_key(registry: Registry, number: int = 1) -> str:
     version = registry.get(number)
     return f"{version.folder}/{version.model_file}"
@@ -72,11 +80,11 @@ def test_new_inputs_make_a_new_version(project: Path, registry: Registry) -> Non
     assert second.version.stage_key != registry.get(1).stage_key
 
 
-def test_stale_artifacts_are_refused(config: Config, registry: Registry) -> None:
+def test_stale_artifacts_are_refused(config: Config, local_registry: Registry) -> None:
     with (config.data).open("a") as stream:
         stream.write("5.0,3.0,1.5,0.2,setosa\n")
     with pytest.raises(MlciError, match=r"not up to date .*data changed.*run 'mlci train'"):
-        registry.register(config)
+        local_registry.register(config)
 
 
 def test_registry_location_comes_from_the_environment(
@@ -124,22 +132,22 @@ def test_rollback_walks_back_through_every_promotion(project: Path, registry: Re
 
 
 @pytest.mark.parametrize("alias", ["", "12", "pro duction", "a/b"])
-def test_bad_alias_names_are_refused(registry: Registry, alias: str) -> None:
+def test_bad_alias_names_are_refused(local_registry: Registry, alias: str) -> None:
     with pytest.raises(MlciError, match="alias"):
-        registry.promote(1, alias)
+        local_registry.promote(1, alias)
 
 
-def test_unknown_versions_and_aliases(registry: Registry) -> None:
+def test_unknown_versions_and_aliases(local_registry: Registry) -> None:
     with pytest.raises(MlciError, match="no version 7"):
-        registry.get(7)
+        local_registry.get(7)
     with pytest.raises(MlciError, match="no alias 'production'"):
-        registry.get(PRODUCTION)
+        local_registry.get(PRODUCTION)
     with pytest.raises(MlciError, match="no version 9 in the registry"):
-        registry.promote(9, PRODUCTION)
+        local_registry.promote(9, PRODUCTION)
     with pytest.raises(MlciError, match="no alias 'champion'"):
-        registry.promote("champion", PRODUCTION)
+        local_registry.promote("champion", PRODUCTION)
     with pytest.raises(MlciError, match="no alias 'production' to roll back"):
-        registry.rollback(PRODUCTION)
+        local_registry.rollback(PRODUCTION)
 
 
 @pytest.mark.parametrize(
@@ -185,12 +193,14 @@ def test_a_gap_in_the_event_log_is_corruption(project: Path, registry: Registry)
         registry.versions()
 
 
-def test_an_event_from_a_newer_mlci_is_refused(registry: Registry) -> None:
+def test_an_event_from_a_newer_mlci_is_refused(local_registry: Registry) -> None:
     damage(
-        registry, last_event(registry), lambda data: data.replace(b'"format": 1', b'"format": 9')
+        local_registry,
+        last_event(local_registry),
+        lambda data: data.replace(b'"format": 1', b'"format": 9'),
     )
     with pytest.raises(MlciError, match=r"unknown format 9 \(a newer mlci\?\)"):
-        registry.read()
+        local_registry.read()
 
 
 def test_snapshots_cache_the_log_and_a_bad_one_is_ignored(
@@ -453,18 +463,18 @@ def test_training_in_skops_writes_a_skops_model(project: Path) -> None:
     assert train(config).up_to_date
 
 
-def test_a_rollback_before_any_promotion_is_a_corrupt_index(registry: Registry) -> None:
+def test_a_rollback_before_any_promotion_is_a_corrupt_index(local_registry: Registry) -> None:
     """A hand-edited history must be reported as corrupt, never raise IndexError."""
-    registry.promote(1, PRODUCTION, "first")
+    local_registry.promote(1, PRODUCTION, "first")
     damage(
-        registry,
-        last_event(registry),
+        local_registry,
+        last_event(local_registry),
         lambda data: data.replace(b'"promote"', b'"rollback"'),
     )
     with pytest.raises(MlciError, match=r"\.json: corrupt registry event .*rolled back"):
-        registry.rollback(PRODUCTION)
+        local_registry.rollback(PRODUCTION)
     with pytest.raises(MlciError, match="corrupt registry event"):
-        registry.read()
+        local_registry.read()
 
 
 def test_a_url_whose_backend_is_not_installed_names_the_extra(
