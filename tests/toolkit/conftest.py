@@ -207,6 +207,14 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     isolate(monkeypatch)
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on (for a server a test starts)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     """moto's S3 server on 127.0.0.1 for the whole run: a real S3 API over HTTP, no network."""
@@ -264,9 +272,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """
     pytest.importorskip("mlflow.server", reason="needs the full mlflow package: nox -s mlflow")
     folder = tmp_path_factory.mktemp("mlflow-server")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [
         str(Path(sys.executable).with_name("mlflow")),

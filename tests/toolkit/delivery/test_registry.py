@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import damage, retrain_with
+from conftest import damage, new_bucket, retrain_with
 
 from mlci.cli import main
 from mlci.delivery._registry import DATA, PRODUCTION, Registry
@@ -503,15 +503,19 @@ def test_credentials_in_a_url_are_never_shown(
     assert "hunter2" not in out
 
 
+@pytest.fixture
+def bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A registry URL in a new, empty bucket on the moto server."""
+    return new_bucket(s3_endpoint, monkeypatch)
+
+
 def test_a_bucket_without_credentials_is_a_clear_error(
     project: Path,
-    s3_endpoint: str,
+    bucket: str,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from conftest import new_bucket
-
-    url = new_bucket(s3_endpoint, monkeypatch)
+    url = bucket
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(name)
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance metadata: loopback only
@@ -527,13 +531,11 @@ def test_a_bucket_without_credentials_is_a_clear_error(
 
 def test_a_bucket_that_does_not_exist_is_not_an_empty_registry(
     project: Path,
-    s3_endpoint: str,
+    bucket: str,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from conftest import new_bucket
-
-    url = new_bucket(s3_endpoint, monkeypatch)
+    url = bucket
     monkeypatch.setenv("MLCI_REGISTRY", url.replace("mlci-", "mlic-", 1))  # a typo
     assert main(["-C", str(project), "registry", "list"]) == 2
     assert "the bucket 'mlic-" in capsys.readouterr().err

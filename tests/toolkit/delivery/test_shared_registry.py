@@ -10,26 +10,18 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import SECRET, make_project, new_bucket, write_pyproject
+from conftest import SECRET, free_port, make_project, new_bucket, write_pyproject
 
 from mlci.cli import main
 from mlci.delivery import PRODUCTION, Registry
 
 pytest.importorskip("fastapi", reason="mlci serve needs the serve extra")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def served_version(port: int) -> str | None:

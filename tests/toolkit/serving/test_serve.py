@@ -22,7 +22,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
 import uvicorn
-from conftest import damage, make_project, retrain_with
+from conftest import damage, free_port, make_project, retrain_with
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -375,13 +375,6 @@ def test_a_configured_public_host_needs_an_explicit_flag(project: Path) -> None:
     (project / "pyproject.toml").write_text(text)
     with pytest.raises(MlciError, match="not a loopback address: pass --host explicitly"):
         serve(load_config(project))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def test_mlci_serve_shuts_down_gracefully_on_sigterm(project: Path) -> None:

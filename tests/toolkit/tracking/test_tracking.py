@@ -7,13 +7,12 @@ need no server and run in every test session.
 from __future__ import annotations
 
 import json
-import socket
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import write_pyproject
+from conftest import free_port, write_pyproject
 
 from mlci import tracking
 from mlci.cli import main
@@ -26,13 +25,6 @@ def tracked(project: Path, uri: str, *, trees: int = 10, extra: str = "") -> Non
     write_pyproject(project, trees=trees, extra="")
     pyproject = project / "pyproject.toml"
     pyproject.write_text(pyproject.read_text() + "\n" + table, encoding="utf-8")
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port  # nothing listens on it once the socket is closed
 
 
 def client(uri: str) -> Any:
@@ -74,7 +66,7 @@ def test_a_bad_setting_names_the_table_and_key(
 def test_an_unreachable_server_is_a_warning_and_training_succeeds(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    tracked(project, f"http://user:s3cret@127.0.0.1:{closed_port()}")
+    tracked(project, f"http://user:s3cret@127.0.0.1:{free_port()}")
     assert main(["-C", str(project), "train"]) == 0
     err = capsys.readouterr().err
     assert "mlci: warning:" in err
@@ -89,7 +81,7 @@ def test_an_unreachable_server_is_a_warning_and_training_succeeds(
 def test_with_strict_an_unreachable_server_fails_the_command(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    tracked(project, f"http://127.0.0.1:{closed_port()}", extra="strict = true\n")
+    tracked(project, f"http://127.0.0.1:{free_port()}", extra="strict = true\n")
     assert main(["-C", str(project), "train"]) == 2
     err = capsys.readouterr().err
     assert "mlci: error:" in err
@@ -206,7 +198,7 @@ def test_an_exported_version_is_served_by_mlflow_with_mlcis_predictions(
         line.split(",")[:4] for line in (project / "data" / "iris.csv").read_text().splitlines()
     ]
     held_out = [[float(v) for v in rows[line - 1]] for line in predictions["lines"]]
-    port = closed_port()
+    port = free_port()
     bin_dir = Path(sys.executable).parent
     command = [str(bin_dir / "mlflow"), "models", "serve", "-m", str(exported)]
     command += ["--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1"]
