@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from mlci import pipeline
-from mlci._io import read_json, sha256_bytes, sha256_file, utc_now
+from mlci._io import read_json, sha256_file, utc_now
 from mlci.delivery._settings import registry_location
 from mlci.delivery._store import LocalStore, Store, open_store
 from mlci.errors import MlciError
@@ -283,12 +283,7 @@ class Registry:
             data = self.store.read(f"{version.folder}/{name}")
         except FileNotFoundError:
             raise MlciError(f"{where}: missing") from None
-        actual = sha256_bytes(data)
-        if actual != expected:
-            raise MlciError(
-                f"{where}: SHA-256 {actual[:12]}… differs from the recorded {expected[:12]}…"
-            )
-        return data
+        return pipeline.check_sha256(data, expected, where)
 
     def verify(self, version: Version, *, skip: tuple[str, ...] = ()) -> list[str]:
         """Every file of a version that is missing or does not hash to its recorded SHA-256."""

@@ -42,7 +42,7 @@ from mlci.pipeline._gate import evaluate as evaluate_gate
 from mlci.pipeline._gate import rows as gate_rows
 from mlci.pipeline._gate import section as gate_section
 from mlci.pipeline._gate import to_dict as verdict_to_dict
-from mlci.pipeline._model import load_verified, loads, read_verified
+from mlci.pipeline._model import check_sha256, load_verified, loads, read_verified
 from mlci.pipeline._predict import load_trained, predict_rows
 from mlci.pipeline._stage import (
     COMPLETE,
@@ -95,6 +95,7 @@ __all__ = [
     "changes",
     "check_baseline",
     "check_rows",
+    "check_sha256",
     "checks_path",
     "checks_section",
     "diff_rows",

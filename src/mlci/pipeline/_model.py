@@ -41,10 +41,15 @@ def read_verified(path: Path, expected_sha256: str) -> bytes:
         data = path.read_bytes()
     except FileNotFoundError:
         raise MlciError(f"{path}: model file not found; run 'mlci train' first") from None
+    return check_sha256(data, expected_sha256, str(path))
+
+
+def check_sha256(data: bytes, expected_sha256: str, where: str) -> bytes:
+    """``data`` when it hashes to what was recorded for it, else an error naming ``where``."""
     actual = sha256_bytes(data)
     if actual != expected_sha256:
         raise MlciError(
-            f"{path}: SHA-256 {actual[:12]}… does not match the recorded "
+            f"{where}: SHA-256 {actual[:12]}… does not match the recorded "
             f"{(expected_sha256 or 'nothing')[:12]}…; the file was modified or truncated, "
             "refusing to load it"
         )
