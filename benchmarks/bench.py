@@ -534,8 +534,9 @@ def mlflow_venv(bench: Bench, registry: Path) -> Path | None:
     """MLflow in its own venv, with the scikit-learn of the served model; None if it fails."""
     from mlci.delivery import PRODUCTION, Registry  # installed in the bench session
 
-    version = Registry(registry).get(PRODUCTION)
-    lineage = json.loads((Registry(registry).folder(version.number) / "lineage.json").read_text())
+    opened = Registry.at(registry)
+    version = opened.get(PRODUCTION)
+    lineage = opened.lineage(version)
     sklearn = lineage["packages"]["scikit-learn"]
     venv = bench.work / "mlflow-venv"
     python = shutil.which("python3.11", path=clean_env()["PATH"]) or sys.executable
@@ -546,7 +547,8 @@ def mlflow_venv(bench: Bench, registry: Path) -> Path | None:
             f"{venv}/bin/python -m pip install --quiet '{MLFLOW}' 'scikit-learn=={sklearn}'",
             bench.work,
         )
-        model = Registry(registry).folder(version.number) / version.model_file
+        model = bench.work / version.model_file
+        model.write_bytes(opened.read_file(version, version.model_file))
         run(
             f"{venv}/bin/python {HERE / 'mlflow_model.py'} {model} {bench.work / 'mlflow-model'}",
             bench.work,
