@@ -52,15 +52,21 @@ MLFLOW_LOCK = LOCKS / "mlflow-server.txt"  # runtime, every extra, tests and a f
 # The model's own sessions also install the lock of the configured model format's extra, so that
 # `model_format = "skops"` works in train, gate, release, drift and serve, not only in the tests.
 MODEL_FORMAT = PYPROJECT["tool"]["mlci"].get("model_format", "joblib")
-# ... and the lock of the registry's backend when the registry is a URL (MLCI_REGISTRY wins, as in
-# mlci): `registry = "s3://…"` installs s3fs, `gs://…` gcsfs. A local folder needs nothing.
+# ... the lock of the registry's backend when the registry is a URL (MLCI_REGISTRY wins, as in
+# mlci): `registry = "s3://…"` installs s3fs, `gs://…` gcsfs, `mlflow:…` MLflow's client ...
 REGISTRY = os.environ.get("MLCI_REGISTRY") or PYPROJECT["tool"]["mlci"].get("registry", "")
 BACKEND_EXTRAS = {"s3": "remote", "s3a": "remote", "gs": "gcs", "gcs": "gcs"}
 BACKEND = BACKEND_EXTRAS.get(REGISTRY.split("://")[0].lower()) if "://" in REGISTRY else None
+# ... and MLflow's client when training runs are tracked (MLFLOW_TRACKING_URI wins, as in MLflow).
+TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI") or PYPROJECT["tool"]["mlci"].get(
+    "mlflow", {}
+).get("tracking_uri", "")
+MLFLOW = bool(TRACKING_URI) or REGISTRY.startswith("mlflow:")
 MODEL_LOCKS = (
     MAIN_LOCK,
     *([LOCKS / "skops.txt"] if MODEL_FORMAT == "skops" else []),
     *([LOCKS / f"{BACKEND}.txt"] if BACKEND else []),
+    *([LOCKS / "mlflow.txt"] if MLFLOW else []),
 )
 
 

@@ -112,7 +112,7 @@ def main() -> None:
                     timed_command([*mlci, str(clone), "registry", "register"], location)
                 )
             location = f"{base}-0"
-            Registry(location).register(second)
+            Registry.at(location).register(second)
             for run in range(args.runs):
                 number = str(1 + run % 2)
                 promote = ["registry", "promote", number, "--to", PRODUCTION]
@@ -129,7 +129,7 @@ def main() -> None:
                 timed_command([sys.executable, "-c", "import s3fs"], "")
             )
         for backend, base in (("local", str(work / "local")), ("s3", "s3://bench/registry")):
-            opened = Registry(f"{base}-0")
+            opened = Registry.at(f"{base}-0")
             opened.versions()  # the first request opens the connection
             for _ in range(args.runs):
                 start = time.perf_counter()
@@ -137,7 +137,7 @@ def main() -> None:
                 results.setdefault(f"open|list|{backend}", []).append(time.perf_counter() - start)
         # The server's reload: from a promote's return to /health naming the new version.
         location = "s3://bench/registry-0"
-        registry = Registry(location)
+        registry = Registry.at(location)
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             server_port = sock.getsockname()[1]

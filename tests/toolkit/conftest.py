@@ -26,7 +26,8 @@ from pathlib import Path
 import pytest
 
 from mlci.delivery import Registry
-from mlci.delivery._store import FsspecStore, LocalStore
+from mlci.delivery._registry import StoreRegistry
+from mlci.delivery._store import FsspecStore, LocalStore, Store
 from mlci.pipeline import _stage as stage
 from mlci.pipeline import infer_manifest
 from mlci.pipeline._config import Config, load_config
@@ -250,15 +251,21 @@ def new_bucket(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
 SECRET = "mlci-test-secret-0f3a9c"  # the dummy secret key: tests check that it is never shown
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", "s3", pytest.param("mlflow", marks=pytest.mark.mlflow)])
 def registry_url(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> str:
-    """A new registry on each backend, set as MLCI_REGISTRY for the test and its processes."""
+    """A new registry on each backend, set as MLCI_REGISTRY for the test and its processes.
+
+    The MLflow backend needs the real server (the `mlflow` session); elsewhere it skips.
+    """
     if request.param == "local":
         location = str(tmp_path / "shared-registry")
-    else:
+    elif request.param == "s3":
         location = new_bucket(request.getfixturevalue("s3_endpoint"), monkeypatch)
+    else:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", request.getfixturevalue("mlflow_server"))
+        location = f"mlflow:registry-{uuid.uuid4().hex[:12]}"
     monkeypatch.setenv("MLCI_REGISTRY", location)
     return location
 
@@ -308,9 +315,22 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         log.close()
 
 
+def store_of(registry: Registry) -> Store:
+    """The store under a folder or URL registry; tests of the store's own objects skip MLflow."""
+    if not isinstance(registry, StoreRegistry):
+        pytest.skip("looks at the objects of a folder or bucket registry")
+    return registry.store
+
+
 def damage(registry: Registry, key: str, change: Callable[[bytes], bytes | None]) -> bytes:
-    """Replace (or, for None, delete) one object behind the registry's back; the old bytes."""
-    store = registry.store
+    """Replace (or, for None, delete) one object behind the registry's back; the old bytes.
+
+    On MLflow ``key`` is a version's file (``runs:/<run>/mlci/<name>``), replaced through
+    MLflow's own API as anyone with write access could.
+    """
+    if not isinstance(registry, StoreRegistry):
+        return _damage_mlflow(key, change)
+    store = store_of(registry)
     old = store.read(key)
     new = change(old)
     if isinstance(store, LocalStore):
@@ -327,6 +347,24 @@ def damage(registry: Registry, key: str, change: Callable[[bytes], bytes | None]
         else:
             store.fs.pipe_file(target, new)
     return old
+
+
+def _damage_mlflow(key: str, change: Callable[[bytes], bytes | None]) -> bytes:
+    import mlflow.artifacts
+    from mlflow import MlflowClient
+
+    if not key.startswith("runs:/"):
+        pytest.skip("an object of a folder or bucket registry's event log")
+    run_id, _, path = key.removeprefix("runs:/").partition("/")
+    with tempfile.TemporaryDirectory() as folder:
+        old = Path(mlflow.artifacts.download_artifacts(artifact_uri=key, dst_path=folder))
+        before = old.read_bytes()
+        new = change(before)
+        if new is None:
+            pytest.skip("MLflow's API deletes no single artifact")
+        old.write_bytes(new)
+        MlflowClient().log_artifact(run_id, str(old), path.rpartition("/")[0])
+    return before
 
 
 def retrain_with(root: Path, *, trees: int, extra: str = "") -> Config:

@@ -41,7 +41,7 @@ from typing import Any
 
 from mlci import pipeline
 from mlci._io import read_json, sha256_file, utc_now
-from mlci.delivery._settings import registry_location
+from mlci.delivery._settings import MLFLOW_SCHEME, registry_location
 from mlci.delivery._store import LocalStore, Store, open_store
 from mlci.errors import MlciError
 from mlci.pipeline import (
@@ -139,15 +139,189 @@ class Registered:
 
 
 class Registry:
-    """A registry in a local folder or at a URL; callers never need to know which."""
+    """The registry's interface, and everything built on it; callers never know the backend.
 
-    def __init__(self, where: Store | Path | str) -> None:
-        self.store: Store = where if not isinstance(where, (Path, str)) else open_store(where)
+    ``Registry.of(config)`` (or ``Registry.at(location)``) opens the configured one: a folder or an
+    fsspec URL (``StoreRegistry``), or an MLflow Model Registry (``mlflow:<name>``). Backends give
+    the state (``read``), a version's files (``_blob``), ``register`` and ``_append``; the rules
+    (verification, aliases, the rollback stack) are the same code for all of them.
+    """
 
     @classmethod
     def of(cls, config: Config) -> Registry:
         """The configured registry (``MLCI_REGISTRY`` wins over ``[tool.mlci] registry``)."""
-        return cls(registry_location(config))
+        location = registry_location(config)
+        if isinstance(location, str) and location.startswith(MLFLOW_SCHEME):
+            from mlci.delivery._mlflow import configured
+
+            return configured(config, location)
+        return StoreRegistry(location)
+
+    @classmethod
+    def at(cls, location: Path | str) -> Registry:
+        """The registry at a folder, a URL or ``mlflow:<name>`` (``MLFLOW_TRACKING_URI``)."""
+        if isinstance(location, str) and location.startswith(MLFLOW_SCHEME):
+            from mlci.delivery._mlflow import named
+
+            return named(location)
+        return StoreRegistry(location)
+
+    @property
+    def location(self) -> str:
+        """The folder, URL or MLflow model, for messages (never with credentials)."""
+        raise NotImplementedError
+
+    @property
+    def local_root(self) -> Path | None:
+        """The folder of a local registry, None for a URL or MLflow."""
+        return None
+
+    def describe(self, version: Version, name: str = "") -> str:
+        """Where a version's files (or one of them) are."""
+        return f"{version.folder}/{name}" if name else version.folder
+
+    def head(self) -> str | None:
+        """What changes with every change to the registry, cheaply: for pollers."""
+        raise NotImplementedError
+
+    def read(self) -> Index:
+        """The current index; empty for a new registry, an error for a corrupt one."""
+        raise NotImplementedError
+
+    def _blob(self, version: Version, name: str) -> bytes:
+        """One of a version's files as stored (FileNotFoundError when missing), unverified."""
+        raise NotImplementedError
+
+    def register(self, config: Config) -> Registered:
+        """Copy the up-to-date artifacts into a new version; the same stage key gives the same."""
+        raise NotImplementedError
+
+    def _append(self, build: Callable[[Index], dict[str, Any] | None]) -> Index:
+        """Record the event ``build`` makes of the current index, atomically; the new index."""
+        raise NotImplementedError
+
+    def versions(self) -> list[Version]:
+        """Every version, oldest first."""
+        index = self.read()
+        return [index.versions[number] for number in sorted(index.versions)]
+
+    def get(self, reference: str | int, index: Index | None = None) -> Version:
+        """A version by number or by alias (in ``index`` when the caller has read it)."""
+        index = self.read() if index is None else index
+        text = str(reference)
+        if text.isdigit():
+            number = int(text)
+            if number not in index.versions:
+                raise MlciError(f"{self.location}: no version {number} in the registry")
+            return index.versions[number]
+        if text not in index.aliases:
+            known = ", ".join(sorted(index.aliases)) or "none yet"
+            raise MlciError(f"{self.location}: no alias '{text}' (aliases: {known})")
+        return index.versions[index.aliases[text]]
+
+    def alias(self, name: str) -> Version | None:
+        """The version an alias points at, or None."""
+        index = self.read()
+        number = index.aliases.get(name)
+        return None if number is None else index.versions[number]
+
+    def history(self, alias: str | None = None) -> list[Move]:
+        """Every alias move, oldest first (only ``alias``'s when given)."""
+        return [move for move in self.read().history if alias in (None, move.alias)]
+
+    def read_file(self, version: Version, name: str) -> bytes:
+        """One of a version's files, only when it hashes to its recorded SHA-256."""
+        where = self.describe(version, name)
+        expected = version.files.get(name)
+        if expected is None:
+            raise MlciError(f"{where}: version {version.number} has no file '{name}'")
+        try:
+            data = self._blob(version, name)
+        except FileNotFoundError:
+            raise MlciError(f"{where}: missing") from None
+        return pipeline.check_sha256(data, expected, where)
+
+    def verify(self, version: Version, *, skip: tuple[str, ...] = ()) -> list[str]:
+        """Every file of a version that is missing or does not hash to its recorded SHA-256."""
+        problems = []
+        for name in sorted(version.files):
+            if name in skip:
+                continue
+            try:
+                self.read_file(version, name)
+            except MlciError as error:
+                problems.append(str(error))
+        return problems
+
+    def manifest(self, version: Version) -> pipeline.Manifest:
+        """The version's own copy of its data's manifest: the schema travels with the model."""
+        where = self.describe(version, MANIFEST)
+        try:
+            raw = json.loads(self.read_file(version, MANIFEST))
+        except ValueError as exc:
+            raise MlciError(f"{where}: not JSON: {exc}") from None
+        return pipeline.parse_manifest(raw, where)
+
+    def lineage(self, version: Version) -> dict[str, Any]:
+        """The version's lineage record (training run, config, inputs)."""
+        name = pipeline.Artifacts(Path()).lineage.name
+        raw: dict[str, Any] = json.loads(self.read_file(version, name))
+        return raw
+
+    def load_model(self, version: Version, trusted: tuple[str, ...] = ()) -> Any:
+        """Load a version's model after verifying every one of its files."""
+        # The model is hashed as it is read, once; then the other files.
+        problems = []
+        data = b""
+        try:
+            data = self.read_file(version, version.model_file)
+        except MlciError as error:
+            problems.append(str(error))
+        problems += self.verify(version, skip=(version.model_file,))
+        if problems:
+            raise MlciError(
+                f"version {version.number} failed verification, refusing to load it:\n  "
+                + "\n  ".join(problems)
+            )
+        return loads(data, Path(self.describe(version, version.model_file)), trusted)
+
+    # Moving aliases ----------------------------------------------------------------------
+
+    def promote(self, reference: str | int, alias: str, reason: str = "") -> Move:
+        """Point ``alias`` at a version, recording who moved it, when, from where and why."""
+        _check_alias(alias)
+
+        def build(index: Index) -> dict[str, Any]:
+            version = self.get(reference, index)
+            before = index.aliases.get(alias)
+            move = Move(alias, "promote", before, version.number, utc_now(), _user(), reason)
+            return {"kind": "move", "move": move.to_dict()}
+
+        return self._append(build).history[-1]
+
+    def rollback(self, alias: str, reason: str = "") -> Move:
+        """Move ``alias`` back to the target it had before its current one."""
+
+        def build(index: Index) -> dict[str, Any]:
+            if alias not in index.aliases:
+                raise MlciError(f"{self.location}: no alias '{alias}' to roll back")
+            targets = targets_of(index.history, alias)
+            if len(targets) < 2:
+                raise MlciError(
+                    f"alias '{alias}' has no earlier target to roll back to "
+                    f"(it has only ever pointed at version {index.aliases[alias]})"
+                )
+            move = Move(alias, "rollback", targets[-1], targets[-2], utc_now(), _user(), reason)
+            return {"kind": "move", "move": move.to_dict()}
+
+        return self._append(build).history[-1]
+
+
+class StoreRegistry(Registry):
+    """A registry in a local folder or at an fsspec URL: the event log on a ``Store``."""
+
+    def __init__(self, where: Store | Path | str) -> None:
+        self.store: Store = where if not isinstance(where, (Path, str)) else open_store(where)
 
     @property
     def location(self) -> str:
@@ -162,6 +336,9 @@ class Registry:
     def describe(self, version: Version, name: str = "") -> str:
         """Where a version's files (or one of them) are."""
         return self.store.describe(f"{version.folder}/{name}" if name else version.folder)
+
+    def _blob(self, version: Version, name: str) -> bytes:
+        return self.store.read(f"{version.folder}/{name}")
 
     # Reading ---------------------------------------------------------------------------------
 
@@ -244,91 +421,6 @@ class Registry:
             "automatically: restore it from a backup"
         )
 
-    def versions(self) -> list[Version]:
-        """Every version, oldest first."""
-        index = self.read()
-        return [index.versions[number] for number in sorted(index.versions)]
-
-    def get(self, reference: str | int, index: Index | None = None) -> Version:
-        """A version by number or by alias (in ``index`` when the caller has read it)."""
-        index = self.read() if index is None else index
-        text = str(reference)
-        if text.isdigit():
-            number = int(text)
-            if number not in index.versions:
-                raise MlciError(f"{self.location}: no version {number} in the registry")
-            return index.versions[number]
-        if text not in index.aliases:
-            known = ", ".join(sorted(index.aliases)) or "none yet"
-            raise MlciError(f"{self.location}: no alias '{text}' (aliases: {known})")
-        return index.versions[index.aliases[text]]
-
-    def alias(self, name: str) -> Version | None:
-        """The version an alias points at, or None."""
-        index = self.read()
-        number = index.aliases.get(name)
-        return None if number is None else index.versions[number]
-
-    def history(self, alias: str | None = None) -> list[Move]:
-        """Every alias move, oldest first (only ``alias``'s when given)."""
-        return [move for move in self.read().history if alias in (None, move.alias)]
-
-    def read_file(self, version: Version, name: str) -> bytes:
-        """One of a version's files, only when it hashes to its recorded SHA-256."""
-        where = self.describe(version, name)
-        expected = version.files.get(name)
-        if expected is None:
-            raise MlciError(f"{where}: version {version.number} has no file '{name}'")
-        try:
-            data = self.store.read(f"{version.folder}/{name}")
-        except FileNotFoundError:
-            raise MlciError(f"{where}: missing") from None
-        return pipeline.check_sha256(data, expected, where)
-
-    def verify(self, version: Version, *, skip: tuple[str, ...] = ()) -> list[str]:
-        """Every file of a version that is missing or does not hash to its recorded SHA-256."""
-        problems = []
-        for name in sorted(version.files):
-            if name in skip:
-                continue
-            try:
-                self.read_file(version, name)
-            except MlciError as error:
-                problems.append(str(error))
-        return problems
-
-    def manifest(self, version: Version) -> pipeline.Manifest:
-        """The version's own copy of its data's manifest: the schema travels with the model."""
-        where = self.describe(version, MANIFEST)
-        try:
-            raw = json.loads(self.read_file(version, MANIFEST))
-        except ValueError as exc:
-            raise MlciError(f"{where}: not JSON: {exc}") from None
-        return pipeline.parse_manifest(raw, where)
-
-    def lineage(self, version: Version) -> dict[str, Any]:
-        """The version's lineage record (training run, config, inputs)."""
-        name = pipeline.Artifacts(Path()).lineage.name
-        raw: dict[str, Any] = json.loads(self.read_file(version, name))
-        return raw
-
-    def load_model(self, version: Version, trusted: tuple[str, ...] = ()) -> Any:
-        """Load a version's model after verifying every one of its files."""
-        # The model is hashed as it is read, once; then the other files.
-        problems = []
-        data = b""
-        try:
-            data = self.read_file(version, version.model_file)
-        except MlciError as error:
-            problems.append(str(error))
-        problems += self.verify(version, skip=(version.model_file,))
-        if problems:
-            raise MlciError(
-                f"version {version.number} failed verification, refusing to load it:\n  "
-                + "\n  ".join(problems)
-            )
-        return loads(data, Path(self.describe(version, version.model_file)), trusted)
-
     # Writing ---------------------------------------------------------------------------------
 
     def _append(self, build: Callable[[Index], dict[str, Any] | None]) -> Index:
@@ -379,27 +471,14 @@ class Registry:
 
     def register(self, config: Config) -> Registered:
         """Copy the up-to-date artifacts into a new version; the same stage key gives the same."""
-        status = pipeline.stage_status(config)
-        if not status.up_to_date or status.lineage is None:
-            raise MlciError(
-                "the artifacts are not up to date (" + "; ".join(status.reasons) + "); "
-                "run 'mlci train' before registering"
-            )
-        key, lineage = status.key, status.lineage
-        existing = _by_stage_key(self.read(), key)
-        if existing is not None:
-            return Registered(existing, created=False)
-        artifacts = pipeline.Artifacts.of(config)
-        folder = f"{VERSIONS}/{uuid.uuid4().hex}"
-        with _copies(
-            [*artifacts.files, config.data, config.manifest],
-            [*(path.name for path in artifacts.files), DATA, MANIFEST],
-        ) as copies:
-            files = {name: sha256_file(path) for name, path in copies.items()}
-            _check_copied(files, lineage, artifacts)
-            metrics = scalar_metrics(read_json(copies[artifacts.metrics.name], "metrics"))
-            for name, path in copies.items():  # every file before the event that names them
+        with candidate(config) as new:
+            existing = _by_stage_key(self.read(), new.key)
+            if existing is not None:
+                return Registered(existing, created=False)
+            folder = f"{VERSIONS}/{uuid.uuid4().hex}"
+            for name, path in new.copies.items():  # every file before the event that names them
                 self.store.create(f"{folder}/{name}", path)
+        key = new.key
         found: list[Version] = []
 
         def build(index: Index) -> dict[str, Any] | None:
@@ -407,18 +486,7 @@ class Registry:
             if earlier is not None:  # another writer registered the same inputs meanwhile
                 found.append(earlier)
                 return None
-            version = Version(
-                number=max(index.versions, default=0) + 1,
-                stage_key=key,
-                created_at=utc_now(),
-                created_by=_user(),
-                model_file=artifacts.model.name,
-                files=files,
-                metrics=metrics,
-                data_sha256=files[DATA],
-                python=str(lineage.get("python")),
-                folder=folder,
-            )
+            version = new.version(max(index.versions, default=0) + 1, folder)
             return {"kind": "register", "version": version.to_dict()}
 
         index = self._append(build)
@@ -426,35 +494,6 @@ class Registry:
             self.store.remove(folder)  # ours alone: no event names it
             return Registered(found[0], created=False)
         return Registered(index.versions[max(index.versions)], created=True)
-
-    def promote(self, reference: str | int, alias: str, reason: str = "") -> Move:
-        """Point ``alias`` at a version, recording who moved it, when, from where and why."""
-        _check_alias(alias)
-
-        def build(index: Index) -> dict[str, Any]:
-            version = self.get(reference, index)
-            before = index.aliases.get(alias)
-            move = Move(alias, "promote", before, version.number, utc_now(), _user(), reason)
-            return {"kind": "move", "move": move.to_dict()}
-
-        return self._append(build).history[-1]
-
-    def rollback(self, alias: str, reason: str = "") -> Move:
-        """Move ``alias`` back to the target it had before its current one."""
-
-        def build(index: Index) -> dict[str, Any]:
-            if alias not in index.aliases:
-                raise MlciError(f"{self.location}: no alias '{alias}' to roll back")
-            targets = targets_of(index.history, alias)
-            if len(targets) < 2:
-                raise MlciError(
-                    f"alias '{alias}' has no earlier target to roll back to "
-                    f"(it has only ever pointed at version {index.aliases[alias]})"
-                )
-            move = Move(alias, "rollback", targets[-1], targets[-2], utc_now(), _user(), reason)
-            return {"kind": "move", "move": move.to_dict()}
-
-        return self._append(build).history[-1]
 
 
 def _apply(index: Index, raw: Any, seq: int, corrupt: Callable[[str], MlciError]) -> None:
@@ -530,6 +569,53 @@ def _dumps(value: Any) -> bytes:
 
 def _back_off(attempt: int) -> None:
     time.sleep(random.uniform(0, min(0.01 * 2**attempt, 0.5)))
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    """Up-to-date artifacts about to be registered: private copies, hashed and checked."""
+
+    key: str
+    lineage: dict[str, Any]
+    copies: dict[str, Path]  # name in the version -> its private copy
+    files: dict[str, str]  # name -> SHA-256
+    metrics: dict[str, float]
+    model_file: str
+
+    def version(self, number: int, folder: str) -> Version:
+        """The version record these files become, as version ``number`` in ``folder``."""
+        return Version(
+            number=number,
+            stage_key=self.key,
+            created_at=utc_now(),
+            created_by=_user(),
+            model_file=self.model_file,
+            files=self.files,
+            metrics=self.metrics,
+            data_sha256=self.files[DATA],
+            python=str(self.lineage.get("python")),
+            folder=folder,
+        )
+
+
+@contextlib.contextmanager
+def candidate(config: Config) -> Iterator[Candidate]:
+    """The artifacts to register, copied, hashed and checked against their lineage."""
+    status = pipeline.stage_status(config)
+    if not status.up_to_date or status.lineage is None:
+        raise MlciError(
+            "the artifacts are not up to date (" + "; ".join(status.reasons) + "); "
+            "run 'mlci train' before registering"
+        )
+    artifacts = pipeline.Artifacts.of(config)
+    with _copies(
+        [*artifacts.files, config.data, config.manifest],
+        [*(path.name for path in artifacts.files), DATA, MANIFEST],
+    ) as copies:
+        files = {name: sha256_file(path) for name, path in copies.items()}
+        _check_copied(files, status.lineage, artifacts)
+        metrics = scalar_metrics(read_json(copies[artifacts.metrics.name], "metrics"))
+        yield Candidate(status.key, status.lineage, copies, files, metrics, artifacts.model.name)
 
 
 @contextlib.contextmanager

@@ -14,6 +14,7 @@ from mlci.pipeline import Config
 
 REGISTRY_ENV = "MLCI_REGISTRY"
 DEFAULT_REGISTRY = "registry"
+MLFLOW_SCHEME = "mlflow:"  # registry = "mlflow:<registered model name>"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,14 +46,14 @@ def drift_settings(config: Config) -> DriftConfig:
 def registry_location(config: Config) -> Path | str:
     """``MLCI_REGISTRY``, else ``[tool.mlci] registry``, else ``registry/`` in the project.
 
-    A URL (``s3://bucket/prefix``, ``gs://…``) is returned as it is; a path is made absolute
-    against the project.
+    A URL (``s3://bucket/prefix``, ``gs://…``) or an MLflow registered model (``mlflow:<name>``)
+    is returned as it is; a path is made absolute against the project.
     """
     where = f"{config.pyproject}: [tool.mlci]"
     configured = get(config.sections, "registry", str, where, default=DEFAULT_REGISTRY)
     location = os.environ.get(REGISTRY_ENV) or configured
     if not location.strip():
         raise MlciError(f"{where} registry: empty; give a folder or a URL (s3://bucket/prefix)")
-    if is_url(location):
+    if is_url(location) or location.startswith(MLFLOW_SCHEME):
         return location
     return config.root / location.removeprefix("file://")

@@ -11,10 +11,22 @@ import sys
 from typing import Any
 
 from mlci.pipeline import Config, TrainResult, annotate_lineage, read_run
-from mlci.tracking._mlflow import Logged, TrackingError, available, export, params_of
+from mlci.tracking._mlflow import (
+    Logged,
+    TrackingError,
+    available,
+    export,
+    params_of,
+    registry_client,
+    tags_of,
+    without_credentials,
+)
 from mlci.tracking._settings import TRACKING_ENV, TrackingConfig, tracking_settings
 
+LINEAGE_KEY = "tracking"  # where the lineage records its MLflow run
+
 __all__ = [
+    "LINEAGE_KEY",
     "TRACKING_ENV",
     "Logged",
     "TrackingConfig",
@@ -24,10 +36,11 @@ __all__ = [
     "params_of",
     "record_result",
     "record_training",
+    "registry_client",
+    "tags_of",
     "tracking_settings",
+    "without_credentials",
 ]
-
-LINEAGE_KEY = "tracking"
 
 
 def record_training(config: Config, result: TrainResult) -> Logged | None:

@@ -7,8 +7,10 @@ else in mlci imports MLflow. A tracking server that cannot be reached is a warni
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import logging
 import os
 import shutil
 import sys
@@ -16,6 +18,7 @@ import urllib.error
 import urllib.request
 import uuid
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +59,25 @@ class Logged:
         return dataclasses.asdict(self)
 
 
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """MLflow's notices about its own code, as warnings or log lines, are not shown.
+
+    Type-hint inference, pandas deprecations, pickle's advice (mlci verifies every model's
+    SHA-256 and offers skops), an unknown pip version: nothing a user can act on in a CI log,
+    and nothing that may fail a run.
+    """
+    logger = logging.getLogger("mlflow")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
 def available(what: str = "MLflow tracking") -> str:
     """Why ``what`` cannot run in this interpreter, or "" when it can."""
     if sys.version_info < MIN_PYTHON:
@@ -84,6 +106,20 @@ def _client(settings: TrackingConfig) -> Any:
 
     mlflow.set_tracking_uri(settings.tracking_uri)
     return mlflow
+
+
+def registry_client(settings: TrackingConfig, what: str) -> Any:
+    """An ``MlflowClient`` for the server's model registry, once the server answers."""
+    why = available(what)
+    if why:
+        raise MlciError(why)
+    if not settings.tracking_uri:
+        raise MlciError(
+            f"{what} needs an MLflow server: set [tool.mlci.mlflow] tracking_uri or "
+            "MLFLOW_TRACKING_URI"
+        )
+    mlflow = _client(settings)
+    return mlflow.MlflowClient(settings.tracking_uri, registry_uri=settings.tracking_uri)
 
 
 def _probe(uri: str) -> None:
@@ -139,10 +175,7 @@ def log_training(config: Config, result: TrainResult, settings: TrackingConfig) 
     signature = signature_of(manifest, model)
     key = str(lineage["stage"]["key"])
     try:
-        with warnings.catch_warnings():
-            # MLflow's notices about its own code (type-hint inference, pandas deprecations) are
-            # nothing a user can act on: they are not shown, and never fail a run.
-            warnings.simplefilter("ignore")
+        with quiet():
             mlflow.set_experiment(settings.experiment)
             with mlflow.start_run(run_name=f"train {key[:12]}") as run:
                 mlflow.log_params(params_of(config))
@@ -213,8 +246,7 @@ def export(
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = directory.with_name(f".{directory.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet():
             mlflow.sklearn.save_model(
                 model,
                 str(staging),

@@ -102,7 +102,12 @@ def test_model_format_skops_installs_skops_in_every_model_session(
 
 
 @pytest.mark.parametrize(
-    ("url", "lock"), [("s3://models/registry", "remote.txt"), ("gs://models/registry", "gcs.txt")]
+    ("url", "lock"),
+    [
+        ("s3://models/registry", "remote.txt"),
+        ("gs://models/registry", "gcs.txt"),
+        ("mlflow:iris-classifier", "mlflow.txt"),
+    ],
 )
 @pytest.mark.parametrize("name", ["gate", "release", "retrain", "rollback", "drift", "serve"])
 def test_a_registry_url_installs_its_backend_in_the_sessions_that_use_it(
@@ -117,6 +122,29 @@ def test_a_registry_url_installs_its_backend_in_the_sessions_that_use_it(
     text = re.sub(r"(?m)^registry\s*=.*\n", "", pyproject.read_text())
     pyproject.write_text(text.replace("[tool.mlci]\n", f'[tool.mlci]\nregistry = "{url}"\n', 1))
     assert lock in synced_locks(repo, name, monkeypatch)
+
+
+@pytest.mark.parametrize("name", ["train", "gate", "release", "drift"])
+def test_tracked_runs_install_mlflows_client_in_the_sessions_that_log(
+    repo: Path, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    set_model_format(repo, "joblib")
+    for variable in ("MLFLOW_TRACKING_URI", "MLCI_REGISTRY"):
+        monkeypatch.delenv(variable, raising=False)
+    pyproject = repo / "pyproject.toml"  # untracked, whatever a fork's own settings say
+    untracked = re.sub(r"(?m)^(registry|tracking_uri)\s*=.*\n", "", pyproject.read_text())
+    pyproject.write_text(untracked)
+    assert "mlflow.txt" not in synced_locks(repo, name, monkeypatch)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert "mlflow.txt" in synced_locks(repo, name, monkeypatch)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    setting = 'tracking_uri = "http://127.0.0.1:5000"\n'
+    if "[tool.mlci.mlflow]\n" in untracked:
+        tracked = untracked.replace("[tool.mlci.mlflow]\n", "[tool.mlci.mlflow]\n" + setting)
+    else:
+        tracked = untracked + "\n[tool.mlci.mlflow]\n" + setting
+    pyproject.write_text(tracked)
+    assert "mlflow.txt" in synced_locks(repo, name, monkeypatch)
 
 
 def test_joblib_sessions_install_the_runtime_only(

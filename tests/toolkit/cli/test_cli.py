@@ -164,7 +164,7 @@ def test_predict_with_a_registry_version(
     capsys.readouterr()
     assert main(["-C", str(project), "predict", str(rows), "--model", "production"]) == 0
     assert capsys.readouterr().out == "setosa\n"
-    registry = Registry(registry_url)
+    registry = Registry.at(registry_url)
     version = registry.get(1)
     damage(registry, f"{version.folder}/{version.model_file}", lambda data: data[:-1])
     assert main(["-C", str(project), "predict", str(rows), "--model", "1"]) == 2

@@ -1,7 +1,9 @@
-"""Two clones of a project share one registry in an S3 bucket, as two CI runners would.
+"""Two clones of a project share one registry, as two CI runners would: in an S3 bucket, or in
+an MLflow Model Registry.
 
-The bucket is on moto's S3 server (127.0.0.1); each clone names it in its own ``[tool.mlci]
-registry``, and the credentials come from the standard AWS variables.
+The bucket is on moto's S3 server (127.0.0.1), with the credentials in the standard AWS
+variables; the MLflow registry is on a real `mlflow server` (the `mlflow` session), with a
+password in MLflow's own variable. Each clone names the registry in its own ``[tool.mlci]``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -46,13 +49,21 @@ def wait_for_version(port: int, version: str, seconds: float = 30) -> None:
         time.sleep(0.1)
 
 
-def test_two_clones_release_gate_roll_back_and_serve_from_one_bucket(
-    tmp_path: Path,
-    s3_endpoint: str,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+@pytest.fixture(params=["s3", pytest.param("mlflow", marks=pytest.mark.mlflow)])
+def shared_registry(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A new, empty registry both clones name: a bucket, or a registered model on MLflow."""
+    if request.param == "s3":
+        return new_bucket(request.getfixturevalue("s3_endpoint"), monkeypatch)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", request.getfixturevalue("mlflow_server"))
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "ci")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", SECRET)  # sent, and never shown
+    return f"mlflow:two-clones-{uuid.uuid4().hex[:8]}"
+
+
+def test_two_clones_release_gate_roll_back_and_serve_from_one_registry(
+    tmp_path: Path, shared_registry: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url = new_bucket(s3_endpoint, monkeypatch)
+    url = shared_registry
     shared = f'registry = "{url}"\n'
     a = make_project(tmp_path / "a")
     b = make_project(tmp_path / "b")
@@ -109,7 +120,8 @@ def test_two_clones_release_gate_roll_back_and_serve_from_one_bucket(
         ["production", "rollback", "2", "1"],
     ]
     assert run(b, "registry", "show", "2") == 0
-    assert f"location    {url}/versions/" in printed[-1]
+    where = "runs:/" if url.startswith("mlflow:") else f"{url}/versions/"
+    assert f"location    {where}" in printed[-1]
     rows = tmp_path / "rows.csv"
     rows.write_text("sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n")
     assert run(b, "predict", str(rows), "--model", PRODUCTION) == 0
@@ -120,13 +132,16 @@ def test_two_clones_release_gate_roll_back_and_serve_from_one_bucket(
     assert run(a, "drift") == 0
     report = json.loads((a / "artifacts" / "drift.json").read_text())
     assert "training data of production (version 1)" in json.dumps(report)
-    assert Registry(url).get(PRODUCTION).number == 1
+    assert Registry.at(url).get(PRODUCTION).number == 1
     # Retrain finds production in the bucket: same data, no drift, nothing to release.
     assert run(a, "release", "--if-needed") == 0
     assert "nothing to release: no drift and no new data since production" in printed[-1]
     assert "production: version 1" in printed[-1]
-    # The dummy secret key is in the environment of every command; it is shown nowhere.
-    assert os.environ["AWS_SECRET_ACCESS_KEY"] == SECRET
+    # The dummy secret is in the environment of every command; it is shown nowhere.
+    assert SECRET in (
+        os.environ.get("AWS_SECRET_ACCESS_KEY"),
+        os.environ.get("MLFLOW_TRACKING_PASSWORD"),
+    )
     written = [p.read_text(errors="replace") for p in (a / "artifacts").rglob("*") if p.is_file()]
     written += [p.read_text(errors="replace") for p in (b / "artifacts").rglob("*") if p.is_file()]
     assert not [text for text in [*printed, log, *written] if SECRET in text]

@@ -22,7 +22,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
 import uvicorn
-from conftest import damage, free_port, make_project, retrain_with
+from conftest import damage, free_port, make_project, retrain_with, store_of
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -256,7 +256,7 @@ def test_a_tampered_version_is_not_loaded(served: Served, caplog: pytest.LogCapt
     wait_for(lambda: served.slot.version_number() == 1, "version 1")
     version = served.registry.get(2)
     key = f"{version.folder}/{version.model_file}"
-    original = served.registry.store.read(key)
+    original = store_of(served.registry).read(key)
     try:
         damage(served.registry, key, lambda data: data[:-7])
         with caplog.at_level(logging.ERROR, logger="mlci.serve"):
