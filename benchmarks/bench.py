@@ -438,6 +438,28 @@ def figure_registry(bench: Bench) -> None:
     bench.add("registry|poll", Figure("poll interval", command, [poll]))
 
 
+# Figure 8 -----------------------------------------------------------------------------------
+
+
+def figure_mlflow(bench: Bench) -> None:
+    """Training with and without MLflow tracking; a release on the MLflow registry and a folder."""
+    print("figure 8: MLflow tracking and registry", flush=True)
+    output = bench.work / "mlflow.json"
+    command = (
+        f".nox/mlflow/bin/python benchmarks/mlflow_ops.py --runs {bench.runs} --output {output}"
+    )
+    run(command, bench.clone, clean_env())
+    results = json.loads(output.read_text())
+    names = {
+        "train|untracked": "`mlci train --force`, no tracking",
+        "train|tracked": "`mlci train --force`, tracked on an `mlflow server`",
+        "release|local": "`mlci release` into a new registry folder",
+        "release|mlflow": "`mlci release` into a new MLflow registered model (tracked)",
+    }
+    for key, label in names.items():
+        bench.add(f"mlflow|{key}", Figure(label, command, results[key]))
+
+
 # Figure 5 -----------------------------------------------------------------------------------
 
 
@@ -711,6 +733,7 @@ FIGURES = {
     "train": figure_train,
     "validation": figure_validation,
     "registry": figure_registry,
+    "mlflow": figure_mlflow,
 }
 
 
