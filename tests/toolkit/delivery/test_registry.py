@@ -306,7 +306,12 @@ def test_concurrent_writers_lose_no_version_and_no_move(
         assert child.returncode == 0, err
     reg = Registry.at(registry_url)
     versions = reg.versions()
-    assert [v.number for v in versions] == [1, 2, 3]
+    numbers = [v.number for v in versions]
+    if registry_url.startswith("mlflow:"):
+        # MLflow numbers versions itself: a duplicate registration, undone, leaves a gap.
+        assert len(numbers) == 3 and numbers == sorted(set(numbers)) and numbers[0] == 1
+    else:
+        assert numbers == [1, 2, 3]
     assert len({v.stage_key for v in versions}) == 3
     assert all(reg.verify(v) == [] for v in versions)
     history = reg.history(PRODUCTION)
