@@ -309,7 +309,9 @@ def test_concurrent_writers_lose_no_version_and_no_move(
     numbers = [v.number for v in versions]
     if registry_url.startswith("mlflow:"):
         # MLflow numbers versions itself: a duplicate registration, undone, leaves a gap.
-        assert len(numbers) == 3 and numbers == sorted(set(numbers)) and numbers[0] == 1
+        assert len(numbers) == 3
+        assert numbers == sorted(set(numbers))
+        assert numbers[0] == 1
     else:
         assert numbers == [1, 2, 3]
     assert len({v.stage_key for v in versions}) == 3
