@@ -62,12 +62,14 @@ TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI") or PYPROJECT["tool"]["mlci"
     "mlflow", {}
 ).get("tracking_uri", "")
 MLFLOW = bool(TRACKING_URI) or REGISTRY.startswith("mlflow:")
-MODEL_LOCKS = (
-    MAIN_LOCK,
+EXTRA_LOCKS = (
     *([LOCKS / "skops.txt"] if MODEL_FORMAT == "skops" else []),
     *([LOCKS / f"{BACKEND}.txt"] if BACKEND else []),
     *([LOCKS / "mlflow.txt"] if MLFLOW else []),
 )
+# The sessions that write the report also draw its pictures (artifacts/report.html, matplotlib).
+PLOTS_LOCK = LOCKS / "plots.txt"
+MODEL_LOCKS = (MAIN_LOCK, *EXTRA_LOCKS, PLOTS_LOCK)
 
 
 def install_locked(session: nox.Session, *locks: Path, project: bool = True) -> None:
@@ -231,8 +233,15 @@ def drift(session: nox.Session) -> None:
 @nox.session(python=DEFAULT_PYTHON, default=False)
 def serve(session: nox.Session) -> None:
     """Serve the production model on 127.0.0.1:8080 (`nox -s serve -- --port 9000`)."""
-    install_locked(session, SERVE_LOCK, *MODEL_LOCKS[1:])
+    install_locked(session, SERVE_LOCK, *EXTRA_LOCKS)
     session.run("mlci", "serve", *session.posargs)
+
+
+@nox.session(python=DEFAULT_PYTHON, default=False)
+def comment(session: nox.Session) -> None:
+    """Post artifacts/report.md as the pull request's one mlci comment (CI); print it locally."""
+    install_locked(session, MAIN_LOCK)
+    session.run("mlci", "comment", *session.posargs)
 
 
 @nox.session(python=DEFAULT_PYTHON, default=False)

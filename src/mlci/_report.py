@@ -41,6 +41,7 @@ class Section:
     notes: tuple[str, ...] = ()  # paragraphs after the table
     empty: str = ""  # said instead of an empty table
     headline: str = ""  # the terminal's first line, when it differs from the title
+    blocks: tuple[str, ...] = ()  # Markdown only (charts, more tables): not in the terminal
 
     def markdown(self, level: int = 2) -> str:
         """For the report and the step summary."""
@@ -49,7 +50,7 @@ class Section:
             parts.append(markdown_table(self.header, self.rows))
         elif self.empty:
             parts.append(self.empty)
-        return "\n\n".join([*parts, *self.notes])
+        return "\n\n".join([*parts, *self.notes, *self.blocks])
 
     def text(self) -> str:
         """For the terminal: the title as a line, the table aligned."""
@@ -81,6 +82,45 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join([line(header), line(["---"] * len(header)), *(line(row) for row in rows)])
 
 
+def mermaid_xychart(
+    title: str,
+    labels: Sequence[str],
+    y_label: str,
+    *,
+    bars: Sequence[float] = (),
+    line: Sequence[float] = (),
+) -> str:
+    """A Mermaid XY chart in a fenced block: GitHub draws it in Markdown, no image hosting.
+
+    ``xychart-beta`` is the form GitHub's Mermaid accepts; the exact numbers stay in the tables.
+    """
+    values = [*bars, *line]
+    low, high = min(values), max(values)
+    pad = (high - low) * 0.1 or abs(high) * 0.05 or 0.05
+    axis = ", ".join(_quoted(label) for label in labels)
+    lines = [
+        "```mermaid",
+        "xychart-beta",
+        f"    title {_quoted(title)}",
+        f"    x-axis [{axis}]",
+        f"    y-axis {_quoted(y_label)} {_number(max(0.0, low - pad) if low >= 0 else low - pad)}"
+        f" --> {_number(high + pad)}",
+    ]
+    if bars:
+        lines.append(f"    bar [{', '.join(map(_number, bars))}]")
+    if line:
+        lines.append(f"    line [{', '.join(map(_number, line))}]")
+    return "\n".join([*lines, "```"])
+
+
+def _quoted(text: str) -> str:
+    return '"' + str(text).replace('"', "'").replace("\n", " ") + '"'
+
+
+def _number(value: float) -> str:
+    return f"{value:.4g}"
+
+
 def publish(artifacts: Path, name: str, markdown: str) -> Path:
     """Put one section into `artifacts/report.md`, replacing an older one of the same name.
 
@@ -100,11 +140,16 @@ def publish(artifacts: Path, name: str, markdown: str) -> Path:
             f"<!-- mlci:{key} -->\n{sections[key]}" for key in ordered
         )
         atomic_write_text(path, text)
+    step_summary(body)
+    return path
+
+
+def step_summary(markdown: str) -> None:
+    """Append to GitHub's step summary of this job, when there is one (``GITHUB_STEP_SUMMARY``)."""
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with Path(summary).open("a", encoding="utf-8") as stream:
-            stream.write(body + "\n")
-    return path
+            stream.write(markdown.rstrip() + "\n\n")
 
 
 def _read_sections(path: Path) -> dict[str, str]:

@@ -6,8 +6,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from mlci._report import REPORT, publish, text_table
-from mlci.cli._common import add, config_of
+from mlci._report import REPORT, text_table
+from mlci.cli._common import add, config_of, publish
+from mlci.cli._reporting import cmd_report
 from mlci.errors import MlciError
 
 
@@ -135,8 +136,11 @@ def register(commands: Any) -> None:
     add(commands, "lint", cmd_lint)
     coverage = add(commands, "coverage", cmd_coverage)
     coverage.add_argument("data", nargs="*", metavar="DATA", help="the .coverage.<python> files")
-    report = commands.add_parser("report", help="add a section to artifacts/report.md")
-    report_commands = report.add_subparsers(dest="report_command", metavar="SECTION", required=True)
+    report = add(commands, "report", cmd_report)
+    report.add_argument("--open", action="store_true", help="open it in a browser")
+    report_commands = report.add_subparsers(
+        dest="report_command", metavar="SECTION", help="add one section to artifacts/report.md"
+    )
     coverage = add(report_commands, "coverage", cmd_report_coverage)
     coverage.add_argument(
         "json_file", metavar="COVERAGE_JSON", help="the output of `coverage json`"

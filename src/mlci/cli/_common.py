@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -36,3 +37,21 @@ def add(commands: Any, name: str, handler: Handler) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = commands.add_parser(name, help=doc, description=doc)
     parser.set_defaults(handler=handler)
     return parser
+
+
+def publish(artifacts: Path, name: str, markdown: str, *, draw: bool = True) -> None:
+    """A section into ``report.md`` (and CI's step summary), then ``report.html`` rebuilt.
+
+    ``draw=False`` uses only pictures drawn before (the cheap paths).
+    """
+    from mlci import _report, reporting
+
+    _report.publish(artifacts, name, markdown)
+    try:
+        reporting.write_html(artifacts, draw=draw)
+    except Exception as error:  # a picture that cannot be drawn never fails the command
+        print(
+            f"mlci: warning: {artifacts / reporting.HTML} not updated: "
+            f"{type(error).__name__}: {error}",
+            file=sys.stderr,
+        )

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlci._io import atomic_write_json
-from mlci._report import publish, text_table
-from mlci.cli._common import add, config_of
+from mlci._report import text_table
+from mlci.cli._common import add, config_of, publish
 
 VERSION_HEADER = ["version", "aliases", "accuracy", "macro_f1", "python", "created", "stage key"]
 
@@ -38,6 +39,14 @@ def _note_if_ephemeral(config: Config, registry: delivery.Registry) -> None:
     """On a hosted runner a registry folder lives as long as the job: say so in the summary."""
     if os.environ.get("GITHUB_ACTIONS") == "true" and registry.local_root is not None:
         publish(config.artifacts, "registry", EPHEMERAL.format(where=_where(config, registry)))
+
+
+def _snapshot(config: Config, registry: delivery.Registry, index: delivery.Index) -> None:
+    """The registry's versions and aliases as the report draws them (``registry.json``)."""
+    from mlci import delivery
+
+    path = config.artifacts / delivery.REGISTRY_SNAPSHOT
+    atomic_write_json(path, delivery.snapshot(index, _where(config, registry)))
 
 
 def _registry(args: argparse.Namespace) -> delivery.Registry:
@@ -70,6 +79,7 @@ def cmd_registry_register(args: argparse.Namespace) -> int:
     config = config_of(args)
     registry = delivery.Registry.of(config)
     registered = registry.register(config)
+    _snapshot(config, registry, registry.read())
     number = registered.version.number
     if registered.created:
         print(f"registered version {number} in {_where(config, registry)}")
@@ -85,6 +95,7 @@ def cmd_registry_list(args: argparse.Namespace) -> int:
     config = config_of(args)
     registry = delivery.Registry.of(config)
     index = registry.read()
+    _snapshot(config, registry, index)
     aliases: dict[int, list[str]] = {}
     for name, number in sorted(index.aliases.items()):
         aliases.setdefault(number, []).append(name)
@@ -96,6 +107,20 @@ def cmd_registry_list(args: argparse.Namespace) -> int:
         print(f"{_where(config, registry)}: no versions yet; run 'mlci registry register'")
         return 0
     print(text_table(VERSION_HEADER, _version_rows(versions, aliases)))
+    if args.chart:
+        from mlci import reporting
+
+        metric = delivery.headline_metric(index)
+        points = [
+            (
+                f"v{v.number}"
+                + (f" ({', '.join(aliases[v.number])})" if v.number in aliases else ""),
+                v.metrics.get(metric) if metric else None,
+            )
+            for v in versions
+        ]
+        print()
+        print(reporting.text_chart(points, metric or "metric"))
     return 0
 
 
@@ -130,7 +155,12 @@ def _print_move(move: delivery.Move) -> None:
 
 def cmd_registry_promote(args: argparse.Namespace) -> int:
     """Point an alias (staging, production, any name) at a version."""
-    _print_move(_registry(args).promote(args.version, args.to, args.reason))
+    from mlci import delivery
+
+    config = config_of(args)
+    registry = delivery.Registry.of(config)
+    _print_move(registry.promote(args.version, args.to, args.reason))
+    _snapshot(config, registry, registry.read())
     return 0
 
 
@@ -142,6 +172,7 @@ def cmd_registry_rollback(args: argparse.Namespace) -> int:
     registry = delivery.Registry.of(config)
     _note_if_ephemeral(config, registry)
     _print_move(registry.rollback(args.alias, args.reason))
+    _snapshot(config, registry, registry.read())
     return 0
 
 
@@ -178,6 +209,12 @@ def cmd_release(args: argparse.Namespace) -> int:
         config, if_needed=args.if_needed, after_training=lambda run: _track_run(config, run)
     )
     section = delivery.release_section(result)
+    registry = delivery.Registry.of(config)
+    index = registry.read()
+    _snapshot(config, registry, index)
+    chart = delivery.history_chart(index)
+    if chart:
+        section = dataclasses.replace(section, blocks=(*section.blocks, chart))
     publish(config.artifacts, "release", section.markdown())
     _track_release(config, result, section.markdown())
     if section.rows:  # the steps first, the headline last, as its conclusion
@@ -274,6 +311,9 @@ def register(commands: Any) -> None:
     add(registry_commands, "register", cmd_registry_register)
     listing = add(registry_commands, "list", cmd_registry_list)
     listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.add_argument(
+        "--chart", action="store_true", help="and the headline metric by version, as bars"
+    )
     show = add(registry_commands, "show", cmd_registry_show)
     show.add_argument("version", help="a version number or an alias")
     show.add_argument("--json", action="store_true", help="print JSON")

@@ -9,9 +9,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlci._io import atomic_write_text
-from mlci._report import publish
-from mlci.cli._common import add, config_of
+from mlci._io import atomic_write_json, atomic_write_text
+from mlci.cli._common import add, config_of, publish
 from mlci.errors import MlciError
 
 if TYPE_CHECKING:  # the concern is imported when a command runs, not to parse one
@@ -98,7 +97,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"  model    {config.relative(result.artifacts.model)}")
     print(f"  metrics  {config.relative(result.artifacts.metrics)}")
     print(f"  lineage  {config.relative(result.artifacts.lineage)}")
-    publish(config.artifacts, "train", pipeline.train_section(config, result).markdown())
+    # A cache hit stays cheap (no matplotlib, no numpy): the pictures were drawn when it trained.
+    section = pipeline.train_section(config, result).markdown()
+    publish(config.artifacts, "train", section, draw=not result.up_to_date)
     _track_training(config, result)
     return 0
 
@@ -191,6 +192,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
     reference = _reference(config, run)
     verdict = pipeline.judge(config, run.metrics, reference)
     section = pipeline.gate_section(verdict, reference)
+    result = {**pipeline.verdict_to_dict(verdict), "note": reference.note}
+    atomic_write_json(config.artifacts / pipeline.GATE_RESULTS, result)
     publish(config.artifacts, "gate", section.markdown())
     _track_gate(config, section.markdown(), verdict.passed, verdict.reference)
     if args.json:

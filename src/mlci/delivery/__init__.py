@@ -23,6 +23,12 @@ from mlci.delivery._registry import (
     Registered,
     Registry,
     Version,
+    headline_metric,
+    history_chart,
+    snapshot,
+)
+from mlci.delivery._registry import (
+    SNAPSHOT as REGISTRY_SNAPSHOT,
 )
 from mlci.delivery._release import Release, Step, release
 from mlci.delivery._release import rows as release_rows
@@ -36,6 +42,7 @@ __all__ = [
     "MANIFEST",
     "PRODUCTION",
     "REGISTRY_ENV",
+    "REGISTRY_SNAPSHOT",
     "STAGING_ALIAS",
     "DriftConfig",
     "DriftReport",
@@ -52,9 +59,12 @@ __all__ = [
     "drift_section",
     "drift_settings",
     "gate_reference",
+    "headline_metric",
+    "history_chart",
     "incoming",
     "registry_location",
     "release",
     "release_rows",
     "release_section",
+    "snapshot",
 ]

@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from mlci._report import Section
+from mlci._report import Section, mermaid_xychart
 from mlci.delivery._settings import DriftConfig, drift_settings
 from mlci.pipeline import (
     Config,
@@ -44,6 +44,8 @@ class ColumnDrift:
     drifted: bool
     psi: float | None = None
     note: str = ""
+    # Each side's share of rows per bin (the reference's deciles, or the labels): the pictures.
+    histogram: dict[str, list[Any]] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +58,7 @@ class DriftReport:
     reference_rows: int
     columns: list[ColumnDrift]
     share_threshold: float
+    psi_threshold: float = 0.1  # PSI at or above this is marked (never decisive)
 
     @property
     def share(self) -> float:
@@ -112,6 +115,7 @@ def detect(
         len(reference.features),
         columns,
         settings.share,
+        settings.psi,
     )
 
 
@@ -124,7 +128,13 @@ def numeric(
 
     ref = np.asarray(reference, dtype=np.float64)
     cur = np.asarray(current, dtype=np.float64)
-    psi_value = psi(ref, cur)
+    edges, expected, actual = _bins(ref, cur)
+    psi_value = _psi(expected, actual)
+    histogram = {
+        "edges": [float(edge) for edge in edges],
+        "reference": [round(float(share), 6) for share in expected],
+        "batch": [round(float(share), 6) for share in actual],
+    }
     notes = []
     if len(cur) < FEW_ROWS:
         notes.append(f"only {len(cur)} rows: the test has little power")
@@ -143,6 +153,7 @@ def numeric(
             p_value <= settings.ks_p_value,
             psi_value,
             "; ".join(notes),
+            histogram,
         )
     distance = float(stats.wasserstein_distance(ref, cur))
     spread = float(np.std(ref))
@@ -161,6 +172,7 @@ def numeric(
         normalized >= settings.wasserstein,
         psi_value,
         "; ".join(notes),
+        histogram,
     )
 
 
@@ -175,7 +187,14 @@ def label(
     counts = np.array(
         [[reference.count(x) for x in seen], [current.count(x) for x in seen]], dtype=np.float64
     )
+    shown = [x for x, total in zip(seen, counts.sum(axis=0)) if total > 0]
     counts = counts[:, counts.sum(axis=0) > 0]
+    shares = counts / np.clip(counts.sum(axis=1, keepdims=True), 1, None)
+    histogram: dict[str, list[Any]] = {
+        "categories": [str(x) for x in shown],
+        "reference": [round(float(v), 6) for v in shares[0]],
+        "batch": [round(float(v), 6) for v in shares[1]],
+    }
     if counts.shape[1] < 2:
         return ColumnDrift(
             "label",
@@ -198,11 +217,18 @@ def label(
         settings.chi2_p_value,
         float(p_value) <= settings.chi2_p_value,
         note=note,
+        histogram=histogram,
     )
 
 
 def psi(reference: Any, current: Any) -> float:
     """Population stability index over the reference's deciles."""
+    _, expected, actual = _bins(reference, current)
+    return _psi(expected, actual)
+
+
+def _bins(reference: Any, current: Any) -> tuple[Any, Any, Any]:
+    """The reference's decile edges, and each side's share of rows per bin."""
     import numpy as np
 
     edges = np.unique(np.quantile(reference, np.linspace(0, 1, PSI_BINS + 1)))
@@ -210,6 +236,7 @@ def psi(reference: Any, current: Any) -> float:
         same = float(np.mean(current == edges[0]))
         expected = np.array([1.0, 0.0])
         actual = np.array([same, 1.0 - same])
+        edges = np.array([edges[0], edges[0], edges[0]])
     else:
         inner = edges[1:-1]
         expected = np.bincount(
@@ -220,6 +247,12 @@ def psi(reference: Any, current: Any) -> float:
         )
         expected = expected / expected.sum()
         actual = actual / actual.sum()
+    return edges, expected, actual
+
+
+def _psi(expected: Any, actual: Any) -> float:
+    import numpy as np
+
     expected = np.clip(expected, PSI_FLOOR, None)
     actual = np.clip(actual, PSI_FLOOR, None)
     return float(np.sum((actual - expected) * np.log(actual / expected)))
@@ -294,11 +327,33 @@ def section(reports: list[DriftReport]) -> Section:
             f"columns drifted (share {report.share:.2f}, threshold {report.share_threshold:g}); "
             f"{report.batch_rows} rows against {report.reference_rows} of the {report.reference}"
         )
-        parts.append(Section(summary, header=tuple(HEADER), rows=tuple(map(tuple, rows(report)))))
+        parts.append(
+            Section(
+                summary,
+                header=tuple(HEADER),
+                rows=tuple(map(tuple, rows(report))),
+                blocks=tuple(filter(None, [chart(report)])),
+            )
+        )
     return Section(
         f"Drift: {title}",
         tuple(part.markdown(level=3) for part in parts),
         headline="\n\n".join(part.text() for part in parts) + f"\n\n{title}",
+    )
+
+
+def chart(report: DriftReport) -> str:
+    """PSI per column as bars, its threshold as a line: a Mermaid chart ("" without PSI)."""
+    scored = [(c.column, c.psi) for c in report.columns if c.psi is not None]
+    if not scored:
+        return ""
+    values = [float(value or 0.0) for _, value in scored]
+    return mermaid_xychart(
+        f"{report.batch}: PSI per column (line: {report.psi_threshold:g})",
+        [name for name, _ in scored],
+        "PSI",
+        bars=values,
+        line=[report.psi_threshold] * len(scored),
     )
 
 

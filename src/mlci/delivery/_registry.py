@@ -41,6 +41,7 @@ from typing import Any
 
 from mlci import pipeline
 from mlci._io import read_json, sha256_file, utc_now
+from mlci._report import mermaid_xychart
 from mlci.delivery._settings import MLFLOW_SCHEME, registry_location
 from mlci.delivery._store import LocalStore, Store, open_store
 from mlci.errors import MlciError
@@ -649,6 +650,45 @@ def _check_copied(
             raise MlciError(
                 f"{name} changed while it was being registered; run 'mlci train' and retry"
             )
+
+
+CHART_METRICS = ("accuracy", "macro_f1", "f1", "roc_auc")  # the first a version has is charted
+SNAPSHOT = "registry.json"  # the versions' metrics and the aliases, in artifacts/, for the report
+
+
+def headline_metric(index: Index) -> str | None:
+    """The metric the history charts: the first of CHART_METRICS that a version has."""
+    found = {name for version in index.versions.values() for name in version.metrics}
+    return next((name for name in CHART_METRICS if name in found), min(found, default=None))
+
+
+def history_chart(index: Index) -> str:
+    """The headline metric across the versions, as a Mermaid line ("" with nothing to draw)."""
+    metric = headline_metric(index)
+    if metric is None:
+        return ""
+    aliases: dict[int, list[str]] = {}
+    for alias, number in sorted(index.aliases.items()):
+        aliases.setdefault(number, []).append(alias)
+    kept = [v for _, v in sorted(index.versions.items()) if metric in v.metrics]
+    labels = [
+        f"v{v.number}" + (f" ({', '.join(aliases[v.number])})" if v.number in aliases else "")
+        for v in kept
+    ]
+    values = [v.metrics[metric] for v in kept]
+    return mermaid_xychart(f"{metric} by registry version", labels, metric, line=values)
+
+
+def snapshot(index: Index, location: str) -> dict[str, Any]:
+    """What the report draws of the registry: each version's metrics, and the aliases."""
+    return {
+        "location": location,
+        "versions": [
+            {"number": v.number, "created_at": v.created_at, "metrics": v.metrics}
+            for _, v in sorted(index.versions.items())
+        ],
+        "aliases": dict(sorted(index.aliases.items())),
+    }
 
 
 def targets_of(history: list[Move], alias: str) -> list[int]:

@@ -37,6 +37,7 @@ from mlci.pipeline._diff import rows as diff_rows
 from mlci.pipeline._diff import section as diff_section
 from mlci.pipeline._evaluate import HEADLINE, SUMMARY_HEADER, scalar_metrics, summary_rows
 from mlci.pipeline._gate import HEADER as GATE_HEADER
+from mlci.pipeline._gate import RESULTS as GATE_RESULTS
 from mlci.pipeline._gate import Reference, Verdict, baseline_reference, incomparable, judge
 from mlci.pipeline._gate import evaluate as evaluate_gate
 from mlci.pipeline._gate import rows as gate_rows
@@ -70,6 +71,7 @@ __all__ = [
     "COMPLETE",
     "DIFF_HEADER",
     "GATE_HEADER",
+    "GATE_RESULTS",
     "HEADLINE",
     "SUMMARY_HEADER",
     "TOLERANCE",

@@ -16,6 +16,8 @@ from mlci.pipeline._baseline import TOLERANCE
 from mlci.pipeline._config import Config, GateConfig
 from mlci.pipeline._evaluate import HEADLINE
 
+RESULTS = "gate.json"  # the verdict as plain JSON, in the artifacts folder, for the report
+
 
 @dataclasses.dataclass(frozen=True)
 class Check:

@@ -19,7 +19,7 @@ from typing import Any
 
 from mlci import __version__
 from mlci._io import atomic_write_json, read_json, sha256_file, utc_now
-from mlci._report import Section
+from mlci._report import Section, markdown_table
 from mlci.errors import MlciError
 from mlci.pipeline import _stage as stage
 from mlci.pipeline._config import Config, build_estimator
@@ -232,7 +232,19 @@ def section(config: Config, result: TrainResult) -> Section:
         ),
         tuple(SUMMARY_HEADER),
         tuple(map(tuple, summary_rows(metrics))),
+        blocks=confusion_block(metrics),
     )
+
+
+def confusion_block(metrics: dict[str, Any]) -> tuple[str, ...]:
+    """The confusion matrix as a Markdown table (rows: true label, columns: predicted)."""
+    matrix = metrics.get("confusion_matrix")
+    if not isinstance(matrix, dict) or not matrix.get("labels"):
+        return ()
+    labels = [str(label) for label in matrix["labels"]]
+    rows = [[f"**{label}**", *map(str, counts)] for label, counts in zip(labels, matrix["matrix"])]
+    table = markdown_table(["true \\ predicted", *labels], rows)
+    return (f"Confusion matrix on the {metrics.get('test_size', '')} held-out rows:\n\n{table}",)
 
 
 def _commit(staged: Artifacts, artifacts: Artifacts) -> None:

@@ -55,6 +55,7 @@ def test_every_import_is_declared_where_it_is_used() -> None:
         "serving": extras["serve"],
         "delivery": extras["remote"] | extras["mlflow"],  # object storage, MLflow's registry
         "tracking": extras["mlflow"],
+        "reporting": extras["plots"],
     }
     missing = []
     for path in sorted(SOURCE.rglob("*.py")):

@@ -147,9 +147,14 @@ def test_tracked_runs_install_mlflows_client_in_the_sessions_that_log(
     assert "mlflow.txt" in synced_locks(repo, name, monkeypatch)
 
 
-def test_joblib_sessions_install_the_runtime_only(
+def test_joblib_sessions_install_the_runtime_and_the_reports_pictures_only(
     repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     set_model_format(repo, "joblib")
-    assert synced_locks(repo, "train", monkeypatch) == ["main.txt"]
+    for variable in ("MLFLOW_TRACKING_URI", "MLCI_REGISTRY"):
+        monkeypatch.delenv(variable, raising=False)
+    pyproject = repo / "pyproject.toml"  # whatever a fork's own registry and tracking say
+    pyproject.write_text(re.sub(r"(?m)^(registry|tracking_uri)\s*=.*\n", "", pyproject.read_text()))
+    assert synced_locks(repo, "train", monkeypatch) == ["main.txt", "plots.txt"]
+    assert "plots.txt" not in synced_locks(repo, "serve", monkeypatch)
     assert synced_locks(repo, "parity", monkeypatch) == ["ci.txt"]

@@ -28,6 +28,7 @@ SESSIONS = [
     ("rollback", [], False),
     ("drift", [], False),
     ("serve", [], False),
+    ("comment", [], False),
     ("bench", [], False),
     ("lock", [], False),
     ("clean", [], False),
@@ -224,6 +225,7 @@ def test_locks_fresh_names_every_lock_missing_a_dependency(repo: Path) -> None:
         "requirements/remote.txt",
         "requirements/gcs.txt",
         "requirements/mlflow.txt",
+        "requirements/plots.txt",
         "requirements/typecheck.txt",
         "requirements/mlflow-server.txt",
     }

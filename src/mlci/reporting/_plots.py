@@ -1,0 +1,153 @@
+"""The report's pictures, drawn with matplotlib (the ``plots`` extra) on its Agg backend.
+
+Each function takes a figure's plain data and returns PNG bytes. Nothing here is imported
+unless matplotlib is installed (``available``); PNGs carry no date or version, so the same data
+gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+from collections.abc import Callable
+from typing import Any
+
+EXTRA = "plots"
+DPI = 100
+
+
+def available() -> bool:
+    """Whether matplotlib can be imported here."""
+    return importlib.util.find_spec("matplotlib") is not None
+
+
+def _figure(width: float, height: float) -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display, no window: files only
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _png(figure: Any) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def confusion(data: dict[str, Any]) -> bytes:
+    """The confusion matrix as a heat map, with the counts in the cells."""
+    labels = [str(label) for label in data["labels"]]
+    matrix = data["matrix"]
+    size = max(3.5, 0.9 * len(labels) + 2)
+    figure = _figure(size, size * 0.85)
+    axes = figure.subplots()
+    image = axes.imshow(matrix, cmap="Blues")
+    ticks = list(range(len(labels)))
+    axes.set_xticks(ticks, labels, rotation=30 if len(labels) > 4 else 0)
+    axes.set_yticks(ticks, labels)
+    axes.set_xlabel("predicted label")
+    axes.set_ylabel("true label")
+    threshold = (max(map(max, matrix)) + min(map(min, matrix))) / 2
+    for row, counts in enumerate(matrix):
+        for column, count in enumerate(counts):
+            color = image.cmap(0.0) if count > threshold else image.cmap(1.0)
+            axes.text(column, row, str(count), ha="center", va="center", color=color)
+    axes.set_title("held-out rows: true label (rows) against predicted (columns)", fontsize=9)
+    return _png(figure)
+
+
+def per_class(data: dict[str, Any]) -> bytes:
+    """Precision, recall and F1 of each class, side by side."""
+    classes = list(data)
+    figure = _figure(max(4.5, 1.2 * len(classes) + 2), 3.2)
+    axes = figure.subplots()
+    width = 0.8 / 3
+    for offset, metric in enumerate(("precision", "recall", "f1")):
+        values = [data[name][metric] for name in classes]
+        positions = [i + (offset - 1) * width for i in range(len(classes))]
+        axes.bar(positions, values, width, label=metric)
+    axes.set_xticks(range(len(classes)), classes, rotation=30 if len(classes) > 5 else 0)
+    axes.set_ylim(0, 1.05)
+    axes.legend(loc="lower right", fontsize=8)
+    axes.set_title("per class, on the held-out rows", fontsize=9)
+    return _png(figure)
+
+
+def comparison(data: dict[str, Any]) -> bytes:
+    """The candidate's metrics beside its reference's (baseline or production)."""
+    metrics = [row["metric"] for row in data["rows"]]
+    figure = _figure(max(4.5, 1.4 * len(metrics) + 2), 3.2)
+    axes = figure.subplots()
+    positions = range(len(metrics))
+    candidate = [row["candidate"] or 0.0 for row in data["rows"]]
+    reference = [row["reference"] or 0.0 for row in data["rows"]]
+    axes.bar([p - 0.2 for p in positions], candidate, 0.4, label="candidate")
+    axes.bar([p + 0.2 for p in positions], reference, 0.4, label=data["reference"])
+    axes.set_xticks(list(positions), metrics)
+    low = min([*candidate, *reference], default=0.0)
+    axes.set_ylim(max(0.0, low - 0.1), 1.02 if max([*candidate, *reference]) <= 1 else None)
+    axes.legend(loc="lower right", fontsize=8)
+    axes.set_title(f"candidate against {data['reference']}", fontsize=9)
+    return _png(figure)
+
+
+def history(data: dict[str, Any]) -> bytes:
+    """A metric across the registry's versions, with the aliases marked."""
+    labels, values = data["labels"], data["values"]
+    figure = _figure(max(4.5, 0.6 * len(labels) + 2), 3.0)
+    axes = figure.subplots()
+    axes.plot(range(len(values)), values, marker="o")
+    axes.set_xticks(range(len(labels)), labels, rotation=30 if len(labels) > 8 else 0)
+    for position, (value, tags) in enumerate(zip(values, data["aliases"])):
+        if tags:
+            axes.annotate(
+                tags,
+                (position, value),
+                textcoords="offset points",
+                xytext=(0, 8),
+                ha="center",
+                fontsize=8,
+            )
+    axes.set_ylabel(data["metric"])
+    axes.set_title(f"{data['metric']} by registry version", fontsize=9)
+    return _png(figure)
+
+
+def drift(data: dict[str, Any]) -> bytes:
+    """One small panel per column: the reference's and the batch's distribution."""
+    columns = data["columns"]
+    count = len(columns)
+    across = min(3, count)
+    down = (count + across - 1) // across
+    figure = _figure(3.4 * across, 2.6 * down)
+    grid = figure.subplots(down, across, squeeze=False)
+    for index, column in enumerate(columns):
+        axes = grid[index // across][index % across]
+        bins = column["histogram"]
+        names = bins.get("categories") or [f"{low:.3g}" for low in bins["edges"][:-1]]
+        positions = range(len(names))
+        axes.bar([p - 0.2 for p in positions], bins["reference"], 0.4, label="reference")
+        axes.bar([p + 0.2 for p in positions], bins["batch"], 0.4, label="batch")
+        axes.set_xticks(list(positions), names, rotation=90, fontsize=6)
+        verdict = "DRIFT" if column["drifted"] else "no drift"
+        axes.set_title(
+            f"{column['column']}: {column['summary']} ({verdict})",
+            fontsize=8,
+            color="tab:red" if column["drifted"] else "black",
+        )
+        axes.tick_params(axis="y", labelsize=7)
+    for index in range(count, down * across):
+        grid[index // across][index % across].set_visible(False)
+    grid[0][0].legend(fontsize=7)
+    return _png(figure)
+
+
+DRAW: dict[str, Callable[[dict[str, Any]], bytes]] = {
+    "confusion": confusion,
+    "per_class": per_class,
+    "comparison": comparison,
+    "history": history,
+    "drift": drift,
+}
