@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -22,10 +23,14 @@ def available() -> bool:
 
 
 def _figure(width: float, height: float) -> Any:
-    import matplotlib
+    with warnings.catch_warnings():
+        # matplotlib 3.9 (the last for Python 3.9) calls pyparsing names that newer pyparsing
+        # deprecates: a notice about its code, nothing a user can act on.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import matplotlib
 
-    matplotlib.use("Agg")  # no display, no window: files only
-    from matplotlib.figure import Figure
+        matplotlib.use("Agg")  # no display, no window: files only
+        from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), layout="constrained")
 
