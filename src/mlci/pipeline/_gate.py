@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from mlci._report import Section
+from mlci._report import Section, mermaid_xychart
 from mlci.pipeline import _baseline as baseline
 from mlci.pipeline._baseline import TOLERANCE
 from mlci.pipeline._config import Config, GateConfig
@@ -230,6 +230,27 @@ def section(verdict: Verdict, reference: Reference) -> Section:
         tuple(map(tuple, rows(verdict))),
         tuple(notes),
         headline=f"quality gate {result} (reference: {shown})",
+        blocks=tuple(filter(None, [chart(verdict)])),
+    )
+
+
+def chart(verdict: Verdict) -> str:
+    """The candidate (bars) against its reference (line), per metric, as a Mermaid chart.
+
+    "" when there is no reference: the floors alone are in the table.
+    """
+    pairs: dict[str, tuple[float, float]] = {}
+    for check in verdict.checks:  # a metric with a floor and a drop rule is charted once
+        if check.candidate is not None and check.reference is not None:
+            pairs.setdefault(check.metric, (check.candidate, check.reference))
+    if not pairs or verdict.reference is None:
+        return ""
+    return mermaid_xychart(
+        f"candidate (bars) against the {verdict.reference} (line)",
+        list(pairs),
+        "value",
+        bars=[candidate for candidate, _ in pairs.values()],
+        line=[reference for _, reference in pairs.values()],
     )
 
 
