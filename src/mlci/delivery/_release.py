@@ -218,12 +218,28 @@ def smoke_test(config: Config, registry: Registry, version: Version) -> list[str
         registry.describe(version, DATA),
         registry.manifest(version),
     )
-    rows = held_out_features(recorded, table)
-    predicted = [str(label) for label in model.predict(np.asarray(rows, dtype=np.float64))]
-    return [
+    rows = np.asarray(held_out_features(recorded, table), dtype=np.float64)
+    predicted = [str(label) for label in model.predict(rows)]
+    problems = [
         f"line {line}: predicted {new}, recorded {old}"
         for line, old, new in zip(recorded["lines"], recorded["predicted"], predicted)
         if old != new
+    ]
+    return problems + unstable(model, rows, recorded["lines"])
+
+
+def unstable(model: Any, rows: Any, lines: list[int]) -> list[str]:
+    """Rows whose class probabilities are NaN or infinite: a model no one should serve."""
+    import numpy as np
+
+    if not hasattr(model, "predict_proba"):
+        return []
+    with np.errstate(all="ignore"):
+        probabilities = np.asarray(model.predict_proba(rows), dtype=np.float64)
+    bad = ~np.isfinite(probabilities).all(axis=1)
+    return [
+        f"line {line}: probabilities not finite ({', '.join(f'{p:g}' for p in row)})"
+        for line, row in zip(np.asarray(lines)[bad], probabilities[bad])
     ]
 
 

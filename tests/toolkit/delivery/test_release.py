@@ -102,6 +102,46 @@ def test_a_failed_smoke_test_keeps_production(project: Path, config: Config) -> 
     assert registry.get(STAGING_ALIAS).number == 2
 
 
+NAN_MODEL = """
+import numpy as np
+from sklearn.ensemble import RandomForestClassifier
+
+
+class NaNForest(RandomForestClassifier):
+    \"\"\"Right labels, broken probabilities: what a numerically unstable model looks like.\"\"\"
+
+    def predict(self, X):
+        return self.classes_[np.argmax(super().predict_proba(X), axis=1)]
+
+    def predict_proba(self, X):
+        probabilities = super().predict_proba(X)
+        probabilities[::3] = np.nan
+        probabilities[1::3, 0] = np.inf
+        return probabilities
+"""
+
+
+def test_a_model_with_nan_or_infinite_probabilities_fails_the_smoke_test(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ML Test Score, infrastructure: numerical stability is checked before promotion."""
+    (project / "nanmodel.py").write_text(NAN_MODEL)
+    monkeypatch.syspath_prepend(str(project))
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            'class = "sklearn.ensemble.RandomForestClassifier"', 'class = "nanmodel.NaNForest"'
+        )
+    )
+    result = release.release(load_config(project))
+    assert steps(result)[-1] == ("smoke test", False)
+    detail = result.steps[-1].detail
+    assert "probabilities not finite (nan, nan, nan)" in detail
+    assert "probabilities not finite (inf, " in detail
+    assert "predicted" not in detail  # its labels are right: only the probabilities are not
+    assert Registry.of(load_config(project)).alias(PRODUCTION) is None
+
+
 def test_if_needed_releases_only_on_new_data_or_drift(
     project: Path, config: Config, capsys: pytest.CaptureFixture[str]
 ) -> None:
