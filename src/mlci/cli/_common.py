@@ -15,13 +15,14 @@ Handler = Callable[[argparse.Namespace], int]
 
 def load_all(root: Path) -> Config:
     """Load ``[tool.mlci]`` and check every concern's part of it, so a typo fails any command."""
-    from mlci.delivery import drift_settings, registry_location
+    from mlci.delivery import delivery_settings, drift_settings, registry_location
     from mlci.pipeline import load_config
     from mlci.serving import serve_settings
 
     config = load_config(root)
     registry_location(config)
     drift_settings(config)
+    delivery_settings(config)
     serve_settings(config)
     return config
 

@@ -125,7 +125,9 @@ def cmd_registry_list(args: argparse.Namespace) -> int:
 
 
 def cmd_registry_show(args: argparse.Namespace) -> int:
-    """Show one version (by number or alias): metrics, lineage, files and their hashes."""
+    """Show one version (by number or alias): its age, metrics, files and their hashes."""
+    from mlci import delivery
+
     registry = _registry(args)
     index = registry.read()
     version = registry.get(args.version, index)
@@ -135,6 +137,9 @@ def cmd_registry_show(args: argparse.Namespace) -> int:
         return 0
     print(f"version {version.number}" + (f" ({', '.join(aliases)})" if aliases else ""))
     print(f"  created     {version.created_at} by {version.created_by}")
+    trained = registry.trained_at(version)
+    age = delivery.age_days(trained)
+    print(f"  trained     {trained or '-'}" + ("" if age is None else f" ({age:.1f} days ago)"))
     print(f"  python      {version.python}")
     print(f"  stage key   {version.stage_key}")
     print(f"  data        sha256 {version.data_sha256}")

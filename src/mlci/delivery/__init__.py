@@ -23,6 +23,7 @@ from mlci.delivery._registry import (
     Registered,
     Registry,
     Version,
+    age_days,
     headline_metric,
     history_chart,
     snapshot,
@@ -33,7 +34,14 @@ from mlci.delivery._registry import (
 from mlci.delivery._release import Release, Step, release
 from mlci.delivery._release import rows as release_rows
 from mlci.delivery._release import section as release_section
-from mlci.delivery._settings import REGISTRY_ENV, DriftConfig, drift_settings, registry_location
+from mlci.delivery._settings import (
+    REGISTRY_ENV,
+    DeliveryConfig,
+    DriftConfig,
+    delivery_settings,
+    drift_settings,
+    registry_location,
+)
 
 __all__ = [
     "DATA",
@@ -44,6 +52,7 @@ __all__ = [
     "REGISTRY_ENV",
     "REGISTRY_SNAPSHOT",
     "STAGING_ALIAS",
+    "DeliveryConfig",
     "DriftConfig",
     "DriftReport",
     "Index",
@@ -53,8 +62,10 @@ __all__ = [
     "Release",
     "Step",
     "Version",
+    "age_days",
     "champion_reference",
     "check_drift",
+    "delivery_settings",
     "drift_rows",
     "drift_section",
     "drift_settings",

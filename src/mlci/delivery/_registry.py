@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import errno
 import functools
 import getpass
@@ -81,6 +82,7 @@ class Version:
     data_sha256: str
     python: str
     folder: str = ""  # its files' prefix in the registry, e.g. "versions/3f2a…"
+    trained_at: str = ""  # when its training run finished ("" in versions from before mlci 0.x)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON for events, snapshots and ``registry list --json``."""
@@ -89,9 +91,14 @@ class Version:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Version:
         """Read a recorded version; a missing field is a KeyError that the reader reports."""
-        fields = {f.name: raw[f.name] for f in dataclasses.fields(cls) if f.name != "folder"}
+        optional = ("folder", "trained_at")  # absent from older records
+        fields = {f.name: raw[f.name] for f in dataclasses.fields(cls) if f.name not in optional}
         number = int(fields["number"])
-        return cls(**{**fields, "number": number, "folder": raw.get("folder") or _legacy(number)})
+        return cls(
+            **fields,
+            folder=raw.get("folder") or _legacy(number),
+            trained_at=str(raw.get("trained_at") or ""),
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -268,6 +275,10 @@ class Registry:
         name = pipeline.Artifacts(Path()).lineage.name
         raw: dict[str, Any] = json.loads(self.read_file(version, name))
         return raw
+
+    def trained_at(self, version: Version) -> str:
+        """When the version's training run finished (read from its lineage for older records)."""
+        return version.trained_at or str(self.lineage(version).get("finished_at") or "")
 
     def load_model(self, version: Version, trusted: tuple[str, ...] = ()) -> Any:
         """Load a version's model after verifying every one of its files."""
@@ -596,6 +607,7 @@ class Candidate:
             data_sha256=self.files[DATA],
             python=str(self.lineage.get("python")),
             folder=folder,
+            trained_at=str(self.lineage.get("finished_at") or ""),
         )
 
 
@@ -689,6 +701,18 @@ def snapshot(index: Index, location: str) -> dict[str, Any]:
         ],
         "aliases": dict(sorted(index.aliases.items())),
     }
+
+
+def age_days(timestamp: str, now: datetime.datetime | None = None) -> float | None:
+    """Days since an ISO 8601 time (None when there is none to read)."""
+    try:
+        then = datetime.datetime.fromisoformat(timestamp)
+    except ValueError:
+        return None
+    if then.tzinfo is None:
+        then = then.replace(tzinfo=datetime.timezone.utc)
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    return (now - then).total_seconds() / 86400
 
 
 def targets_of(history: list[Move], alias: str) -> list[int]:

@@ -22,8 +22,10 @@ from mlci.delivery._registry import (
     STAGING_ALIAS,
     Registry,
     Version,
+    age_days,
     rolled_back,
 )
+from mlci.delivery._settings import delivery_settings
 from mlci.errors import MlciError
 from mlci.pipeline import (
     Artifacts,
@@ -57,14 +59,15 @@ class Release:
     version: int | None = None
     unchanged: bool = False
     skipped: str = ""
+    stale: str = ""  # why production is older than [tool.mlci.delivery] max_age_days allows
     production_before: int | None = None
     trained: TrainResult | None = None  # the train step's result, for the gate
     after_training: Callable[[TrainResult], None] | None = None
 
     @property
     def passed(self) -> bool:
-        """True when every step that ran passed."""
-        return all(step.passed for step in self.steps)
+        """True when every step that ran passed, and production is not too old."""
+        return all(step.passed for step in self.steps) and not self.stale
 
     def add(self, name: str, passed: bool, detail: str) -> bool:
         """Record a step; return whether the release goes on."""
@@ -88,6 +91,23 @@ def needed(config: Config, registry: Registry) -> str:
     return ""
 
 
+def stale(config: Config, registry: Registry) -> str:
+    """Why production is older than ``max_age_days`` allows ("" when it is not, or no limit)."""
+    limit = delivery_settings(config).max_age_days
+    production = registry.alias(PRODUCTION)
+    if limit is None or production is None:
+        return ""
+    trained = registry.trained_at(production)
+    age = age_days(trained)
+    if age is None or age <= limit:
+        return ""
+    return (
+        f"production (version {production.number}) was trained {age:.1f} days ago "
+        f"({trained}), more than [tool.mlci.delivery] max_age_days = {limit:g}: retrain it "
+        "on newer data, or raise the limit"
+    )
+
+
 def release(
     config: Config,
     *,
@@ -107,6 +127,7 @@ def release(
         reason = needed(config, registry)
         if not reason:
             result.skipped = "no drift and no new data since production"
+            result.stale = stale(config, registry)
             return result
         result.add("trigger", True, reason)
     steps: list[Callable[[Config, Registry, Release], bool]] = [
@@ -247,7 +268,9 @@ def section(result: Release) -> Section:
     """The release's report section: the headline, then each step that ran."""
     before = result.production_before
     production = "none" if before is None else f"version {before}"
-    if result.skipped:
+    if result.stale:
+        headline = f"production is too old: {result.stale}"
+    elif result.skipped:
         headline = f"nothing to release: {result.skipped} (production: {production})"
     elif result.unchanged:
         headline = f"unchanged: version {result.version} is already production"

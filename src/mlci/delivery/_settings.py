@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from mlci._settings import get, section_settings
+from mlci._settings import get, reject_unknown, section_settings
 from mlci.delivery._store import is_url
 from mlci.errors import MlciError
 from mlci.pipeline import Config
@@ -28,6 +28,28 @@ class DriftConfig:
     chi2_p_value: float = 0.05  # the label drifts when chi-squared p <= this
     psi: float = 0.1  # PSI is reported; at or above this it is marked, never decisive
     share: float = 0.5  # the dataset drifts when this share of columns drift
+
+
+@dataclasses.dataclass(frozen=True)
+class DeliveryConfig:
+    """How old production may get before `release --if-needed` fails (unset: no limit)."""
+
+    max_age_days: float | None = None
+
+
+def delivery_settings(config: Config) -> DeliveryConfig:
+    """``[tool.mlci.delivery]``: ``max_age_days`` a positive number of days, or absent."""
+    where = f"{config.pyproject}: [tool.mlci.delivery]"
+    table = config.sections.get("delivery", {})
+    if not isinstance(table, dict):
+        raise MlciError(f"{where}: must be a table")
+    reject_unknown(table, {"max_age_days"}, where)
+    value = table.get("max_age_days")
+    if value is None:
+        return DeliveryConfig()
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise MlciError(f"{where} max_age_days: must be a positive number of days, not {value!r}")
+    return DeliveryConfig(float(value))
 
 
 def drift_settings(config: Config) -> DriftConfig:

@@ -126,7 +126,7 @@ _TOP_KEYS = {
 }
 # Keys of [tool.mlci] that belong to delivery, serving and tracking; the pipeline passes them on
 # unread.
-DELEGATED = {"registry", "drift", "serve", "mlflow"}
+DELEGATED = {"registry", "drift", "serve", "mlflow", "delivery"}
 MODEL_FORMATS = ("joblib", "skops")
 _GATE_FLOOR_PREFIX = "min_"
 

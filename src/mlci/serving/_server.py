@@ -32,7 +32,7 @@ from starlette.exceptions import HTTPException
 
 from mlci import __version__
 from mlci._io import utc_now
-from mlci.delivery import Registry, Version
+from mlci.delivery import Registry, Version, age_days
 from mlci.errors import MlciError
 from mlci.pipeline import Config
 from mlci.serving._scoring import BadRequest, Limits, parse
@@ -58,6 +58,11 @@ class Loaded:
     model: Any
     loaded_at: str
     features: tuple[str, ...]  # from the version's own manifest: model and schema swap together
+    trained_at: str = ""  # when its training run finished: the model's age in /health
+
+    def age_days(self) -> float | None:
+        """Days since the model was trained, now."""
+        return age_days(self.trained_at)
 
 
 class ModelSlot:
@@ -94,13 +99,14 @@ class ModelSlot:
                     return
                 model = self.registry.load_model(version, self.trusted)
                 features = tuple(c.name for c in self.registry.manifest(version).features)
+                trained_at = self.registry.trained_at(version)
             except MlciError as error:
                 self._fail(str(error))  # _seen stays: the next poll tries again
                 return
             except Exception as error:  # e.g. a model this scikit-learn cannot unpickle
                 self._fail(f"the alias '{self.alias}' could not be loaded: {_describe(error)}")
                 return
-            self.current = Loaded(version, model, utc_now("milliseconds"), features)
+            self.current = Loaded(version, model, utc_now("milliseconds"), features, trained_at)
             self.error = None
             self._seen = stamp
             log.info(
@@ -207,6 +213,8 @@ def create_app(slot: ModelSlot, settings: ServeConfig) -> FastAPI:
             "alias": slot.alias,
             "model_version": loaded.version.number if loaded else None,
             "loaded_at": loaded.loaded_at if loaded else None,
+            "model_trained_at": loaded.trained_at or None if loaded else None,
+            "model_age_days": _rounded(loaded.age_days()) if loaded else None,
             "reload_error": slot.error,
         }
 
@@ -226,11 +234,17 @@ def create_app(slot: ModelSlot, settings: ServeConfig) -> FastAPI:
                 "model_version": model.number if model else None,
                 "model_sha256": model.files[model.model_file] if model else None,
                 "data_sha256": model.data_sha256 if model else None,
+                "model_trained_at": loaded.trained_at or None if loaded else None,
+                "model_age_days": _rounded(loaded.age_days()) if loaded else None,
                 "features": list(loaded.features) if loaded else None,
             }
         )
 
     return app
+
+
+def _rounded(days: float | None) -> float | None:
+    return None if days is None else round(days, 3)
 
 
 async def _poll(slot: ModelSlot, seconds: float) -> None:

@@ -247,12 +247,15 @@ def test_a_registry_from_before_the_event_log_is_read_then_imported(
     [event] = store_of(Registry.at(old)).list("events")
     version = json.loads((old / "events" / event).read_text())["version"]
     (old / version["folder"]).rename(old / "versions" / "1")
-    del version["folder"]
+    del version["folder"], version["trained_at"]  # neither was recorded then
     legacy = {"format": 1, "versions": [version], "aliases": {}, "history": []}
     (old / "index.json").write_text(json.dumps(legacy))
     shutil.rmtree(old / "events")
     registry = Registry.at(old)
     assert registry.get(1).folder == "versions/1"
+    assert registry.get(1).trained_at == ""  # not recorded then: read from its lineage
+    lineage = json.loads((old / "versions" / "1" / "lineage.json").read_text())
+    assert registry.trained_at(registry.get(1)) == lineage["finished_at"]
     assert registry.verify(registry.get(1)) == []
     assert not (old / "events").exists()  # reading changes nothing
     registry.promote(1, PRODUCTION, "after the upgrade")

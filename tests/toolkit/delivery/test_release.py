@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime
 import json
 from pathlib import Path
 
@@ -165,6 +166,48 @@ def test_if_needed_releases_only_on_new_data_or_drift(
         stream.write("5.0,3.0,1.6,0.2,setosa\n")
     assert main(["-C", str(project), "data", "accept"]) == 0
     assert release.needed(config, Registry.of(config)).startswith("the training data changed")
+
+
+def test_a_production_model_older_than_max_age_days_fails_if_needed(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ML Test Score, monitoring: a stale production model is noticed, not served for ever."""
+    assert main(["-C", str(project), "release"]) == 0
+    write_pyproject(project, extra="\n[tool.mlci.delivery]\nmax_age_days = 30\n")
+    assert main(["-C", str(project), "release", "--if-needed"]) == 0  # trained minutes ago
+    capsys.readouterr()
+    production = Registry.of(load_config(project)).get(PRODUCTION)
+    now = datetime.datetime.fromisoformat(production.trained_at)
+    later = now + datetime.timedelta(days=45)
+    real = release.age_days
+    monkeypatch.setattr(release, "age_days", lambda stamp: real(stamp, later))
+    assert main(["-C", str(project), "release", "--if-needed"]) == 1
+    out = capsys.readouterr().out
+    assert "production is too old: production (version 1) was trained 45.0 days ago" in out
+    assert "more than [tool.mlci.delivery] max_age_days = 30: retrain it on newer data" in out
+    assert "production is too old" in (project / "artifacts" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("value", ["0", "-1", '"soon"', "true"])
+def test_max_age_days_must_be_a_positive_number(
+    project: Path, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_pyproject(project, extra=f"\n[tool.mlci.delivery]\nmax_age_days = {value}\n")
+    assert main(["-C", str(project), "registry", "list"]) == 2
+    assert "[tool.mlci.delivery] max_age_days: must be a positive number of days" in (
+        capsys.readouterr().err
+    )
+
+
+def test_registry_show_reports_when_a_version_was_trained_and_its_age(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["-C", str(project), "release"]) == 0
+    lineage = json.loads((project / "artifacts" / "lineage.json").read_text())
+    capsys.readouterr()
+    assert main(["-C", str(project), "registry", "show", PRODUCTION]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("  trained"))
+    assert line.startswith(f"  trained     {lineage['finished_at']} (0.0 days ago)")
 
 
 def test_on_a_ci_runner_a_registry_folder_is_called_ephemeral(

@@ -197,14 +197,21 @@ def test_ping_health_and_version(served: Served) -> None:
         assert (reply["status"], reply["model_version"]) == ("ok", 1)
     status, reply, _ = served.server.request("GET", "/version")
     version = served.registry.get(1)
+    assert version.trained_at  # recorded when it was registered
+    assert 0 <= reply["model_age_days"] < 1  # trained by this test's fixture, minutes ago
     assert reply == {
         "mlci_version": reply["mlci_version"],
         "alias": PRODUCTION,
         "model_version": 1,
         "model_sha256": version.files["model.joblib"],
         "data_sha256": version.data_sha256,
+        "model_trained_at": version.trained_at,
+        "model_age_days": reply["model_age_days"],
         "features": FEATURES,
     }
+    _, health, _ = served.server.request("GET", "/health")
+    assert health["model_trained_at"] == version.trained_at
+    assert health["model_age_days"] >= reply["model_age_days"]
     from mlci import __version__
 
     assert reply["mlci_version"] == __version__
