@@ -10,7 +10,7 @@ from test_drift import write_batch
 
 from mlci.cli import main
 from mlci.delivery import _release as release
-from mlci.delivery._registry import PRODUCTION, STAGING_ALIAS, Registry
+from mlci.delivery._registry import PRODUCTION, STAGING_ALIAS, Registry, age_days
 from mlci.pipeline._config import Config, load_config
 
 
@@ -179,8 +179,7 @@ def test_a_production_model_older_than_max_age_days_fails_if_needed(
     production = Registry.of(load_config(project)).get(PRODUCTION)
     now = datetime.datetime.fromisoformat(production.trained_at)
     later = now + datetime.timedelta(days=45)
-    real = release.age_days
-    monkeypatch.setattr(release, "age_days", lambda stamp: real(stamp, later))
+    monkeypatch.setattr(release, "age_days", lambda stamp: age_days(stamp, later))
     assert main(["-C", str(project), "release", "--if-needed"]) == 1
     out = capsys.readouterr().out
     assert "production is too old: production (version 1) was trained 45.0 days ago" in out
