@@ -252,6 +252,13 @@ def bench(session: nox.Session) -> None:
 
 
 @nox.session(python=DEFAULT_PYTHON, default=False)
+def outdated(session: nox.Session) -> None:
+    """Report the locked packages that have newer allowed versions (the scheduled job runs it)."""
+    install_locked(session, TOOLS_LOCK)
+    session.run("mlci", "lock", "--outdated")
+
+
+@nox.session(python=DEFAULT_PYTHON, default=False)
 def lock(session: nox.Session) -> None:
     """Regenerate the hash-pinned universal locks (`nox -s lock -- --upgrade` to move pins)."""
     install_locked(session, TOOLS_LOCK)

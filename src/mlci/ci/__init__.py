@@ -14,7 +14,14 @@ from mlci.ci._coverage import combine_and_report, coverage_section
 from mlci.ci._lint import Finding
 from mlci.ci._lint import run_all as run_linters
 from mlci.ci._lint import section as lint_section
-from mlci.ci._locks import Lock, compile_all, pins, project_locks, python_versions
+from mlci.ci._locks import (
+    Lock,
+    compile_all,
+    pins,
+    project_locks,
+    python_versions,
+    resolve_differences,
+)
 from mlci.ci._parity import RULES, Repo, Violation, summary_rows
 from mlci.ci._parity import check as check_parity
 from mlci.ci._parity import section as parity_section
@@ -37,6 +44,7 @@ __all__ = [
     "pins",
     "project_locks",
     "python_versions",
+    "resolve_differences",
     "run_cached",
     "run_linters",
     "summary_rows",

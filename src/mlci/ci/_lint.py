@@ -19,6 +19,8 @@ from mlci._settings import read_toml
 from mlci.errors import MlciError
 
 WORKFLOW_SCHEMA = "vendor.github-workflows"
+DEPENDABOT = ".github/dependabot.yml"
+DEPENDABOT_SCHEMA = "vendor.dependabot"
 _CONTRACTS = re.compile(r"Contracts: (?P<kept>\d+) kept, (?P<broken>\d+) broken")
 
 
@@ -86,33 +88,36 @@ def run_all(root: Path) -> list[Finding]:
     findings.append(Finding("ruff format", "files to reformat", count))
 
     files = workflows(root)
+    dependabot = root / DEPENDABOT
+    if dependabot.is_file():
+        findings.append(_schema(root, DEPENDABOT_SCHEMA, [DEPENDABOT], "dependabot schema errors"))
     if files:
-        zizmor = _json(_run(["zizmor", "--offline", "--format=json", *files], root), "zizmor")
+        audited = [*files, DEPENDABOT] if dependabot.is_file() else files
+        zizmor = _json(_run(["zizmor", "--offline", "--format=json", *audited], root), "zizmor")
         count = len(zizmor) if isinstance(zizmor, list) else 0
         if count:
             _run(
-                ["zizmor", "--offline", *(["--format=github"] if github else []), *files],
+                ["zizmor", "--offline", *(["--format=github"] if github else []), *audited],
                 root,
                 capture=False,
             )
         findings.append(Finding("zizmor --offline", "workflow security findings", count))
 
-        schema = _run(
-            ["check-jsonschema", "--builtin-schema", WORKFLOW_SCHEMA, "-o", "json", *files], root
-        )
-        result = _json(schema, "check-jsonschema")
-        errors = result.get("errors", []) if isinstance(result, dict) else []
-        count = len(errors) if schema.returncode else 0
-        if count:
-            _run(
-                ["check-jsonschema", "--builtin-schema", WORKFLOW_SCHEMA, *files],
-                root,
-                capture=False,
-            )
-        findings.append(Finding("check-jsonschema", "workflow schema errors", count))
+        findings.append(_schema(root, WORKFLOW_SCHEMA, files, "workflow schema errors"))
     if "importlinter" in read_toml(root / "pyproject.toml").get("tool", {}):
         findings.append(import_contracts(root))
     return findings
+
+
+def _schema(root: Path, schema: str, files: list[str], what: str) -> Finding:
+    """check-jsonschema against one of its bundled schemas: the errors counted, then shown."""
+    checked = _run(["check-jsonschema", "--builtin-schema", schema, "-o", "json", *files], root)
+    result = _json(checked, "check-jsonschema")
+    errors = result.get("errors", []) if isinstance(result, dict) else []
+    count = len(errors) if checked.returncode else 0
+    if count:
+        _run(["check-jsonschema", "--builtin-schema", schema, *files], root, capture=False)
+    return Finding("check-jsonschema", what, count)
 
 
 def section(findings: list[Finding]) -> Section:

@@ -133,10 +133,13 @@ def normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def resolve_differences(root: Path, all_locks: list[Lock]) -> dict[str, str]:
+def resolve_differences(
+    root: Path, all_locks: list[Lock], *, upgrade: bool = False
+) -> dict[str, str]:
     """Re-resolve every lock into a temp dir, keeping its current pins where they still fit.
 
-    Returns lock path -> a description of what a fresh resolution changes (empty when none).
+    With ``upgrade``, every pin moves to the newest version ``pyproject.toml`` allows: what is
+    outdated. Returns lock path -> what the resolution changes (only the locks it changes).
     """
     changes = {}
     with tempfile.TemporaryDirectory(prefix="mlci-locks-") as tmp:
@@ -150,7 +153,7 @@ def resolve_differences(root: Path, all_locks: list[Lock]) -> dict[str, str]:
             command = lock.command(output)
             if lock.constraint:
                 command[command.index(lock.constraint)] = str(Path(tmp) / lock.constraint)
-            _run(command, root)
+            _run([*command, *(["--upgrade"] if upgrade else [])], root)
             old, new = pins(root / lock.path), pins(output)
             moved = sorted(
                 f"{name} {','.join(old.get(name, ['-']))} -> {','.join(new.get(name, ['-']))}"

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from mlci._report import REPORT, text_table
+from mlci._report import REPORT, Section, step_summary, text_table
 from mlci.cli._common import add, config_of, publish
 from mlci.cli._reporting import cmd_report
 from mlci.errors import MlciError
@@ -32,9 +32,40 @@ def cmd_lock(args: argparse.Namespace) -> int:
 
     root = Path(args.project).resolve()
     locks = ci.project_locks(root)
+    if args.outdated:
+        return _outdated(root, locks)
     ci.compile_all(root, locks, upgrade=args.upgrade)
     for lock in locks:
         print(f"{lock.path}: {len(ci.pins(root / lock.path))} packages")
+    return 0
+
+
+def _outdated(root: Path, locks: list[Any]) -> int:
+    """Report, without writing a lock, the pins that have newer allowed versions."""
+    from mlci import ci
+
+    moves = ci.resolve_differences(root, locks, upgrade=True)
+    rows = [
+        [path, change]
+        for path, described in sorted(moves.items())
+        for change in described.split("; ")
+    ]
+    lines = (
+        ("Newer versions that `pyproject.toml` allows; `nox -s lock -- --upgrade` takes them.",)
+        if rows
+        else ()
+    )
+    section = Section(
+        f"Outdated locks: {len(rows)} pin{'s' if len(rows) != 1 else ''} behind"
+        if rows
+        else "Outdated locks: none",
+        lines,
+        ("lock", "package: locked -> newest allowed"),
+        tuple(map(tuple, rows)),
+        empty="Every pin is the newest version `pyproject.toml` allows.",
+    )
+    step_summary(section.markdown())
+    print(section.text())
     return 0
 
 
@@ -133,6 +164,11 @@ def register(commands: Any) -> None:
     )
     lock = add(commands, "lock", cmd_lock)
     lock.add_argument("--upgrade", action="store_true", help="move every pin to the newest allowed")
+    lock.add_argument(
+        "--outdated",
+        action="store_true",
+        help="only report the pins with newer allowed versions (writes no lock)",
+    )
     add(commands, "lint", cmd_lint)
     coverage = add(commands, "coverage", cmd_coverage)
     coverage.add_argument("data", nargs="*", metavar="DATA", help="the .coverage.<python> files")

@@ -85,6 +85,22 @@ def test_schema_errors_count(tools: Path, project: Path, monkeypatch: pytest.Mon
     assert {f.tool: f.count for f in lint.run_all(project)}["check-jsonschema"] == 2
 
 
+def test_a_dependabot_config_is_audited_and_schema_checked(
+    tools: Path, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (project / ".github" / "dependabot.yml").write_text("version: 2\nupdates: []\n")
+    monkeypatch.setenv(
+        "FAKE_CHECK_JSONSCHEMA", json.dumps([json.dumps({"status": "fail", "errors": [{}]}), 1])
+    )
+    findings = {f.what: f.count for f in lint.run_all(project)}
+    assert findings["dependabot schema errors"] == 1
+    commands = calls(tools)
+    schema = next(c for c in commands if "vendor.dependabot" in c)
+    assert schema[-1] == ".github/dependabot.yml"
+    zizmor = next(c for c in commands if Path(c[0]).name == "zizmor")
+    assert zizmor[-2:] == [".github/workflows/ci.yml", ".github/dependabot.yml"]
+
+
 def test_a_broken_tool_is_an_error(
     tools: Path, project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

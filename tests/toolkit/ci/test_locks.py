@@ -8,6 +8,7 @@ from conftest import REPO
 
 from mlci.ci import _locks as locks
 from mlci.ci._parity import Repo
+from mlci.cli import main
 from mlci.errors import MlciError
 
 
@@ -72,6 +73,37 @@ def test_resolve_reports_what_a_fresh_resolution_changes(
     }
     (tmp_path / "requirements" / "lint.txt").unlink()  # reported by locks-fresh, skipped here
     assert list(locks.resolve_differences(tmp_path, all_locks)) == ["requirements/main.txt"]
+
+
+def test_outdated_reports_the_pins_an_upgrade_would_move_and_writes_no_lock(
+    all_locks: list[locks.Lock],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (tmp_path / "pyproject.toml").write_text((REPO / "pyproject.toml").read_text())
+    for lock in all_locks:
+        (tmp_path / lock.path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / lock.path).write_text("joblib==1.5.0 \\\n    --hash=sha256:aa\n")
+    seen: list[list[str]] = []
+
+    def fake_uv(command: list[str], root: Path) -> None:
+        seen.append(command)
+        if "--upgrade" in command and Path(command[command.index("-o") + 1]).name == "main.txt":
+            Path(command[command.index("-o") + 1]).write_text(
+                "joblib==1.6.0 \\\n    --hash=sha256:bb\n"
+            )
+
+    monkeypatch.setattr(locks, "_run", fake_uv)
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    assert main(["-C", str(tmp_path), "lock", "--outdated"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Outdated locks: 1 pin behind")
+    assert "requirements/main.txt  joblib 1.5.0 -> 1.6.0" in out
+    assert "| requirements/main.txt | joblib 1.5.0 -> 1.6.0 |" in summary.read_text()
+    assert all("--upgrade" in command for command in seen)
+    assert (tmp_path / "requirements" / "main.txt").read_text().startswith("joblib==1.5.0")
 
 
 def test_a_missing_uv_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

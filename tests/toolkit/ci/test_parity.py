@@ -30,6 +30,7 @@ SESSIONS = [
     ("serve", [], False),
     ("comment", [], False),
     ("bench", [], False),
+    ("outdated", [], False),
     ("lock", [], False),
     ("clean", [], False),
     *((f"baseline-{python}", [], False) for python in PYTHONS),
