@@ -35,6 +35,7 @@ from mlci._io import utc_now
 from mlci.delivery import Registry, Version, age_days
 from mlci.errors import MlciError
 from mlci.pipeline import Config
+from mlci.serving._metrics import Metrics
 from mlci.serving._scoring import BadRequest, Limits, parse
 from mlci.serving._settings import ServeConfig, serve_settings
 
@@ -74,6 +75,7 @@ class ModelSlot:
         self.trusted = trusted
         self.current: Loaded | None = None
         self.error: str | None = None
+        self.reload_failures = 0  # polls that could not load the alias's version, for /metrics
         self._seen: str | None = None
         self._refreshing = threading.Lock()
 
@@ -121,6 +123,7 @@ class ModelSlot:
             )
 
     def _fail(self, message: str) -> None:
+        self.reload_failures += 1
         if message != self.error:
             serving = self.current.version.number if self.current else None
             log.error(json.dumps({"event": "reload_failed", "error": message, "serving": serving}))
@@ -138,10 +141,11 @@ def is_loopback(host: str) -> bool:
 
 
 def create_app(slot: ModelSlot, settings: ServeConfig) -> FastAPI:
-    """The FastAPI application: /invocations, /ping, /health, /version."""
+    """The FastAPI application: /invocations, /ping, /health, /version, /metrics."""
     limits = Limits(settings.max_rows, settings.max_body_bytes)
 
     batcher = Batcher(settings.max_rows)
+    metrics = Metrics(slot)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
@@ -179,6 +183,7 @@ def create_app(slot: ModelSlot, settings: ServeConfig) -> FastAPI:
     async def access_log(request: Request, call_next: Any) -> Any:
         start = time.perf_counter()
         response = await call_next(request)
+        metrics.answered(request.url.path, response.status_code, time.perf_counter() - start)
         access.info(
             json.dumps(
                 {
@@ -203,8 +208,18 @@ def create_app(slot: ModelSlot, settings: ServeConfig) -> FastAPI:
         # The columns of the version this request is scored by: a promotion to a model with
         # other features changes what a valid request is, with the model, in one swap.
         scoring = parse(body, request.headers.get("content-type"), loaded.features, limits)
-        reply = await batcher.predict(loaded.model, scoring.rows, scoring.params)
+        try:
+            reply = await batcher.predict(loaded.model, scoring.rows, scoring.params)
+        except Unstable as unstable:
+            metrics.unstable.inc(unstable.rows)
+            return error(500, str(unstable))
+        metrics.scored(reply["predictions"])
         return JSONResponse(reply, headers={"X-Model-Version": str(loaded.version.number)})
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
 
     def status() -> dict[str, Any]:
         loaded = slot.current
@@ -340,7 +355,7 @@ def _score_group(group: list[_Pending]) -> None:
     params = {"proba": any(pending.params.get("proba") for pending in group)}
     try:
         reply = _predict(group[0].model, rows, params)
-    except BadRequest:
+    except (BadRequest, Unstable):  # this request's fault, or its probabilities': isolate it
         if len(group) == 1:
             _settle(group[0], None, sys.exc_info()[1])
             return
@@ -381,12 +396,25 @@ def _predict(model: Any, rows: list[list[float]], params: dict[str, Any]) -> dic
         reply: dict[str, Any] = {"predictions": [str(label) for label in labels]}
         if params.get("proba"):
             classes = [str(c) for c in model.classes_]
-            reply["probabilities"] = [
-                dict(zip(classes, map(float, row))) for row in model.predict_proba(features)
-            ]
+            probabilities = np.asarray(model.predict_proba(features), dtype=np.float64)
+            bad = int((~np.isfinite(probabilities).all(axis=1)).sum())
+            if bad:
+                raise Unstable(bad)
+            reply["probabilities"] = [dict(zip(classes, map(float, row))) for row in probabilities]
     except (ValueError, TypeError, ArithmeticError, RuntimeWarning) as exc:  # e.g. > float32 max
         raise BadRequest(f"the model cannot score these values: {exc}") from None
     return reply
+
+
+class Unstable(Exception):
+    """The model gave NaN or infinite probabilities: a server-side fault, counted in /metrics."""
+
+    def __init__(self, rows: int) -> None:
+        super().__init__(
+            f"the served model returned NaN or infinite probabilities for {rows} row(s); "
+            "it is numerically unstable: roll it back"
+        )
+        self.rows = rows
 
 
 def serve(

@@ -4,6 +4,7 @@ import dataclasses
 import http.client
 import json
 import logging
+import math
 import os
 import re
 import signal
@@ -30,7 +31,7 @@ from mlci.delivery._registry import PRODUCTION, Registry
 from mlci.errors import MlciError
 from mlci.pipeline import infer_manifest, load_config
 from mlci.serving import ServeConfig
-from mlci.serving._server import ModelSlot, create_app, is_loopback, serve
+from mlci.serving._server import Loaded, ModelSlot, create_app, is_loopback, serve
 
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3], [6.7, 3.0, 5.2, 2.3]]
@@ -68,6 +69,15 @@ class Server:
         data = response.read()
         connection.close()
         return response.status, json.loads(data or b"null"), dict(response.getheaders())
+
+    def text(self, path: str) -> tuple[int, str, str]:
+        """A GET whose body is text: status, body, content type."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        connection.request("GET", path)
+        response = connection.getresponse()
+        body = response.read().decode()
+        connection.close()
+        return response.status, body, response.getheader("content-type") or ""
 
     def post(
         self, body: Any, content_type: str = "application/json"
@@ -550,3 +560,94 @@ def test_a_promoted_version_with_other_columns_is_served_with_its_own(
         assert server.request("GET", "/version")[1]["features"] == FEATURES[1:]
     finally:
         server.stop()
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """/metrics parsed by prometheus_client's own parser: (name, labels) -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_metrics_count_requests_rows_and_classes_and_report_the_model(served: Served) -> None:
+    """ML Test Score, monitoring: serving metrics in the format operators scrape."""
+    slot = ModelSlot(served.registry, PRODUCTION)
+    server = Server(create_app(slot, SETTINGS))
+    try:
+        production = served.registry.get(PRODUCTION).number
+        wait_for(lambda: slot.version_number() == production, "the first load")
+        assert server.post({"instances": ROWS})[0] == 200
+        assert server.post({"instances": ROWS[:1], "params": {"proba": True}})[0] == 200
+        assert server.post({"instances": []})[0] == 400
+        status, text, content_type = server.text("/metrics")
+    finally:
+        server.stop()
+    assert status == 200
+    assert content_type.startswith("text/plain; version=")
+    found = samples(text)
+    assert found[("mlci_requests_total", (("path", "/invocations"), ("status", "200")))] == 2
+    assert found[("mlci_requests_total", (("path", "/invocations"), ("status", "400")))] == 1
+    assert found[("mlci_request_duration_seconds_count", (("path", "/invocations"),))] == 3
+    assert found[("mlci_rows_scored_total", ())] == 4
+    classes = {
+        labels[0][1]: n for (name, labels), n in found.items() if name == "mlci_predictions_total"
+    }
+    expected = served.models[production].predict(ROWS + ROWS[:1])
+    assert classes == {str(c): float(list(expected).count(c)) for c in set(expected)}
+    assert found[("mlci_model_version", ())] == production
+    assert 0 <= found[("mlci_model_age_seconds", ())] < 86400
+    assert found[("mlci_reload_failures_total", ())] == 0
+    assert found[("mlci_nonfinite_probabilities_total", ())] == 0
+
+
+class NaNProbabilities:
+    """A served model whose labels are right and whose probabilities are NaN."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.classes_ = model.classes_
+
+    def predict(self, rows: Any) -> Any:
+        return self.model.predict(rows)
+
+    def predict_proba(self, rows: Any) -> Any:
+        import numpy as np
+
+        return np.full((len(rows), len(self.classes_)), np.nan)
+
+
+def test_nan_probabilities_are_a_500_counted_in_metrics_not_a_crash(served: Served) -> None:
+    class Fixed(ModelSlot):
+        def refresh(self) -> None:  # the model set below stays
+            pass
+
+    slot = Fixed(served.registry, PRODUCTION)
+    version = served.registry.get(1)
+    slot.current = Loaded(version, NaNProbabilities(served.models[1]), "now", tuple(FEATURES))
+    server = Server(create_app(slot, SETTINGS))
+    try:
+        status, reply, _ = server.post({"instances": ROWS, "params": {"proba": True}})
+        assert status == 500
+        assert "NaN or infinite probabilities for 3 row(s)" in reply["message"]
+        assert server.post({"instances": ROWS})[0] == 200  # labels alone are still served
+        found = samples(server.text("/metrics")[1])
+    finally:
+        server.stop()
+    assert found[("mlci_nonfinite_probabilities_total", ())] == 3
+    assert found[("mlci_requests_total", (("path", "/invocations"), ("status", "500")))] == 1
+
+
+def test_failed_reloads_are_counted(served: Served, tmp_path: Path) -> None:
+    root = make_project(tmp_path / "empty")
+    slot = ModelSlot(Registry.of(load_config(root)), PRODUCTION)  # nothing in production
+    for _ in range(3):
+        slot.refresh()
+    from mlci.serving._metrics import Metrics
+
+    found = samples(Metrics(slot).render()[0].decode())
+    assert found[("mlci_reload_failures_total", ())] == 3
+    assert math.isnan(found[("mlci_model_version", ())])
