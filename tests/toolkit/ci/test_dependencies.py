@@ -19,6 +19,7 @@ DISTRIBUTIONS = {
     "ruamel": "ruamel.yaml",
     "yaml": "pyyaml",
     "mlflow": "mlflow-skinny",
+    "prometheus_client": "prometheus-client",
 }
 
 

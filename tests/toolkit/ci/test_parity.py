@@ -112,8 +112,8 @@ BREAKS = [
     # (file, text, replacement, the rule it breaks, a part of the message)
     (
         "pyproject.toml",
-        'serve = ["fastapi>=0.115", "uvicorn>=0.30", "starlette>=0.40"]',
-        'serve = ["fastapi>=0.115", "uvicorn>=0.30", "starlette>=0.40", "gunicorn>=23"]',
+        '"prometheus-client>=0.20"]',
+        '"prometheus-client>=0.20", "gunicorn>=23"]',
         "locks-fresh",
         "'gunicorn' is not in requirements/serve.txt",
     ),
