@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from mlci._io import atomic_write_json
 from mlci._report import text_table
 from mlci.cli._common import add, config_of, publish
+from mlci.errors import MlciError
 
 VERSION_HEADER = ["version", "aliases", "accuracy", "macro_f1", "python", "created", "stage key"]
 
@@ -275,12 +276,15 @@ def cmd_drift(args: argparse.Namespace) -> int:
     from mlci import delivery
 
     config = config_of(args)
-    batches = [Path(p) for p in args.csv] or delivery.incoming(config)
-    if not batches:
-        folder = delivery.drift_settings(config).incoming
-        print(f"no batches given and none in {folder}/: nothing to compare")
-        return 0
-    reports = delivery.check_drift(config, batches)
+    if args.serving_log:
+        reports = _serving_drift(config, Path(args.serving_log), args.csv)
+    else:
+        batches = [Path(p) for p in args.csv] or delivery.incoming(config)
+        if not batches:
+            folder = delivery.drift_settings(config).incoming
+            print(f"no batches given and none in {folder}/: nothing to compare")
+            return 0
+        reports = delivery.check_drift(config, batches)
     output = Path(args.output) if args.output else config.artifacts / delivery.DRIFT_RESULTS
     atomic_write_json(output, {"batches": [report.to_dict() for report in reports]})
     section = delivery.drift_section(reports)
@@ -288,6 +292,24 @@ def cmd_drift(args: argparse.Namespace) -> int:
     _track_drift(config, reports, section.markdown())
     print(f"{section.headline}; report written to {config.relative(output.resolve())}")
     return 1 if any(report.drifted for report in reports) else 0
+
+
+def _serving_drift(config: Config, log: Path, csv: list[str]) -> list[delivery.DriftReport]:
+    """Training/serving skew: the rows the server logged, against production's training data."""
+    import tempfile
+
+    from mlci import delivery
+    from mlci.serving import serving_batch
+
+    if csv:
+        raise MlciError("give either CSV batches or --serving-log, not both")
+    if not log.is_file():
+        raise MlciError(
+            f"{log}: no serving log; set [tool.mlci.serve] sample_log and let the server score"
+        )
+    with tempfile.TemporaryDirectory(prefix="mlci-serving-log-") as work:
+        reports = delivery.check_drift(config, [serving_batch(log.resolve(), Path(work))])
+    return [dataclasses.replace(report, batch=f"serving log {log}") for report in reports]
 
 
 def _track_drift(config: Config, reports: list[delivery.DriftReport], markdown: str) -> None:
@@ -346,3 +368,8 @@ def register(commands: Any) -> None:
     drift = add(commands, "drift", cmd_drift)
     drift.add_argument("csv", nargs="*", help="batches (default: [tool.mlci.drift] incoming/*.csv)")
     drift.add_argument("--output", help="JSON report (default: artifacts/drift.json)")
+    drift.add_argument(
+        "--serving-log",
+        metavar="FILE",
+        help="compare the rows `mlci serve` logged ([tool.mlci.serve] sample_log) instead",
+    )

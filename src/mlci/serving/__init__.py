@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from mlci.serving._sample import SampleLog, serving_batch
 from mlci.serving._scoring import BadRequest, Limits, parse
 from mlci.serving._settings import ServeConfig, serve_settings
 
@@ -19,11 +20,13 @@ __all__ = [
     "BadRequest",
     "Limits",
     "ModelSlot",
+    "SampleLog",
     "ServeConfig",
     "create_app",
     "parse",
     "serve",
     "serve_settings",
+    "serving_batch",
 ]
 
 _SERVER = {"ModelSlot", "create_app", "serve"}

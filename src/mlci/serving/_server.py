@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -36,6 +37,7 @@ from mlci.delivery import Registry, Version, age_days
 from mlci.errors import MlciError
 from mlci.pipeline import Config
 from mlci.serving._metrics import Metrics
+from mlci.serving._sample import SampleLog
 from mlci.serving._scoring import BadRequest, Limits, parse
 from mlci.serving._settings import ServeConfig, serve_settings
 
@@ -146,6 +148,11 @@ def create_app(slot: ModelSlot, settings: ServeConfig) -> FastAPI:
 
     batcher = Batcher(settings.max_rows)
     metrics = Metrics(slot)
+    sample = (
+        SampleLog(Path(settings.sample_log), settings.sample_log_bytes, settings.sample_rate)
+        if settings.sample_log
+        else None
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
@@ -214,6 +221,8 @@ def create_app(slot: ModelSlot, settings: ServeConfig) -> FastAPI:
             metrics.unstable.inc(unstable.rows)
             return error(500, str(unstable))
         metrics.scored(reply["predictions"])
+        if sample is not None:
+            await run_in_threadpool(sample.write, loaded.features, scoring.rows)
         return JSONResponse(reply, headers={"X-Model-Version": str(loaded.version.number)})
 
     @app.get("/metrics")
@@ -431,6 +440,7 @@ def serve(
         alias=alias or configured.alias,
         host=host or configured.host,
         port=configured.port if port is None else port,
+        sample_log=str(config.root / configured.sample_log) if configured.sample_log else "",
     )
     if not is_loopback(settings.host) and host is None:
         raise MlciError(

@@ -19,12 +19,19 @@ class ServeConfig:
     max_rows: int = 10_000  # rows per request
     max_body_bytes: int = 5 * 1024 * 1024
     poll_seconds: float = 1.0  # how often the alias is checked for a move
+    sample_log: str = ""  # a CSV of the scored rows, for `mlci drift --serving-log` ("" = off)
+    sample_log_bytes: int = 10_000_000  # the log and its rotated file never take more than this
+    sample_rate: float = 1.0  # the share of rows logged
 
 
 def serve_settings(config: Config) -> ServeConfig:
     """``[tool.mlci.serve]``, every number positive."""
 
     def rule(name: str, value: Any) -> str:
-        return "must be positive" if isinstance(value, (int, float)) and value <= 0 else ""
+        if isinstance(value, (int, float)) and value <= 0:
+            return "must be positive"
+        if name == "sample_rate" and value > 1:
+            return "must be at most 1 (every row)"
+        return ""
 
     return section_settings(ServeConfig, config.sections, "serve", config.pyproject, rule)

@@ -651,3 +651,19 @@ def test_failed_reloads_are_counted(served: Served, tmp_path: Path) -> None:
     found = samples(Metrics(slot).render()[0].decode())
     assert found[("mlci_reload_failures_total", ())] == 3
     assert math.isnan(found[("mlci_model_version", ())])
+
+
+def test_the_server_logs_the_rows_it_scored_when_asked(served: Served, tmp_path: Path) -> None:
+    log = tmp_path / "served.csv"
+    settings = dataclasses.replace(SETTINGS, sample_log=str(log), sample_log_bytes=100_000)
+    slot = ModelSlot(served.registry, PRODUCTION)
+    server = Server(create_app(slot, settings))
+    try:
+        wait_for(lambda: slot.current is not None, "the first load")
+        assert server.post({"instances": ROWS})[0] == 200
+        assert server.post({"instances": []})[0] == 400  # nothing scored, nothing logged
+    finally:
+        server.stop()
+    lines = log.read_text().splitlines()
+    assert lines[0] == ",".join(FEATURES)
+    assert [[float(v) for v in line.split(",")] for line in lines[1:]] == ROWS
