@@ -65,6 +65,9 @@ class GateConfig:
     floors: dict[str, float]
     max_drop: float
     max_relative_drop: float
+    useless_features: str = (
+        "warn"  # a feature whose permutation importance is <= 0: warn, fail, off
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -212,19 +215,30 @@ def _gate_config(table: Any, where: str) -> GateConfig:
         raise MlciError(f"{where}: must be a table")
     floors: dict[str, float] = {}
     for key, value in table.items():
-        if key in ("max_drop", "max_relative_drop"):
+        if key in ("max_drop", "max_relative_drop", "useless_features"):
             continue
         if not key.startswith(_GATE_FLOOR_PREFIX):
             raise MlciError(
                 f"{where}: unknown key '{key}'; "
-                "expected min_<metric>, max_drop or max_relative_drop"
+                "expected min_<metric>, max_drop, max_relative_drop or useless_features"
             )
         floors[key[len(_GATE_FLOOR_PREFIX) :]] = number(value, f"{where} {key}")
     return GateConfig(
         floors=floors,
         max_drop=number(table.get("max_drop", 0.0), f"{where} max_drop"),
         max_relative_drop=number(table.get("max_relative_drop", 0.0), f"{where} max_relative_drop"),
+        useless_features=_choice(
+            get(table, "useless_features", str, where, default="warn"),
+            ("warn", "fail", "off"),
+            f"{where} useless_features",
+        ),
     )
+
+
+def _choice(value: str, allowed: tuple[str, ...], where: str) -> str:
+    if value not in allowed:
+        raise MlciError(f"{where}: '{value}' is not one of {', '.join(allowed)}")
+    return value
 
 
 def build_estimator(spec: EstimatorSpec) -> Any:

@@ -51,6 +51,7 @@ class Verdict:
     checks: list[Check]
     reference: str | None
     improved: list[str]
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -198,6 +199,7 @@ def to_dict(verdict: Verdict) -> dict[str, Any]:
         "passed": verdict.passed,
         "reference": verdict.reference,
         "improved": verdict.improved,
+        "warnings": verdict.warnings,
         "checks": [
             {
                 "metric": check.metric,
@@ -218,6 +220,7 @@ def section(verdict: Verdict, reference: Reference) -> Section:
     shown = (verdict.reference if reference.metrics is not None else None) or "none, floors only"
     notes = [reference.note] if reference.note else []
     notes += [f"FAILED: {check.describe()}" for check in verdict.failures]
+    notes += verdict.warnings
     if verdict.passed and verdict.improved:
         notes.append(
             f"better than the {verdict.reference} on {', '.join(verdict.improved)}: "
@@ -258,4 +261,27 @@ def judge(config: Config, metrics: dict[str, Any], reference: Reference) -> Verd
     """Judge a run's metrics against ``reference`` with the configured floors and drops."""
     from mlci.pipeline._evaluate import scalar_metrics
 
-    return evaluate(scalar_metrics(metrics), reference.metrics, config.gate, reference.name)
+    verdict = evaluate(scalar_metrics(metrics), reference.metrics, config.gate, reference.name)
+    return useless(verdict, metrics.get("feature_importance"), config.gate.useless_features)
+
+
+def useless(verdict: Verdict, importance: Any, mode: str) -> Verdict:
+    """Features whose permutation importance is not above zero: a warning, or a failed check."""
+    if mode == "off" or not isinstance(importance, dict):
+        return verdict
+    idle = sorted(
+        (name, float(value["mean"]))
+        for name, value in importance.items()
+        if float(value["mean"]) <= TOLERANCE
+    )
+    if not idle:
+        return verdict
+    if mode == "fail":
+        checks = [Check(f"importance of {name}", mean, None, "> 0", False) for name, mean in idle]
+        return dataclasses.replace(verdict, checks=[*verdict.checks, *checks])
+    shown = ", ".join(f"{name} ({mean:.4f})" for name, mean in idle)
+    warning = (
+        f"warning: shuffling {shown} costs no accuracy on the held-out rows: "
+        "drop the feature, or set [tool.mlci.gate] useless_features = 'fail' to stop on it"
+    )
+    return dataclasses.replace(verdict, warnings=[*verdict.warnings, warning])

@@ -115,6 +115,19 @@ def _confusion(artifacts: Path) -> list[Picture]:
                 f"accuracy {_show(metrics.get('accuracy'))}",
             )
         )
+    importance = metrics.get("feature_importance")
+    if isinstance(importance, dict) and importance:
+        ranked = sorted(importance.items(), key=lambda item: -float(item[1]["mean"]))
+        rows = [[name, _show(v.get("mean")), _show(v.get("std"))] for name, v in ranked]
+        pictures.append(
+            Picture(
+                "importance",
+                "Permutation importance",
+                {"features": [name for name, _ in ranked], "scores": [v for _, v in ranked]},
+                table(["feature", "accuracy lost when shuffled", "std"], rows),
+                "on the held-out rows; at or below zero, the feature does not help the model",
+            )
+        )
     per_class = metrics.get("per_class")
     if isinstance(per_class, dict) and per_class:
         names = ["precision", "recall", "f1", "support"]

@@ -80,6 +80,24 @@ def per_class(data: dict[str, Any]) -> bytes:
     return _png(figure)
 
 
+def importance(data: dict[str, Any]) -> bytes:
+    """Each feature's permutation importance with its spread; idle features in grey."""
+    features = data["features"]
+    means = [float(score["mean"]) for score in data["scores"]]
+    spreads = [float(score["std"]) for score in data["scores"]]
+    figure = _figure(5.5, max(2.2, 0.35 * len(features) + 1))
+    axes = figure.subplots()
+    colors = ["tab:blue" if mean > 0 else "tab:gray" for mean in means]
+    positions = list(range(len(features)))
+    axes.barh(positions, means, xerr=spreads, color=colors)
+    axes.set_yticks(positions, features)
+    axes.invert_yaxis()
+    axes.axvline(0, color="black", linewidth=0.8)
+    axes.set_xlabel("accuracy lost when the feature is shuffled")
+    axes.set_title("permutation importance, held-out rows", fontsize=9)
+    return _png(figure)
+
+
 def comparison(data: dict[str, Any]) -> bytes:
     """The candidate's metrics beside its reference's (baseline or production)."""
     metrics = [row["metric"] for row in data["rows"]]
@@ -152,6 +170,7 @@ def drift(data: dict[str, Any]) -> bytes:
 DRAW: dict[str, Callable[[dict[str, Any]], bytes]] = {
     "confusion": confusion,
     "per_class": per_class,
+    "importance": importance,
     "comparison": comparison,
     "history": history,
     "drift": drift,

@@ -289,3 +289,30 @@ def test_production_with_other_columns_gives_floors_only(
     out = capsys.readouterr().out
     assert "production (version 1) cannot be scored on the candidate's rows" in out
     assert "other feature columns (stem_length" in out
+
+
+IDLE = {
+    "a": {"mean": 0.2, "std": 0.01},
+    "b": {"mean": 0.0, "std": 0.0},
+    "c": {"mean": -0.03, "std": 0.01},
+}
+
+
+@pytest.mark.parametrize("mode", ["warn", "fail", "off"])
+def test_features_that_do_not_help_warn_fail_or_pass_as_configured(mode: str) -> None:
+    """ML Test Score, data: every feature earns its place (permutation importance > 0)."""
+    from mlci.pipeline._gate import Verdict, useless
+
+    verdict = useless(Verdict([], None, []), IDLE, mode)
+    if mode == "off":
+        assert verdict == Verdict([], None, [])
+    elif mode == "warn":
+        assert verdict.passed
+        [warning] = verdict.warnings
+        assert warning.startswith("warning: shuffling b (0.0000), c (-0.0300) costs no accuracy")
+    else:
+        assert [(c.metric, c.passed) for c in verdict.checks] == [
+            ("importance of b", False),
+            ("importance of c", False),
+        ]
+        assert not verdict.passed

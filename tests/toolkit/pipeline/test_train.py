@@ -12,7 +12,8 @@ from mlci._io import sha256_file
 from mlci.errors import MlciError
 from mlci.pipeline import _train as train_module
 from mlci.pipeline import baseline_reference, judge
-from mlci.pipeline._config import load_config
+from mlci.pipeline._config import Config, load_config
+from mlci.pipeline._data import load_manifest
 from mlci.pipeline._model import load_verified
 from mlci.pipeline._stage import Artifacts
 from mlci.pipeline._train import train
@@ -50,6 +51,18 @@ def test_two_trainings_give_the_same_model_bytes(
     shutil.rmtree(other / "artifacts")
     second = train(load_config(other), force=True).lineage["outputs"]["model"]
     assert first == second
+
+
+def test_permutation_importance_of_every_feature_is_recorded_and_reproducible(
+    trained: train_module.TrainResult, config: Config
+) -> None:
+    importance = trained.metrics["feature_importance"]
+    manifest = load_manifest(config.manifest)
+    assert sorted(importance) == sorted(column.name for column in manifest.features)
+    assert all(set(score) == {"mean", "std"} for score in importance.values())
+    assert max(score["mean"] for score in importance.values()) > 0  # some feature matters
+    again = train_module.train(config, force=True)
+    assert again.metrics["feature_importance"] == importance  # the run's seed: same numbers
 
 
 def test_the_split_is_stratified(trained: train_module.TrainResult) -> None:

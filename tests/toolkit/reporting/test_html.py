@@ -54,7 +54,15 @@ def test_the_pipeline_writes_a_self_contained_report_with_its_pictures(project: 
     artifacts = released_with_drift(project)
     text = (artifacts / reporting.HTML).read_text()
     page = Page(text)
-    assert page.sections == ["confusion", "per_class", "comparison", "history", "drift", "report"]
+    assert page.sections == [
+        "confusion",
+        "importance",
+        "per_class",
+        "comparison",
+        "history",
+        "drift",
+        "report",
+    ]
     # Nothing outside the file: every URL is an inline image; no script, stylesheet or font.
     assert page.urls
     assert all(url.startswith("data:image/png;base64,") for url in page.urls)
@@ -81,7 +89,14 @@ def test_without_matplotlib_the_tables_stay_and_the_extra_is_named(
     assert page.urls == []
     assert "uv pip install -e '.[plots]'" in text
     assert "requirements/plots.txt" in text
-    assert page.sections[:5] == ["confusion", "per_class", "comparison", "history", "drift"]
+    assert page.sections[:6] == [
+        "confusion",
+        "importance",
+        "per_class",
+        "comparison",
+        "history",
+        "drift",
+    ]
     assert "<td>setosa</td>" in text
 
 
@@ -91,7 +106,7 @@ def test_each_picture_is_drawn_once_per_data(project: Path) -> None:
     assert main(["-C", str(project), "train"]) == 0
     plots = project / "artifacts" / "plots"
     first = {p.name: p.stat().st_mtime_ns for p in plots.iterdir()}
-    assert sorted(name.split("-")[0] for name in first) == ["confusion", "per_class"]
+    assert sorted(name.split("-")[0] for name in first) == ["confusion", "importance", "per_class"]
     assert main(["-C", str(project), "train"]) == 0  # a cache hit: the same pictures
     assert {p.name: p.stat().st_mtime_ns for p in plots.iterdir()} == first
     # Other numbers to draw (a hand-edited matrix stands for another model): a new picture,
@@ -102,7 +117,7 @@ def test_each_picture_is_drawn_once_per_data(project: Path) -> None:
     metrics_file.write_text(json.dumps(metrics))
     assert main(["-C", str(project), "report"]) == 0
     again = {p.name for p in plots.iterdir()}
-    assert len(again) == 2
+    assert len(again) == 3
     assert next(name for name in again if name not in first).startswith("confusion-")
 
 
