@@ -240,7 +240,10 @@ def serve(session: nox.Session) -> None:
 @nox.session(python=DEFAULT_PYTHON, default=False)
 def comment(session: nox.Session) -> None:
     """Post artifacts/report.md as the pull request's one mlci comment (CI); print it locally."""
-    install_locked(session, MAIN_LOCK)
+    install_locked(session, *MODEL_LOCKS)
+    # The registry's versions and metric history join the report when this job can read the
+    # registry (a pull request's job gets no cloud credentials: then it says so and goes on).
+    session.run("mlci", "registry", "list", success_codes=[0, 2])
     session.run("mlci", "comment", *session.posargs)
 
 

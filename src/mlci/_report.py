@@ -23,6 +23,7 @@ ORDER = (
     "coverage",
     "drift",
     "release",
+    "history",
     "registry",
 )
 

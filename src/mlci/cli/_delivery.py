@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlci._io import atomic_write_json
-from mlci._report import text_table
+from mlci._report import Section, text_table
 from mlci.cli._common import add, config_of, publish
 from mlci.errors import MlciError
 
@@ -107,7 +107,16 @@ def cmd_registry_list(args: argparse.Namespace) -> int:
     if not versions:
         print(f"{_where(config, registry)}: no versions yet; run 'mlci registry register'")
         return 0
-    print(text_table(VERSION_HEADER, _version_rows(versions, aliases)))
+    rows = _version_rows(versions, aliases)
+    print(text_table(VERSION_HEADER, rows))
+    section = Section(
+        f"Registry: {len(versions)} version{'s' if len(versions) != 1 else ''}",
+        (f"`{_where(config, registry)}`",),
+        tuple(VERSION_HEADER),
+        tuple(map(tuple, rows)),
+        blocks=tuple(filter(None, [delivery.history_chart(index)])),
+    )
+    publish(config.artifacts, "history", section.markdown())
     if args.chart:
         from mlci import reporting
 

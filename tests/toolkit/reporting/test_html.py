@@ -207,6 +207,10 @@ def test_markdown_carries_the_confusion_matrix_and_mermaid_charts(
     out = capsys.readouterr().out
     assert out.splitlines()[-2].startswith("accuracy, bars from ")
     assert out.splitlines()[-1].startswith("v1 (production, staging)  ████")
+    # ... and the listing joins the report (the pull request's comment runs it): table and chart.
+    history = (artifacts / "report.md").read_text().split("<!-- mlci:history -->\n")[1]
+    assert history.startswith("## Registry: 1 version\n")
+    assert '    title "accuracy by registry version"' in history.split("<!-- mlci:")[0]
 
 
 def test_a_text_chart_scales_between_the_lowest_and_highest_version() -> None:
