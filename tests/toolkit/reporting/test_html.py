@@ -36,6 +36,10 @@ class Page(html.parser.HTMLParser):
             self.sections.append(str(found["id"]))
 
 
+# The pictures of a project that trained, gated, released and checked a drifted batch, in order.
+PICTURES = ["confusion", "importance", "per_class", "comparison", "history", "drift"]
+
+
 def released_with_drift(project: Path) -> Path:
     """Train, gate, release and check one drifted batch: every artifact the report draws."""
     write_pyproject(project, trees=10)
@@ -54,15 +58,7 @@ def test_the_pipeline_writes_a_self_contained_report_with_its_pictures(project: 
     artifacts = released_with_drift(project)
     text = (artifacts / reporting.HTML).read_text()
     page = Page(text)
-    assert page.sections == [
-        "confusion",
-        "importance",
-        "per_class",
-        "comparison",
-        "history",
-        "drift",
-        "report",
-    ]
+    assert page.sections == [*PICTURES, "report"]
     # Nothing outside the file: every URL is an inline image; no script, stylesheet or font.
     assert page.urls
     assert all(url.startswith("data:image/png;base64,") for url in page.urls)
@@ -89,14 +85,7 @@ def test_without_matplotlib_the_tables_stay_and_the_extra_is_named(
     assert page.urls == []
     assert "uv pip install -e '.[plots]'" in text
     assert "requirements/plots.txt" in text
-    assert page.sections[:6] == [
-        "confusion",
-        "importance",
-        "per_class",
-        "comparison",
-        "history",
-        "drift",
-    ]
+    assert page.sections[: len(PICTURES)] == PICTURES
     assert "<td>setosa</td>" in text
 
 
