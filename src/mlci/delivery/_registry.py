@@ -692,9 +692,11 @@ def history_chart(index: Index) -> str:
 
 
 def snapshot(index: Index, location: str) -> dict[str, Any]:
-    """What the report draws of the registry: each version's metrics, and the aliases."""
+    """What the report draws of the registry: each version's metrics, the aliases, and which
+    metric the history charts (the report does not choose it again)."""
     return {
         "location": location,
+        "metric": headline_metric(index),
         "versions": [
             {"number": v.number, "created_at": v.created_at, "metrics": v.metrics}
             for _, v in sorted(index.versions.items())

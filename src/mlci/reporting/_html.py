@@ -28,7 +28,6 @@ GATE = "gate.json"
 DRIFT = "drift.json"
 REGISTRY = "registry.json"
 METRICS = "metrics.json"
-HISTORY_METRICS = ("accuracy", "macro_f1", "f1", "roc_auc")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,10 +189,8 @@ def _history(artifacts: Path) -> list[Picture]:
     if not isinstance(registry, dict) or not registry.get("versions"):
         return []
     versions = registry["versions"]
-    metric = next(
-        (m for m in HISTORY_METRICS if any(m in v.get("metrics", {}) for v in versions)), None
-    )
-    if metric is None:
+    metric = registry.get("metric")  # chosen by the registry's own history chart
+    if not isinstance(metric, str):
         return []
     aliases: dict[int, list[str]] = {}
     for alias, number in registry.get("aliases", {}).items():
