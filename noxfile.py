@@ -155,6 +155,13 @@ def check(session: nox.Session) -> None:
     )
 
 
+@nox.session(python=DEFAULT_PYTHON, default=False)
+def tune(session: nox.Session) -> None:
+    """Cross-validate [tool.mlci.tune] grid; fail if the configured params trail its best."""
+    install_locked(session, *MODEL_LOCKS)
+    session.run("mlci", "tune", *session.posargs)
+
+
 @nox.session(python=PYTHONS, default=False)
 def baseline(session: nox.Session) -> None:
     """Retrain on every Python of the matrix and record the results in metrics/baseline.json."""
@@ -249,7 +256,7 @@ def comment(session: nox.Session) -> None:
 
 @nox.session(python=DEFAULT_PYTHON, default=False)
 def bench(session: nox.Session) -> None:
-    """Time make ci, training, serving and validation; write benchmarks/RESULTS.md."""
+    """Time make ci, training, serving and validation; write (or `-- --check`) RESULTS.md."""
     install_locked(session, SERVE_LOCK)
     session.run("python", "benchmarks/bench.py", *session.posargs)
 

@@ -19,6 +19,7 @@ ORDER = (
     "train",
     "gate",
     "checks",
+    "tune",
     "diff",
     "coverage",
     "drift",

@@ -76,6 +76,9 @@ def test_the_readme_adapt_steps_work(clone: Path, capsys: pytest.CaptureFixture[
     assert main(["gate"]) == 0
     out = capsys.readouterr().out
     assert "reference: none, floors only" in out
+    assert "vs StandardScaler → LogisticRegression" in out  # and the simpler models
+    assert main(["tune"]) == 0
+    assert capsys.readouterr().out.startswith("tuning passed")
     assert main(["baseline", "update"]) == 0
     assert main(["gate"]) == 0
     assert "reference: baseline for Python" in capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""Commands of the training pipeline: data, train, status, predict, gate, diff, baseline."""
+"""Commands of the training pipeline: data, train, tune, status, predict, gate, diff, baseline."""
 
 from __future__ import annotations
 
@@ -102,6 +102,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     publish(config.artifacts, "train", section, draw=not result.up_to_date)
     _track_training(config, result)
     return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    """Cross-validate [tool.mlci.tune] grid; fail when the configured params trail its best."""
+    from mlci import pipeline
+
+    config = config_of(args)
+    if config.tune is None:
+        raise MlciError(
+            f"{config.pyproject}: no [tool.mlci.tune] table; add one with the params to try, "
+            "e.g. grid = { max_depth = [3, 5, 8] }"
+        )
+    _, table = pipeline.load_data(config)
+    tuning = pipeline.tune(config, config.tune, table)
+    atomic_write_json(config.artifacts / pipeline.TUNE_RESULTS, pipeline.tuning_to_dict(tuning))
+    section = pipeline.tune_section(config, tuning)
+    publish(config.artifacts, "tune", section.markdown(), draw=False)
+    print(section.text())
+    return 0 if tuning.passed else 1
 
 
 def _track_training(config: pipeline.Config, result: pipeline.TrainResult) -> None:
@@ -315,6 +334,7 @@ def register(commands: Any) -> None:
     train = add(commands, "train", cmd_train)
     train.add_argument("--force", action="store_true", help="retrain even when up to date")
     add(commands, "status", cmd_status)
+    add(commands, "tune", cmd_tune)
     gate = add(commands, "gate", cmd_gate)
     gate.add_argument("--json", action="store_true", help="print the verdict as JSON")
     check = add(commands, "check", cmd_check)

@@ -65,6 +65,10 @@ from mlci.pipeline._train import (
     train,
 )
 from mlci.pipeline._train import section as train_section
+from mlci.pipeline._tune import RESULTS as TUNE_RESULTS
+from mlci.pipeline._tune import Tuning, tune
+from mlci.pipeline._tune import section as tune_section
+from mlci.pipeline._tune import to_dict as tuning_to_dict
 
 __all__ = [
     "CHECK_HEADER",
@@ -75,6 +79,7 @@ __all__ = [
     "HEADLINE",
     "SUMMARY_HEADER",
     "TOLERANCE",
+    "TUNE_RESULTS",
     "Artifacts",
     "Change",
     "CheckFile",
@@ -88,6 +93,7 @@ __all__ = [
     "Status",
     "Table",
     "TrainResult",
+    "Tuning",
     "Verdict",
     "accept",
     "annotate_lineage",
@@ -139,6 +145,9 @@ __all__ = [
     "text_stream",
     "train",
     "train_section",
+    "tune",
+    "tune_section",
+    "tuning_to_dict",
     "update_baseline",
     "validate",
     "verdict_to_dict",

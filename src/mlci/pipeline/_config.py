@@ -58,6 +58,42 @@ class EstimatorSpec:
         return {"steps": [step.resolved() for step in self.steps]}
 
 
+# The simple model a candidate must beat unless [tool.mlci.gate.simpler] names another.
+SIMPLE_MODEL = EstimatorSpec(
+    (
+        StepSpec("sklearn.preprocessing.StandardScaler", {}),
+        StepSpec("sklearn.linear_model.LogisticRegression", {"max_iter": 1000}),
+    )
+)
+DUMMY = EstimatorSpec.single("sklearn.dummy.DummyClassifier", {"strategy": "prior"})
+MODES = ("fail", "warn", "off")
+
+
+@dataclasses.dataclass(frozen=True)
+class SimplerConfig:
+    """Simpler models fitted on the candidate's split, which the candidate must beat by `margin`.
+
+    A ``DummyClassifier`` (the most frequent label) and ``model`` (default: scaling, then
+    logistic regression). ``check`` says what losing to one does: fail, warn, or off (not fitted).
+    """
+
+    check: str = "fail"
+    margin: float = 0.0
+    model: EstimatorSpec = SIMPLE_MODEL
+
+    def models(self) -> dict[str, EstimatorSpec]:
+        """The simpler models by the name the report shows; none when the check is off."""
+        if self.check == "off":
+            return {}
+        return {DUMMY.name: DUMMY, self.model.name: self.model}
+
+    def resolved(self) -> dict[str, Any] | None:
+        """What shapes the recorded scores (part of the training key); None when off."""
+        if self.check == "off":
+            return None
+        return {"model": self.model.resolved()}
+
+
 @dataclasses.dataclass(frozen=True)
 class GateConfig:
     """Quality-gate thresholds: absolute floors and the largest allowed drop against a reference."""
@@ -68,6 +104,20 @@ class GateConfig:
     useless_features: str = (
         "warn"  # a feature whose permutation importance is <= 0: warn, fail, off
     )
+    simpler: SimplerConfig = dataclasses.field(default_factory=SimplerConfig)
+
+
+SCORING = {"accuracy": "accuracy", "macro_f1": "f1_macro"}  # mlci's metric: scikit-learn's scorer
+
+
+@dataclasses.dataclass(frozen=True)
+class TuneConfig:
+    """``[tool.mlci.tune]``: the grid over the classifier's params, and how to judge it."""
+
+    grid: dict[str, list[Any]]
+    folds: int = 5
+    metric: str = "accuracy"
+    tolerance: float = 0.01
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +138,7 @@ class Config:
     model_format: str = "joblib"
     skops_trusted: tuple[str, ...] = ()
     checks: Path | None = None  # the behavioural checks file; None: next to the data
+    tune: TuneConfig | None = None  # [tool.mlci.tune]; None: not configured
     # The parts of [tool.mlci] that other concerns own (registry, drift, serve), as read: each
     # parses its own, so that their settings and code never reach the training stage's key.
     sections: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -95,7 +146,7 @@ class Config:
 
     def resolved(self) -> dict[str, Any]:
         """The settings that shape a trained model, as plain JSON (paths relative to the root)."""
-        return {
+        resolved = {
             "data": self.relative(self.data),
             "target": self.target,
             "test_size": self.test_size,
@@ -103,6 +154,10 @@ class Config:
             "model_format": self.model_format,
             "estimator": self.estimator.resolved(),
         }
+        simpler = self.gate.simpler.resolved()  # their scores are recorded with the model's
+        if simpler is not None:
+            resolved["simpler"] = simpler
+        return resolved
 
     def relative(self, path: Path) -> str:
         """Show ``path`` relative to the project root when it lies inside it."""
@@ -126,6 +181,7 @@ _TOP_KEYS = {
     "model_format",
     "skops_trusted",
     "checks",
+    "tune",
 }
 # Keys of [tool.mlci] that belong to delivery, serving and tracking; the pipeline passes them on
 # unread.
@@ -181,16 +237,19 @@ def load_config(root: Path) -> Config:
         model_format=model_format,
         skops_trusted=tuple(trusted),
         checks=root / checks if checks else None,
+        tune=_tune_config(table.get("tune"), f"{pyproject}: [tool.mlci.tune]"),
         sections={key: table[key] for key in DELEGATED if key in table},
         pyproject=pyproject,
     )
 
 
-def _estimator_spec(table: Any, where: str) -> EstimatorSpec:
+def _estimator_spec(table: Any, where: str, *, required: bool = False) -> EstimatorSpec:
     if not isinstance(table, dict):
         raise MlciError(f"{where}: must be a table with 'class' and 'params', or 'steps'")
     reject_unknown(table, {"class", "params", "steps"}, where)
     if "steps" not in table:
+        if required and "class" not in table:
+            raise MlciError(f"{where}: give 'class' (and 'params'), or 'steps'")
         return EstimatorSpec((_step_spec(table, where, DEFAULT_ESTIMATOR),))
     if "class" in table or "params" in table:
         raise MlciError(f"{where}: give either 'class' and 'params', or 'steps', not both")
@@ -215,12 +274,12 @@ def _gate_config(table: Any, where: str) -> GateConfig:
         raise MlciError(f"{where}: must be a table")
     floors: dict[str, float] = {}
     for key, value in table.items():
-        if key in ("max_drop", "max_relative_drop", "useless_features"):
+        if key in ("max_drop", "max_relative_drop", "useless_features", "simpler"):
             continue
         if not key.startswith(_GATE_FLOOR_PREFIX):
             raise MlciError(
-                f"{where}: unknown key '{key}'; "
-                "expected min_<metric>, max_drop, max_relative_drop or useless_features"
+                f"{where}: unknown key '{key}'; expected min_<metric>, max_drop, "
+                "max_relative_drop, useless_features or [tool.mlci.gate.simpler]"
             )
         floors[key[len(_GATE_FLOOR_PREFIX) :]] = number(value, f"{where} {key}")
     return GateConfig(
@@ -232,7 +291,52 @@ def _gate_config(table: Any, where: str) -> GateConfig:
             ("warn", "fail", "off"),
             f"{where} useless_features",
         ),
+        simpler=_simpler_config(table.get("simpler", {}), where.replace("gate]", "gate.simpler]")),
     )
+
+
+def _simpler_config(table: Any, where: str) -> SimplerConfig:
+    if not isinstance(table, dict):
+        raise MlciError(f"{where}: must be a table with check, margin and model")
+    reject_unknown(table, {"check", "margin", "model"}, where)
+    margin = number(table.get("margin", 0.0), f"{where} margin")
+    if not 0.0 <= margin < 1.0:
+        raise MlciError(f"{where} margin: must be at least 0 and below 1, got {margin:g}")
+    model = SIMPLE_MODEL
+    if "model" in table:
+        model = _estimator_spec(table["model"], f"{where} model", required=True)
+    return SimplerConfig(
+        check=_choice(get(table, "check", str, where, default="fail"), MODES, f"{where} check"),
+        margin=margin,
+        model=model,
+    )
+
+
+def _tune_config(table: Any, where: str) -> TuneConfig | None:
+    """``[tool.mlci.tune]`` checked key by key; None when the table is absent."""
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise MlciError(f"{where}: must be a table with grid, folds, metric and tolerance")
+    reject_unknown(table, {"grid", "folds", "metric", "tolerance"}, where)
+    grid = get(table, "grid", dict, where)
+    if not grid:
+        raise MlciError(
+            f"{where} grid: name at least one param, e.g. grid = {{ max_depth = [3, 5] }}"
+        )
+    for name, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise MlciError(f"{where} grid.{name}: must be a non-empty list of values")
+    folds = get(table, "folds", int, where, default=5)
+    if folds < 2:
+        raise MlciError(f"{where} folds: must be at least 2, got {folds}")
+    metric = get(table, "metric", str, where, default="accuracy")
+    if metric not in SCORING:
+        raise MlciError(f"{where} metric: '{metric}' is not one of {', '.join(SCORING)}")
+    tolerance = number(table.get("tolerance", 0.01), f"{where} tolerance")
+    if not 0.0 <= tolerance < 1.0:
+        raise MlciError(f"{where} tolerance: must be at least 0 and below 1, got {tolerance:g}")
+    return TuneConfig(dict(grid), folds, metric, tolerance)
 
 
 def _choice(value: str, allowed: tuple[str, ...], where: str) -> str:
@@ -241,11 +345,10 @@ def _choice(value: str, allowed: tuple[str, ...], where: str) -> str:
     return value
 
 
-def build_estimator(spec: EstimatorSpec) -> Any:
+def build_estimator(spec: EstimatorSpec, where: str = "[tool.mlci.estimator]") -> Any:
     """The configured classifier, or `make_pipeline` of the steps; anything else is refused."""
     from sklearn.base import is_classifier
 
-    where = "[tool.mlci.estimator]"
     if len(spec.steps) == 1:
         estimator = _build_step(spec.steps[0], where)
     else:

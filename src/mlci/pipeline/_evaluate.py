@@ -10,6 +10,7 @@ HEADLINE = ("accuracy", "macro_f1")
 # For binary targets whose estimator has predict_proba; the positive class is the manifest's last
 # label (scikit-learn's convention for sorted labels).
 BINARY = ("roc_auc", "average_precision")
+SIMPLER = "simpler_models"  # in metrics.json: simpler models' scores on the same split, by name
 
 
 def compute_metrics(

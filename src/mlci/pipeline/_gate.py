@@ -11,10 +11,11 @@ import dataclasses
 from typing import Any
 
 from mlci._report import Section, mermaid_xychart
+from mlci.errors import MlciError
 from mlci.pipeline import _baseline as baseline
 from mlci.pipeline._baseline import TOLERANCE
 from mlci.pipeline._config import Config, GateConfig
-from mlci.pipeline._evaluate import HEADLINE
+from mlci.pipeline._evaluate import HEADLINE, SIMPLER
 
 RESULTS = "gate.json"  # the verdict as plain JSON, in the artifacts folder, for the report
 
@@ -28,6 +29,12 @@ class Check:
     reference: float | None
     rule: str
     passed: bool
+    versus: str = ""  # a simpler model this check compares with, instead of the reference
+
+    @property
+    def label(self) -> str:
+        """The metric, and the simpler model it is compared with when there is one."""
+        return f"{self.metric} vs {self.versus}" if self.versus else self.metric
 
     @property
     def delta(self) -> float | None:
@@ -40,6 +47,11 @@ class Check:
         """One sentence for a failure."""
         if self.candidate is None:
             return f"{self.metric} is missing from the candidate's metrics"
+        if self.versus and self.reference is not None:
+            return (
+                f"{self.metric} {self.candidate:.4f} does not beat the simpler model {self.versus} "
+                f"({self.reference:.4f}) as '{self.rule}' asks"
+            )
         against = "" if self.reference is None else f" against the reference {self.reference:.4f}"
         return f"{self.metric} {self.candidate:.4f} breaks '{self.rule}'{against}"
 
@@ -179,7 +191,7 @@ def rows(verdict: Verdict) -> list[list[str]]:
     """The table: metric, candidate, reference, delta, rule, result."""
     return [
         [
-            check.metric,
+            check.label,
             _number(check.candidate),
             "-" if check.reference is None else _number(check.reference),
             "-" if check.delta is None else _number(check.delta, signed=True),
@@ -208,6 +220,7 @@ def to_dict(verdict: Verdict) -> dict[str, Any]:
                 "delta": check.delta,
                 "rule": check.rule,
                 "passed": check.passed,
+                **({"versus": check.versus} if check.versus else {}),
             }
             for check in verdict.checks
         ],
@@ -244,7 +257,7 @@ def chart(verdict: Verdict) -> str:
     """
     pairs: dict[str, tuple[float, float]] = {}
     for check in verdict.checks:  # a metric with a floor and a drop rule is charted once
-        if check.candidate is not None and check.reference is not None:
+        if check.candidate is not None and check.reference is not None and not check.versus:
             pairs.setdefault(check.metric, (check.candidate, check.reference))
     if not pairs or verdict.reference is None:
         return ""
@@ -262,7 +275,43 @@ def judge(config: Config, metrics: dict[str, Any], reference: Reference) -> Verd
     from mlci.pipeline._evaluate import scalar_metrics
 
     verdict = evaluate(scalar_metrics(metrics), reference.metrics, config.gate, reference.name)
+    verdict = simpler(verdict, metrics, config.gate)
     return useless(verdict, metrics.get("feature_importance"), config.gate.useless_features)
+
+
+def simpler(verdict: Verdict, metrics: dict[str, Any], gate: GateConfig) -> Verdict:
+    """The candidate against the simpler models fitted on its split: it must beat each by margin.
+
+    On the headline metrics and every metric with a floor. Training records their scores
+    (``simpler_models`` in metrics.json); a run without them is an error while the check is on.
+    """
+    settings = gate.simpler
+    if settings.check == "off":
+        return verdict
+    recorded = metrics.get(SIMPLER)
+    if not isinstance(recorded, dict) or set(recorded) != set(settings.models()):
+        raise MlciError(
+            "the candidate's metrics hold no scores for the simpler models that "
+            "[tool.mlci.gate.simpler] configures: retrain it (mlci train --force)"
+        )
+    rule = f">= simpler + {settings.margin:g}"
+    found = []
+    for name in settings.models():
+        theirs = recorded[name].get("metrics", {})
+        for metric in sorted(set(HEADLINE) | set(gate.floors), key=_headline_first):
+            if metric not in theirs:
+                continue
+            value = metrics.get(metric)
+            passed = value is not None and value >= theirs[metric] + settings.margin - TOLERANCE
+            found.append(Check(metric, value, float(theirs[metric]), rule, passed, versus=name))
+    if settings.check == "fail":
+        return dataclasses.replace(verdict, checks=[*verdict.checks, *found])
+    lost = [f"warning: {check.describe()}" for check in found if not check.passed]
+    return dataclasses.replace(verdict, warnings=[*verdict.warnings, *lost])
+
+
+def _headline_first(metric: str) -> tuple[int, str]:
+    return (HEADLINE.index(metric) if metric in HEADLINE else len(HEADLINE), metric)
 
 
 def useless(verdict: Verdict, importance: Any, mode: str) -> Verdict:

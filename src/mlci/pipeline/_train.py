@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,12 @@ from mlci._io import atomic_write_json, read_json, sha256_file, utc_now
 from mlci._report import Section, markdown_table
 from mlci.errors import MlciError
 from mlci.pipeline import _stage as stage
-from mlci.pipeline._config import Config, build_estimator
+from mlci.pipeline._config import Config, EstimatorSpec, build_estimator
 from mlci.pipeline._data import Manifest, Table, load_manifest, read_training_data
 from mlci.pipeline._evaluate import (
+    BINARY,
+    HEADLINE,
+    SIMPLER,
     SUMMARY_HEADER,
     binary_metrics,
     compute_metrics,
@@ -126,6 +130,12 @@ def fit(config: Config, manifest: Manifest, table: Table) -> Fitted:
     metrics, predicted = score(
         estimator, features[test_rows], expected, manifest.target_column.labels, len(train_rows)
     )
+    simpler = {
+        name: simpler_score(spec, features, labels, train_rows, test_rows, manifest)
+        for name, spec in config.gate.simpler.models().items()
+    }
+    if simpler:
+        metrics[SIMPLER] = simpler
     metrics[IMPORTANCE] = importance(
         estimator,
         features[test_rows],
@@ -144,6 +154,35 @@ def fit(config: Config, manifest: Manifest, table: Table) -> Fitted:
 
 IMPORTANCE = "feature_importance"  # in metrics.json: per feature, the accuracy lost to shuffling
 IMPORTANCE_REPEATS = 5
+
+
+def simpler_score(
+    spec: EstimatorSpec,
+    features: Any,
+    labels: Any,
+    train_rows: Any,
+    test_rows: Any,
+    manifest: Manifest,
+) -> dict[str, Any]:
+    """Fit a simpler model on the candidate's training rows; score it on the same held-out rows."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    where = "[tool.mlci.gate.simpler] model"
+    estimator = build_estimator(spec, where)
+    try:
+        with warnings.catch_warnings():  # a baseline that does not converge is still a baseline
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            estimator.fit(features[train_rows], labels[train_rows])
+    except (TypeError, ValueError) as exc:
+        raise MlciError(f"{where}: training {spec.name} failed: {exc}") from None
+    expected = [str(label) for label in labels[test_rows]]
+    scored, _ = score(
+        estimator, features[test_rows], expected, manifest.target_column.labels, len(train_rows)
+    )
+    return {
+        "estimator": spec.resolved(),
+        "metrics": {name: scored[name] for name in (*HEADLINE, *BINARY) if name in scored},
+    }
 
 
 def importance(
@@ -267,8 +306,28 @@ def section(config: Config, result: TrainResult) -> Section:
         ),
         tuple(SUMMARY_HEADER),
         tuple(map(tuple, summary_rows(metrics))),
-        blocks=(*confusion_block(metrics), *importance_block(metrics)),
+        blocks=(*confusion_block(metrics), *simpler_block(metrics), *importance_block(metrics)),
     )
+
+
+def simpler_block(metrics: dict[str, Any]) -> tuple[str, ...]:
+    """The candidate beside the simpler models fitted on its split, as a Markdown table."""
+    found = metrics.get(SIMPLER)
+    if not isinstance(found, dict) or not found:
+        return ()
+    names = [name for name in (*HEADLINE, *BINARY) if name in metrics]
+    rows = [["**candidate**", *(f"{metrics[name]:.4f}" for name in names)]]
+    for model, entry in found.items():
+        theirs = entry.get("metrics", {})
+        rows.append([model, *(_four(theirs.get(name)) for name in names)])
+    table = markdown_table(["model", *names], rows)
+    return (
+        f"Simpler models on the same split (the gate asks the candidate to beat them):\n\n{table}",
+    )
+
+
+def _four(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.4f}"
 
 
 def importance_block(metrics: dict[str, Any]) -> tuple[str, ...]:

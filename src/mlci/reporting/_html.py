@@ -127,6 +127,7 @@ def _confusion(artifacts: Path) -> list[Picture]:
                 "on the held-out rows; at or below zero, the feature does not help the model",
             )
         )
+    pictures += _simpler(metrics)
     per_class = metrics.get("per_class")
     if isinstance(per_class, dict) and per_class:
         names = ["precision", "recall", "f1", "support"]
@@ -140,6 +141,35 @@ def _confusion(artifacts: Path) -> list[Picture]:
     return pictures
 
 
+def _simpler(metrics: dict[str, Any]) -> list[Picture]:
+    found = metrics.get("simpler_models")  # scored by training on the candidate's split
+    if not isinstance(found, dict) or not found:
+        return []
+    entries = {
+        str(model): e.get("metrics", {}) for model, e in found.items() if isinstance(e, dict)
+    }
+    names = sorted(
+        {m for theirs in entries.values() for m in theirs if isinstance(metrics.get(m), float)}
+    )
+    if not names:
+        return []
+    scores = {"candidate": [float(metrics[m]) for m in names]}
+    scores.update(
+        {model: [float(theirs.get(m, 0.0)) for m in names] for model, theirs in entries.items()}
+    )
+    rows = [[model, *(_show(v) for v in values)] for model, values in scores.items()]
+    return [
+        Picture(
+            "simpler",
+            "Against simpler models",
+            {"metrics": names, "models": scores},
+            table(["model", *names], rows),
+            "fitted on the candidate's training rows, scored on its held-out rows; "
+            "the gate fails a candidate that does not beat them",
+        )
+    ]
+
+
 def _comparison(artifacts: Path) -> list[Picture]:
     gate = _read(artifacts / GATE)
     if not isinstance(gate, dict) or not isinstance(gate.get("checks"), list):
@@ -148,7 +178,7 @@ def _comparison(artifacts: Path) -> list[Picture]:
     name = gate.get("reference") or "no reference"
     rows = [
         [
-            str(check.get("metric")),
+            " vs ".join(str(check[k]) for k in ("metric", "versus") if check.get(k)),
             _show(check.get("candidate")),
             _show(check.get("reference")),
             _show(check.get("delta")),
@@ -167,6 +197,7 @@ def _comparison(artifacts: Path) -> list[Picture]:
             for c in reversed(checks)
             if isinstance(c.get("candidate"), (int, float))
             and isinstance(c.get("reference"), (int, float))
+            and not c.get("versus")  # the simpler models have their own picture
         }.values()
     )[::-1]
     caption = f"gate {'passed' if gate.get('passed') else 'FAILED'} against {name}"

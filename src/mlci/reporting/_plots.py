@@ -116,6 +116,22 @@ def comparison(data: dict[str, Any]) -> bytes:
     return _png(figure)
 
 
+def simpler(data: dict[str, Any]) -> bytes:
+    """The candidate's headline metrics beside the simpler models' on the same held-out rows."""
+    metrics, models = data["metrics"], data["models"]
+    figure = _figure(max(4.5, 1.8 * len(metrics) + 2), 3.2)
+    axes = figure.subplots()
+    width = 0.8 / max(1, len(models))
+    for index, (name, values) in enumerate(models.items()):
+        offset = (index - (len(models) - 1) / 2) * width
+        axes.bar([p + offset for p in range(len(metrics))], values, width, label=name)
+    axes.set_xticks(list(range(len(metrics))), metrics)
+    axes.set_ylim(0.0, 1.02)
+    axes.legend(loc="lower right", fontsize=7)
+    axes.set_title("candidate against simpler models, same split", fontsize=9)
+    return _png(figure)
+
+
 def history(data: dict[str, Any]) -> bytes:
     """A metric across the registry's versions, with the aliases marked."""
     labels, values = data["labels"], data["values"]
@@ -172,6 +188,7 @@ DRAW: dict[str, Callable[[dict[str, Any]], bytes]] = {
     "per_class": per_class,
     "importance": importance,
     "comparison": comparison,
+    "simpler": simpler,
     "history": history,
     "drift": drift,
 }

@@ -30,6 +30,7 @@ SESSIONS = [
     ("serve", [], False),
     ("comment", [], False),
     ("bench", [], False),
+    ("tune", [], False),
     ("outdated", [], False),
     ("lock", [], False),
     ("clean", [], False),

@@ -70,6 +70,22 @@ def test_loads_defaults_and_resolves_paths(project: Path) -> None:
             "[tool.mlci]\ndata = 'x'\ntarget = 'y'\nregistry = 3\n",
             r"\[tool.mlci\] registry: must be a string",
         ),
+        (
+            "[tool.mlci]\ndata = 'x'\ntarget = 'y'\n[tool.mlci.gate.simpler]\ncheck = 'maybe'\n",
+            r"\[tool.mlci.gate.simpler\] check: 'maybe' is not one of fail, warn, off",
+        ),
+        (
+            "[tool.mlci]\ndata = 'x'\ntarget = 'y'\n[tool.mlci.gate.simpler]\nmargin = 1.5\n",
+            r"\[tool.mlci.gate.simpler\] margin: must be at least 0 and below 1, got 1.5",
+        ),
+        (
+            "[tool.mlci]\ndata = 'x'\ntarget = 'y'\n[tool.mlci.gate.simpler]\nmodel = {}\n",
+            r"\[tool.mlci.gate.simpler\] model: give 'class' \(and 'params'\), or 'steps'",
+        ),
+        (
+            "[tool.mlci]\ndata = 'x'\ntarget = 'y'\n[tool.mlci.gate.simpler]\nbaseline = 1\n",
+            r"\[tool.mlci.gate.simpler\]: unknown key\(s\) baseline",
+        ),
         ("[project]\nname = 'x'\n", r"no \[tool.mlci\] table"),
         ("[tool.mlci\n", "invalid TOML"),
     ],

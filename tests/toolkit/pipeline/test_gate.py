@@ -9,6 +9,7 @@ import pytest
 from conftest import isolate, retrain_with
 
 from mlci.cli import main
+from mlci.errors import MlciError
 from mlci.pipeline import Config, TrainResult
 from mlci.pipeline import _gate as gate
 from mlci.pipeline._config import GateConfig
@@ -316,3 +317,94 @@ def test_features_that_do_not_help_warn_fail_or_pass_as_configured(mode: str) ->
             ("importance of c", False),
         ]
         assert not verdict.passed
+
+
+STUMP = (
+    'class = "sklearn.tree.DecisionTreeClassifier"\nparams = { max_depth = 1, random_state = 0 }'
+)
+
+
+@pytest.mark.parametrize("check", ["fail", "warn", "off"])
+def test_a_model_no_better_than_a_simpler_one_fails_warns_or_passes(
+    tmp_path: Path, check: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ML Test Score, model: a simpler model is not better (a one-split tree on Iris is worse)."""
+    from conftest import make_dataset_project
+
+    extra = f'[tool.mlci.gate.simpler]\ncheck = "{check}"\n'
+    root = make_dataset_project(tmp_path, "iris", STUMP, string_labels=True, extra=extra)
+    assert main(["-C", str(root), "train"]) == 0
+    metrics = json.loads((root / "artifacts" / "metrics.json").read_text())
+    capsys.readouterr()
+    code = main(["-C", str(root), "gate"])
+    out = capsys.readouterr().out
+    if check == "off":
+        assert "simpler_models" not in metrics
+        assert code == 0
+        assert " vs " not in out
+        return
+    simpler = metrics["simpler_models"]
+    assert list(simpler) == ["DummyClassifier", "StandardScaler → LogisticRegression"]
+    logistic = simpler["StandardScaler → LogisticRegression"]["metrics"]["accuracy"]
+    assert metrics["accuracy"] < logistic  # the stump loses to the scaled logistic regression
+    assert simpler["DummyClassifier"]["metrics"]["accuracy"] < metrics["accuracy"]
+    expected = (
+        f"accuracy {metrics['accuracy']:.4f} does not beat the simpler model "
+        f"StandardScaler → LogisticRegression ({logistic:.4f}) as '>= simpler + 0' asks"
+    )
+    assert expected in out
+    report = (root / "artifacts" / "report.md").read_text()
+    assert "| accuracy vs DummyClassifier |" in report or check == "warn"
+    assert "Simpler models on the same split" in report
+    if check == "warn":
+        assert code == 0
+        assert f"warning: {expected}" in out
+    else:
+        assert code == 1
+        assert f"FAILED: {expected}" in out
+        verdict = json.loads((root / "artifacts" / "gate.json").read_text())
+        versus = {c["versus"] for c in verdict["checks"] if "versus" in c}
+        assert versus == {"DummyClassifier", "StandardScaler → LogisticRegression"}
+
+
+def _scored(accuracy: float, simple: float) -> dict[str, Any]:
+    return {
+        "accuracy": accuracy,
+        "macro_f1": accuracy,
+        "simpler_models": {
+            "DummyClassifier": {"metrics": {"accuracy": 0.33, "macro_f1": 0.17}},
+            "StandardScaler → LogisticRegression": {
+                "metrics": {"accuracy": simple, "macro_f1": simple}
+            },
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("margin", "accuracy", "passed"),
+    [(0.0, 0.93, True), (0.0, 0.92, False), (0.05, 0.97, False), (0.05, 0.98, True)],
+)
+def test_the_candidate_must_beat_each_simpler_model_by_the_margin(
+    margin: float, accuracy: float, passed: bool
+) -> None:
+    from mlci.pipeline._config import SimplerConfig
+
+    rules = GateConfig({}, 0.0, 0.0, simpler=SimplerConfig(margin=margin))
+    verdict = gate.simpler(gate.Verdict([], None, []), _scored(accuracy, 0.93), rules)
+    assert verdict.passed is passed
+    assert [(c.label, c.rule) for c in verdict.checks][:2] == [
+        ("accuracy vs DummyClassifier", f">= simpler + {margin:g}"),
+        ("macro_f1 vs DummyClassifier", f">= simpler + {margin:g}"),
+    ]
+    assert gate.chart(verdict) == ""  # the simpler models are not the gate's reference
+
+
+def test_metrics_without_the_configured_simpler_models_ask_for_a_retrain() -> None:
+    """A metrics.json from before the check, or from another simple model, is not judged as if."""
+    from mlci.pipeline._config import EstimatorSpec, SimplerConfig
+
+    other = SimplerConfig(model=EstimatorSpec.single("sklearn.naive_bayes.GaussianNB"))
+    for metrics in ({"accuracy": 0.9, "macro_f1": 0.9}, _scored(0.95, 0.9)):
+        rules = GateConfig({}, 0.0, 0.0, simpler=other)
+        with pytest.raises(MlciError, match=r"retrain it \(mlci train --force\)"):
+            gate.simpler(gate.Verdict([], None, []), metrics, rules)

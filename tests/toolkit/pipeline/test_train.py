@@ -176,7 +176,10 @@ def test_binary_integer_labels_and_a_pipeline(tmp_path: Path) -> None:
     assert 0.9 <= metrics["average_precision"] <= 1.0
     assert result.lineage["config"]["estimator"]["steps"][0]["class"].endswith("StandardScaler")
     verdict = judge(config, metrics, baseline_reference(config, "3.x", result.lineage["data"]))
-    assert [c.metric for c in verdict.checks] == ["roc_auc"]
+    assert [c.metric for c in verdict.checks if not c.versus] == ["roc_auc"]
+    against = {(c.versus, c.metric) for c in verdict.checks if c.versus}
+    assert ("DummyClassifier", "roc_auc") in against
+    assert ("StandardScaler → LogisticRegression", "accuracy") in against
     assert verdict.passed
 
 

@@ -37,7 +37,7 @@ class Page(html.parser.HTMLParser):
 
 
 # The pictures of a project that trained, gated, released and checked a drifted batch, in order.
-PICTURES = ["confusion", "importance", "per_class", "comparison", "history", "drift"]
+PICTURES = ["confusion", "importance", "simpler", "per_class", "comparison", "history", "drift"]
 
 
 def released_with_drift(project: Path) -> Path:
@@ -95,7 +95,12 @@ def test_each_picture_is_drawn_once_per_data(project: Path) -> None:
     assert main(["-C", str(project), "train"]) == 0
     plots = project / "artifacts" / "plots"
     first = {p.name: p.stat().st_mtime_ns for p in plots.iterdir()}
-    assert sorted(name.split("-")[0] for name in first) == ["confusion", "importance", "per_class"]
+    assert sorted(name.split("-")[0] for name in first) == [
+        "confusion",
+        "importance",
+        "per_class",
+        "simpler",
+    ]
     assert main(["-C", str(project), "train"]) == 0  # a cache hit: the same pictures
     assert {p.name: p.stat().st_mtime_ns for p in plots.iterdir()} == first
     # Other numbers to draw (a hand-edited matrix stands for another model): a new picture,
@@ -106,7 +111,7 @@ def test_each_picture_is_drawn_once_per_data(project: Path) -> None:
     metrics_file.write_text(json.dumps(metrics))
     assert main(["-C", str(project), "report"]) == 0
     again = {p.name for p in plots.iterdir()}
-    assert len(again) == 3
+    assert len(again) == 4
     assert next(name for name in again if name not in first).startswith("confusion-")
 
 

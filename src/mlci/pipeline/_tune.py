@@ -1,0 +1,163 @@
+"""Hyperparameter tuning: are the configured params as good as the best of a grid?
+
+``mlci tune`` cross-validates every point of ``[tool.mlci.tune] grid`` (scikit-learn's
+``GridSearchCV``) on the training rows of the pipeline's own split, so the held-out rows the gate
+judges stay unseen. It scores the configured params on the same folds, and fails when they trail
+the best point by more than ``tolerance``: the config is where tuning's result must land.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from typing import Any
+
+from mlci._report import Section
+from mlci.errors import MlciError
+from mlci.pipeline._config import SCORING, Config, EstimatorSpec, TuneConfig, build_estimator
+
+RESULTS = "tune.json"  # in the artifacts folder: every point's score, the verdict
+SHOWN = 10  # the report's table: the best points, and the configured params
+
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+    """One set of params and its cross-validated score."""
+
+    params: dict[str, Any]
+    mean: float
+    std: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Tuning:
+    """The configured params against the grid's best, on the same folds."""
+
+    settings: TuneConfig
+    configured: Point
+    points: list[Point]
+
+    @property
+    def best(self) -> Point:
+        """The grid's best point (the first of equals, in grid order)."""
+        return max(self.points, key=lambda point: point.mean)
+
+    @property
+    def passed(self) -> bool:
+        """True when the configured params trail the best by no more than the tolerance."""
+        return self.configured.mean >= self.best.mean - self.settings.tolerance - 1e-12
+
+
+def tune(config: Config, settings: TuneConfig, table: Any) -> Tuning:
+    """Cross-validate the configured params and every grid point on the training rows."""
+    import numpy as np
+    from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test_split
+
+    assert table.labels is not None
+    spec = config.estimator
+    where = "[tool.mlci.tune] grid"
+    for name in settings.grid:  # each name and value refused before any fitting, by field
+        for value in settings.grid[name]:
+            build_estimator(_with(spec, {name: value}), f"{where}.{name}")
+    features = np.asarray(table.features, dtype=np.float64)
+    labels = np.asarray(table.labels, dtype=object)
+    rows = np.arange(len(labels))
+    train_rows, _ = train_test_split(
+        rows, test_size=config.test_size, random_state=config.seed, stratify=labels
+    )
+    x, y = features[train_rows], labels[train_rows]
+    folds = StratifiedKFold(settings.folds, shuffle=True, random_state=config.seed)
+    try:
+        list(folds.split(x, y))  # too few rows of a label for the folds: said before fitting
+    except ValueError as exc:
+        raise MlciError(f"[tool.mlci.tune] folds: {exc}") from None
+    scoring = SCORING[settings.metric]
+
+    def cross_validated(params: dict[str, Any]) -> Point:
+        estimator = build_estimator(_with(spec, params))
+        scores = cross_val_score(estimator, x, y, cv=folds, scoring=scoring, error_score="raise")
+        return Point(params, round(float(scores.mean()), 6), round(float(scores.std()), 6))
+
+    names = list(settings.grid)
+    configured = {name: spec.params.get(name, _default(spec, name)) for name in names}
+    points = [
+        cross_validated(dict(zip(names, values)))
+        for values in itertools.product(*(settings.grid[name] for name in names))
+    ]
+    return Tuning(settings, cross_validated(configured), points)
+
+
+def _with(spec: EstimatorSpec, params: dict[str, Any]) -> EstimatorSpec:
+    """The spec with the classifier's (last step's) params updated."""
+    last = dataclasses.replace(spec.steps[-1], params={**spec.steps[-1].params, **params})
+    return EstimatorSpec((*spec.steps[:-1], last))
+
+
+def _default(spec: EstimatorSpec, name: str) -> Any:
+    """The classifier's own default for a param the config leaves unset."""
+    last = EstimatorSpec((spec.steps[-1],))
+    return build_estimator(last).get_params(deep=False).get(name)
+
+
+def to_dict(tuning: Tuning) -> dict[str, Any]:
+    """Plain JSON: the settings, the configured point, the best, and every point."""
+    point = dataclasses.asdict
+    return {
+        "passed": tuning.passed,
+        "metric": tuning.settings.metric,
+        "folds": tuning.settings.folds,
+        "tolerance": tuning.settings.tolerance,
+        "configured": point(tuning.configured),
+        "best": point(tuning.best),
+        "points": [point(p) for p in tuning.points],
+    }
+
+
+def advice(tuning: Tuning) -> str:
+    """What to change in the config when the configured params lose."""
+    best = ", ".join(f"{name} = {_toml(value)}" for name, value in tuning.best.params.items())
+    return (
+        f"the configured params score {tuning.configured.mean:.4f} {tuning.settings.metric} in "
+        f"{tuning.settings.folds}-fold cross-validation, more than {tuning.settings.tolerance:g} "
+        f"below the grid's best {tuning.best.mean:.4f}: set {best} in [tool.mlci.estimator] "
+        "params, or widen [tool.mlci.tune] tolerance"
+    )
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return f'"{value}"' if isinstance(value, str) else repr(value)
+
+
+def section(config: Config, tuning: Tuning) -> Section:
+    """The report's section: the best points and the configured params, with their scores."""
+    result = "passed" if tuning.passed else "FAILED"
+    names = list(tuning.settings.grid)
+    ranked = sorted(tuning.points, key=lambda point: -point.mean)[:SHOWN]
+    rows = [
+        [*(_toml(p.params[n]) for n in names), f"{p.mean:.4f}", f"{p.std:.4f}", ""] for p in ranked
+    ]
+    configured = tuning.configured
+    rows.append(
+        [
+            *(_toml(configured.params[n]) for n in names),
+            f"{configured.mean:.4f}",
+            f"{configured.std:.4f}",
+            "**configured**",
+        ]
+    )
+    notes = () if tuning.passed else (f"FAILED: {advice(tuning)}",)
+    return Section(
+        f"Tuning: {result}",
+        (
+            f"{config.estimator.name}: {len(tuning.points)} grid points, "
+            f"{tuning.settings.folds}-fold cross-validated {tuning.settings.metric} on the "
+            f"training rows only; the configured params may trail the best by "
+            f"{tuning.settings.tolerance:g}",
+        ),
+        (*names, f"mean {tuning.settings.metric}", "std", ""),
+        tuple(map(tuple, rows)),
+        notes,
+        headline=f"tuning {result}: configured {configured.mean:.4f}, best {tuning.best.mean:.4f}",
+    )
