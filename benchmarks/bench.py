@@ -9,6 +9,9 @@ folder, and written with the commands that produced it to benchmarks/RESULTS.md.
 4. `mlci train`: cache hit against full training;
 5. serving: `mlci serve` against `mlflow models serve` on the same model;
 6. data validation throughput and peak memory on a synthetic 1,000,000-row file.
+
+`--check` measures the cheap figures (or `--only`'s) and compares their ratios with the
+committed RESULTS.md instead of rewriting it: exit 1 when one regressed past `--tolerance`.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import check
 import load
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -715,15 +719,56 @@ def ratio(bench: Bench, top: str, bottom: str) -> float | None:
     return None
 
 
-def write_report(bench: Bench, started: float, output: Path) -> None:
+def rendered(bench: Bench, started: float) -> str:
     from report import render
 
-    text = render(bench, machine(), versions(bench.clone), time.perf_counter() - started)
+    return render(bench, machine(), versions(bench.clone), time.perf_counter() - started)
+
+
+def write_report(text: str, output: Path) -> None:
     tmp = output.with_suffix(".tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, output)
     print(f"wrote {output}", flush=True)
 
+
+def check_against(text: str, committed: Path, tolerance: float) -> int:
+    """Compare this run's ratios with the committed ones; print (and summarise in CI) the table."""
+    found = check.compare(committed.read_text(encoding="utf-8"), text, tolerance)
+    if not found:
+        print(f"bench: none of this run's checked ratios is in {committed}", file=sys.stderr)
+        return 2
+    section = check.render(found, tolerance)
+    print(section, flush=True)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with Path(summary).open("a", encoding="utf-8") as out:
+            out.write(section + "\n")
+    return 0 if all(c.passed for c in found) else 1
+
+
+def setup(clone: Path, wanted: list[str]) -> None:
+    """The venvs the figures use: `make ci` when a figure times it, else only what they run."""
+    if "ci" in wanted:
+        return  # figure 1 runs `make ci` itself
+    if not set(wanted) <= set(LIGHT):
+        run("make ci", clone)
+        return
+    python = (clone / ".python-version").read_text(encoding="utf-8").strip()
+    sessions = sorted({s.format(python=python) for name in wanted for s in LIGHT[name]})
+    run(".tools/bin/nox -s train", clone)
+    if sessions:
+        run(f".tools/bin/nox --install-only -s {' '.join(sessions)}", clone)
+
+
+# The figures that need no `make ci` first, and the session venvs they use beyond `train`'s.
+LIGHT: dict[str, list[str]] = {
+    "train": [],
+    "validation": [],
+    "registry": ["test-{python}"],
+    "mlflow": ["mlflow"],
+}
+CHECKED = ["train", "registry"]  # what --check measures unless --only says otherwise
 
 FIGURES = {
     "ci": figure_make_ci,
@@ -756,12 +801,29 @@ def main() -> None:
     parser.add_argument(
         "--speedups", action="store_true", help="add the before/after rows of the speed-ups"
     )
-    parser.add_argument("--output", default=str(HERE / "RESULTS.md"))
+    parser.add_argument("--output", help="where to write the results (default: RESULTS.md)")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help=f"compare ratios with the committed RESULTS.md, writing nothing unless --output is "
+        f"given (default figures: {','.join(CHECKED)})",
+    )
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.25,
+        help="--check: how far a ratio may move the wrong way, relative (default: 0.25)",
+    )
     args = parser.parse_args()
     if args.runs < 1:
         parser.error("--runs must be at least 1")
     default = [name for name in FIGURES if name != "speedups"] + ["serving"]
+    if args.check:
+        default = CHECKED
     wanted = [name for name in args.only.split(",") if name] or default
+    unknown = sorted(set(wanted) - {*FIGURES, "serving"})
+    if unknown:
+        parser.error(f"--only: unknown figure(s) {', '.join(unknown)}")
     if args.speedups and "speedups" not in wanted:
         wanted.insert(1, "speedups")
     started = time.perf_counter()
@@ -772,8 +834,7 @@ def main() -> None:
         run(f"git clone --quiet {ROOT} {clone}", work)
         run("make .tools/bin/nox", clone)
         bench = Bench(work, clone, args.runs, args.extra_runs)
-        if "ci" not in wanted:
-            run("make ci", clone)  # the other figures use its venvs
+        setup(clone, wanted)
         bench.phases["setup"] = time.perf_counter() - started
         for name in wanted:
             phase = time.perf_counter()
@@ -782,7 +843,11 @@ def main() -> None:
             else:
                 FIGURES[name](bench)
             bench.phases[name] = time.perf_counter() - phase
-        write_report(bench, started, Path(args.output))
+        text = rendered(bench, started)
+    if args.output or not args.check:
+        write_report(text, Path(args.output or HERE / "RESULTS.md"))
+    if args.check:
+        raise SystemExit(check_against(text, HERE / "RESULTS.md", args.tolerance))
 
 
 if __name__ == "__main__":
