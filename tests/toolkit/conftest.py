@@ -33,6 +33,12 @@ from mlci.pipeline import infer_manifest
 from mlci.pipeline._config import Config, load_config
 from mlci.pipeline._train import TrainResult, train
 
+# One thread per test process (OpenMP, BLAS): `make ci` runs two suites at a time on two cores,
+# and estimators that thread (HistGradientBoosting) spend more time oversubscribed than computing.
+# Set before scikit-learn loads (mlci imports it lazily); the processes tests start inherit it.
+for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
+
 REPO = Path(__file__).resolve().parents[2]  # for the CI tests (parity, locks) only
 IRIS_FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
 

@@ -187,7 +187,8 @@ def test_multiclass_string_labels_with_a_plain_estimator(tmp_path: Path) -> None
     root = make_dataset_project(
         tmp_path,
         "wine",
-        'class = "sklearn.ensemble.HistGradientBoostingClassifier"\nparams = { random_state = 0 }',
+        'class = "sklearn.ensemble.HistGradientBoostingClassifier"\n'
+        "params = { max_iter = 20, random_state = 0 }",
         string_labels=True,
     )
     result = train(load_config(root))
