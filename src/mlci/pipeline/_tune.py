@@ -75,7 +75,13 @@ def tune(config: Config, settings: TuneConfig, table: Any) -> Tuning:
 
     def cross_validated(params: dict[str, Any]) -> Point:
         estimator = build_estimator(_with(spec, params))
-        scores = cross_val_score(estimator, x, y, cv=folds, scoring=scoring, error_score="raise")
+        try:
+            scores = cross_val_score(
+                estimator, x, y, cv=folds, scoring=scoring, error_score="raise"
+            )
+        except (TypeError, ValueError) as exc:  # scikit-learn checks param values when fitting
+            shown = ", ".join(f"{name} = {_toml(value)}" for name, value in params.items())
+            raise MlciError(f"{where}: fitting {spec.name} with {shown} failed: {exc}") from None
         return Point(params, round(float(scores.mean()), 6), round(float(scores.std()), 6))
 
     names = list(settings.grid)

@@ -112,6 +112,17 @@ def test_a_grid_param_the_classifier_lacks_is_named_before_any_fitting(
     assert not (root / "artifacts" / "tune.json").exists()
 
 
+def test_a_grid_value_the_classifier_refuses_is_named_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tree_project(tmp_path, 1, "[tool.mlci.tune]\ngrid = { max_depth = [3, -1] }\n")
+    assert main(["-C", str(root), "tune"]) == 2
+    err = capsys.readouterr().err
+    assert "[tool.mlci.tune] grid: fitting DecisionTreeClassifier with max_depth = -1 failed" in err
+    assert "Traceback" not in err
+    assert not (root / "artifacts" / "tune.json").exists()
+
+
 def test_without_a_tune_table_the_command_says_what_to_add(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
