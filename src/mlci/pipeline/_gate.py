@@ -233,6 +233,11 @@ def section(verdict: Verdict, reference: Reference) -> Section:
     shown = (verdict.reference if reference.metrics is not None else None) or "none, floors only"
     notes = [reference.note] if reference.note else []
     notes += [f"FAILED: {check.describe()}" for check in verdict.failures]
+    if any(check.versus for check in verdict.failures):
+        notes.append(
+            "a simpler model does as well: configure it instead, or improve this one "
+            "([tool.mlci.gate.simpler] sets the margin, or check = 'warn')"
+        )
     notes += verdict.warnings
     if verdict.passed and verdict.improved:
         notes.append(

@@ -362,6 +362,7 @@ def test_a_model_no_better_than_a_simpler_one_fails_warns_or_passes(
     else:
         assert code == 1
         assert f"FAILED: {expected}" in out
+        assert "a simpler model does as well: configure it instead" in out
         verdict = json.loads((root / "artifacts" / "gate.json").read_text())
         versus = {c["versus"] for c in verdict["checks"] if "versus" in c}
         assert versus == {"DummyClassifier", "StandardScaler → LogisticRegression"}
