@@ -104,15 +104,11 @@ def load_data(config: Config, sha256: str | None = None) -> tuple[Manifest, Tabl
     return manifest, read_training_data(config.data, manifest, sha256=sha256, display=display)
 
 
-def fit(config: Config, manifest: Manifest, table: Table) -> Fitted:
-    """Split stratified, fit the estimator, and evaluate it on the held-out rows."""
+def split(config: Config, labels: Any) -> tuple[Any, Any]:
+    """The training and held-out row numbers: stratified, seeded, the same for every stage."""
     import numpy as np
     from sklearn.model_selection import train_test_split
 
-    assert table.labels is not None
-    estimator = build_estimator(config.estimator)  # a wrong estimator fails before any work
-    features = np.asarray(table.features, dtype=np.float64)
-    labels = np.asarray(table.labels, dtype=object)
     rows = np.arange(len(labels))
     try:
         train_rows, test_rows = train_test_split(
@@ -120,6 +116,18 @@ def fit(config: Config, manifest: Manifest, table: Table) -> Fitted:
         )
     except ValueError as exc:
         raise MlciError(f"{config.relative(config.data)}: cannot split the data: {exc}") from None
+    return train_rows, test_rows
+
+
+def fit(config: Config, manifest: Manifest, table: Table) -> Fitted:
+    """Split stratified, fit the estimator, and evaluate it on the held-out rows."""
+    import numpy as np
+
+    assert table.labels is not None
+    estimator = build_estimator(config.estimator)  # a wrong estimator fails before any work
+    features = np.asarray(table.features, dtype=np.float64)
+    labels = np.asarray(table.labels, dtype=object)
+    train_rows, test_rows = split(config, labels)
     try:
         estimator.fit(features[train_rows], labels[train_rows])
     except (TypeError, ValueError) as exc:

@@ -15,6 +15,7 @@ from typing import Any
 from mlci._report import Section
 from mlci.errors import MlciError
 from mlci.pipeline._config import SCORING, Config, EstimatorSpec, TuneConfig, build_estimator
+from mlci.pipeline._train import split
 
 RESULTS = "tune.json"  # in the artifacts folder: every point's score, the verdict
 SHOWN = 10  # the report's table: the best points, and the configured params
@@ -51,7 +52,7 @@ class Tuning:
 def tune(config: Config, settings: TuneConfig, table: Any) -> Tuning:
     """Cross-validate the configured params and every grid point on the training rows."""
     import numpy as np
-    from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test_split
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
 
     assert table.labels is not None
     spec = config.estimator
@@ -61,10 +62,7 @@ def tune(config: Config, settings: TuneConfig, table: Any) -> Tuning:
             build_estimator(_with(spec, {name: value}), f"{where}.{name}")
     features = np.asarray(table.features, dtype=np.float64)
     labels = np.asarray(table.labels, dtype=object)
-    rows = np.arange(len(labels))
-    train_rows, _ = train_test_split(
-        rows, test_size=config.test_size, random_state=config.seed, stratify=labels
-    )
+    train_rows, _ = split(config, labels)  # the held-out rows stay unseen
     x, y = features[train_rows], labels[train_rows]
     folds = StratifiedKFold(settings.folds, shuffle=True, random_state=config.seed)
     try:

@@ -57,18 +57,14 @@ def test_the_held_out_rows_never_reach_tuning(tmp_path: Path) -> None:
 
     (Their labels stay: the stratified split depends on them.)
     """
-    import numpy as np
-    from sklearn.model_selection import train_test_split
+    from mlci.pipeline._train import split
 
     config = load_config(tree_project(tmp_path, depth=1))
     assert config.tune is not None
     _, table = load_data(config)
     assert table.labels is not None
     first = tune(config, config.tune, table)
-    rows = np.arange(len(table.labels))
-    _, held_out = train_test_split(
-        rows, test_size=config.test_size, random_state=config.seed, stratify=table.labels
-    )
+    _, held_out = split(config, table.labels)
     features = list(table.features)
     for row in held_out:
         features[row] = [1000.0] * len(features[row])
