@@ -97,24 +97,28 @@ def test_tune_settings_errors_name_the_field(tmp_path: Path, extra: str, message
         load_config(tree_project(tmp_path, depth=1, extra=extra))
 
 
-def test_a_grid_param_the_classifier_lacks_is_named_before_any_fitting(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("grid", "message"),
+    [
+        # a name the classifier lacks: refused before any fitting
+        (
+            "{ max_dept = [2, 3] }",
+            "[tool.mlci.tune] grid.max_dept params: max_dept not a parameter",
+        ),
+        # a value it refuses only when fitting: named, not a traceback
+        (
+            "{ max_depth = [3, -1] }",
+            "[tool.mlci.tune] grid: fitting DecisionTreeClassifier with max_depth = -1 failed",
+        ),
+    ],
+)
+def test_a_grid_the_classifier_refuses_is_named_by_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], grid: str, message: str
 ) -> None:
-    root = tree_project(tmp_path, 1, "[tool.mlci.tune]\ngrid = { max_dept = [2, 3] }\n")
+    root = tree_project(tmp_path, 1, f"[tool.mlci.tune]\ngrid = {grid}\n")
     assert main(["-C", str(root), "tune"]) == 2
     err = capsys.readouterr().err
-    assert "[tool.mlci.tune] grid.max_dept params: max_dept not a parameter of" in err
-    assert "Traceback" not in err
-    assert not (root / "artifacts" / "tune.json").exists()
-
-
-def test_a_grid_value_the_classifier_refuses_is_named_not_a_traceback(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    root = tree_project(tmp_path, 1, "[tool.mlci.tune]\ngrid = { max_depth = [3, -1] }\n")
-    assert main(["-C", str(root), "tune"]) == 2
-    err = capsys.readouterr().err
-    assert "[tool.mlci.tune] grid: fitting DecisionTreeClassifier with max_depth = -1 failed" in err
+    assert message in err
     assert "Traceback" not in err
     assert not (root / "artifacts" / "tune.json").exists()
 
