@@ -127,19 +127,18 @@ def fit(config: Config, manifest: Manifest, table: Table) -> Fitted:
     estimator = build_estimator(config.estimator)  # a wrong estimator fails before any work
     features = np.asarray(table.features, dtype=np.float64)
     labels = np.asarray(table.labels, dtype=object)
-    train_rows, test_rows = split(config, labels)
-    try:
-        estimator.fit(features[train_rows], labels[train_rows])
-    except (TypeError, ValueError) as exc:
-        raise MlciError(
-            f"[tool.mlci.estimator]: training {config.estimator.class_path} failed: {exc}"
-        ) from None
+    rows = split(config, labels)
+    test_rows = rows[1]
     expected = [str(label) for label in labels[test_rows]]
-    metrics, predicted = score(
-        estimator, features[test_rows], expected, manifest.target_column.labels, len(train_rows)
+    metrics, predicted = _fit_and_score(
+        estimator,
+        f"[tool.mlci.estimator]: training {config.estimator.class_path}",
+        (features, labels),
+        rows,
+        manifest,
     )
     simpler = {
-        name: simpler_score(spec, features, labels, train_rows, test_rows, manifest)
+        name: simpler_score(spec, (features, labels), rows, manifest)
         for name, spec in config.gate.simpler.models().items()
     }
     if simpler:
@@ -164,29 +163,34 @@ IMPORTANCE = "feature_importance"  # in metrics.json: per feature, the accuracy 
 IMPORTANCE_REPEATS = 5
 
 
+def _fit_and_score(
+    estimator: Any, what: str, data: tuple[Any, Any], rows: tuple[Any, Any], manifest: Manifest
+) -> tuple[dict[str, Any], list[str]]:
+    """Fit on the training rows, score on the held-out rows; ``what`` names a failed fit."""
+    (features, labels), (train_rows, test_rows) = data, rows
+    try:
+        estimator.fit(features[train_rows], labels[train_rows])
+    except (TypeError, ValueError) as exc:
+        raise MlciError(f"{what} failed: {exc}") from None
+    expected = [str(label) for label in labels[test_rows]]
+    return score(
+        estimator, features[test_rows], expected, manifest.target_column.labels, len(train_rows)
+    )
+
+
 def simpler_score(
-    spec: EstimatorSpec,
-    features: Any,
-    labels: Any,
-    train_rows: Any,
-    test_rows: Any,
-    manifest: Manifest,
+    spec: EstimatorSpec, data: tuple[Any, Any], rows: tuple[Any, Any], manifest: Manifest
 ) -> dict[str, Any]:
     """Fit a simpler model on the candidate's training rows; score it on the same held-out rows."""
     from sklearn.exceptions import ConvergenceWarning
 
     where = "[tool.mlci.gate.simpler] model"
     estimator = build_estimator(spec, where)
-    try:
-        with warnings.catch_warnings():  # a baseline that does not converge is still a baseline
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            estimator.fit(features[train_rows], labels[train_rows])
-    except (TypeError, ValueError) as exc:
-        raise MlciError(f"{where}: training {spec.name} failed: {exc}") from None
-    expected = [str(label) for label in labels[test_rows]]
-    scored, _ = score(
-        estimator, features[test_rows], expected, manifest.target_column.labels, len(train_rows)
-    )
+    with warnings.catch_warnings():  # a baseline that does not converge is still a baseline
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        scored, _ = _fit_and_score(
+            estimator, f"{where}: training {spec.name}", data, rows, manifest
+        )
     return {
         "estimator": spec.resolved(),
         "metrics": {name: scored[name] for name in (*HEADLINE, *BINARY) if name in scored},
