@@ -116,8 +116,7 @@ def test_check_fails_only_a_ratio_that_moved_the_wrong_way_past_the_tolerance(
 ) -> None:
     """ML Test Score, monitoring: computing performance has not regressed."""
     bench = bench_module(monkeypatch)
-    committed = tmp_path / "RESULTS.md"
-    committed.write_text(rendered(bench, tmp_path))
+    committed = rendered(bench, tmp_path)
     summary = tmp_path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     code = bench.check_against(rendered(bench, tmp_path, **changed), committed, 0.25)
@@ -132,6 +131,5 @@ def test_check_without_comparable_ratios_is_an_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bench = bench_module(monkeypatch)
-    committed = tmp_path / "RESULTS.md"
-    committed.write_text("# Benchmarks\n\nnothing measured\n")
+    committed = "# Benchmarks\n\nnothing measured\n"
     assert bench.check_against(rendered(bench, tmp_path), committed, 0.25) == 2
