@@ -24,6 +24,7 @@ CHUNK = 1 << 20
 REMOTE_EXTRA = {"s3": "remote", "s3a": "remote", "gs": "gcs", "gcs": "gcs"}
 BUCKETS = set(REMOTE_EXTRA)  # schemes whose first path component is a bucket
 TEMPORARY = ".tmp-"  # a local object being written; never listed
+S3 = {"s3", "s3a"}
 
 
 class Store(Protocol):
@@ -161,6 +162,8 @@ class FsspecStore:
             if scheme in BUCKETS:
                 # Another process may have written since we last listed: never trust a cached one.
                 options["use_listings_cache"] = False
+            if scheme in S3:
+                options["session"] = _s3_session()
             self.fs, self.root = fsspec.core.url_to_fs(url, **options)
         except ImportError as exc:
             raise MlciError(
@@ -268,6 +271,26 @@ class FsspecStore:
                 f"(mode 'xb'), which the registry needs to stay correct under concurrent "
                 f"writers: {exc}"
             ) from None
+
+
+# botocore's parsed service descriptions, by data path: read once per process. Each store still
+# gets its own session, so credentials, profile and endpoint are resolved anew every time.
+_LOADERS: dict[str, Any] = {}
+
+
+def _s3_session() -> Any:
+    """A new aiobotocore session that shares this process's botocore data loader.
+
+    A new session loads and parses S3's service model (megabytes of JSON) again: about 0.2 s
+    for every registry opened, which the server's reloads and in-process commands would pay.
+    """
+    import aiobotocore.session
+
+    session = aiobotocore.session.AioSession()
+    data_path = str(session.get_config_variable("data_path") or "")
+    loader = _LOADERS.setdefault(data_path, session.get_component("data_loader"))
+    session.register_component("data_loader", loader)
+    return session
 
 
 def _reason(error: BaseException) -> str:

@@ -564,6 +564,23 @@ def test_a_bucket_without_credentials_is_a_clear_error(
     assert "Traceback" not in err
 
 
+def test_each_registry_opened_resolves_its_own_credentials(
+    project: Path, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stores share botocore's parsed service model, never a session or its credentials."""
+    assert FsspecStore(bucket).list("events") == []
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance metadata: loopback only
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(project / "no-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(project / "no-config"))
+    with pytest.raises(MlciError, match="credentials"):
+        FsspecStore(bucket).list("events")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")  # credentials again: a new store works
+    store = FsspecStore(bucket)
+    store.create("events/1", b"{}")
+    assert store.list("events") == ["1"]
+
+
 def test_a_bucket_that_does_not_exist_is_not_an_empty_registry(
     project: Path,
     bucket: str,
