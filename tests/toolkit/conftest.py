@@ -78,10 +78,13 @@ def make_dataset_project(
     infer_manifest(csv_path, "label", root / "data" / f"{name}.manifest.json").save()
     (root / "pyproject.toml").write_text(
         f'[tool.mlci]\ndata = "data/{name}.csv"\ntarget = "label"\n{extra}\n'
-        f"[tool.mlci.estimator]\n{estimator}\n",
+        f"[tool.mlci.estimator]\n{estimator}\n{NO_PICTURES}",
         encoding="utf-8",
     )
     return root
+
+
+NO_PICTURES = "[tool.mlci.report]\npictures = false\n"  # see write_pyproject
 
 
 SCALED_LOGISTIC = """steps = [
@@ -119,14 +122,22 @@ params = {{ n_estimators = {trees}, random_state = 42 }}
 min_accuracy = 0.8
 min_macro_f1 = 0.8
 max_drop = 0.02
+
+[tool.mlci.report]
+pictures = {pictures}
 """
 
 
-def write_pyproject(root: Path, *, trees: int = 10, extra: str = "") -> None:
-    """Write a pyproject.toml with a [tool.mlci] table pointing at the project's Iris copy."""
-    (root / "pyproject.toml").write_text(
-        PYPROJECT.format(trees=trees, extra=extra), encoding="utf-8"
-    )
+def write_pyproject(
+    root: Path, *, trees: int = 10, extra: str = "", pictures: bool = False
+) -> None:
+    """Write a pyproject.toml with a [tool.mlci] table pointing at the project's Iris copy.
+
+    Pictures are off unless a test is about them: drawing them was a third of the suite's time
+    (tests/toolkit/reporting draws every one).
+    """
+    text = PYPROJECT.format(trees=trees, extra=extra, pictures=str(pictures).lower())
+    (root / "pyproject.toml").write_text(text, encoding="utf-8")
 
 
 def make_project(root: Path) -> Path:

@@ -21,7 +21,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
     for violation in violations:
         print(violation)
     section = ci.parity_section(violations)
-    publish(config.artifacts, "parity", section.markdown())
+    publish(config, "parity", section.markdown())
     print(section.headline)
     return 1 if violations else 0
 
@@ -76,7 +76,7 @@ def cmd_lint(args: argparse.Namespace) -> int:
     config = config_of(args)
     findings = ci.run_linters(config.root)
     section = ci.lint_section(findings)
-    publish(config.artifacts, "lint", section.markdown())
+    publish(config, "lint", section.markdown())
     print(text_table(section.header, section.rows))
     return 1 if any(f.count for f in findings) else 0
 
@@ -87,7 +87,7 @@ def cmd_report_coverage(args: argparse.Namespace) -> int:
 
     config = config_of(args)
     section, total, files = ci.coverage_section(Path(args.json_file))
-    publish(config.artifacts, "coverage", section.markdown())
+    publish(config, "coverage", section.markdown())
     report = config.relative(config.artifacts / REPORT)
     print(f"coverage {total:.1f}% over {files} files, added to {report}")
     return 0
@@ -100,7 +100,7 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     config = config_of(args)
     code = ci.combine_and_report(config.root, config.artifacts, args.data)
     section, total, files = ci.coverage_section(config.artifacts / ci.COVERAGE_JSON)
-    publish(config.artifacts, "coverage", section.markdown())
+    publish(config, "coverage", section.markdown())
     report = config.relative(config.artifacts / REPORT)
     print(f"coverage {total:.1f}% over {files} files, added to {report}")
     return code

@@ -17,6 +17,7 @@ def load_all(root: Path) -> Config:
     """Load ``[tool.mlci]`` and check every concern's part of it, so a typo fails any command."""
     from mlci.delivery import delivery_settings, drift_settings, registry_location
     from mlci.pipeline import load_config
+    from mlci.reporting import report_settings
     from mlci.serving import serve_settings
 
     config = load_config(root)
@@ -24,6 +25,7 @@ def load_all(root: Path) -> Config:
     drift_settings(config)
     delivery_settings(config)
     serve_settings(config)
+    report_settings(config.sections, config.pyproject)
     return config
 
 
@@ -40,19 +42,21 @@ def add(commands: Any, name: str, handler: Handler) -> argparse.ArgumentParser:
     return parser
 
 
-def publish(artifacts: Path, name: str, markdown: str, *, draw: bool = True) -> None:
+def publish(config: Config, name: str, markdown: str, *, draw: bool = True) -> None:
     """A section into ``report.md`` (and CI's step summary), then ``report.html`` rebuilt.
 
-    ``draw=False`` uses only pictures drawn before (the cheap paths).
+    ``draw=False`` uses only pictures drawn before (the cheap paths); with
+    ``[tool.mlci.report] pictures = false`` nothing is drawn.
     """
     from mlci import _report, reporting
 
-    _report.publish(artifacts, name, markdown)
+    _report.publish(config.artifacts, name, markdown)
+    pictures = reporting.report_settings(config.sections, config.pyproject).pictures
     try:
-        reporting.write_html(artifacts, draw=draw)
+        reporting.write_html(config.artifacts, draw=draw, pictures=pictures)
     except Exception as error:  # a picture that cannot be drawn never fails the command
         print(
-            f"mlci: warning: {artifacts / reporting.HTML} not updated: "
+            f"mlci: warning: {config.artifacts / reporting.HTML} not updated: "
             f"{type(error).__name__}: {error}",
             file=sys.stderr,
         )

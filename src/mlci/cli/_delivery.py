@@ -39,7 +39,7 @@ uploaded artifact is its only copy. Keep it in object storage: set the repositor
 def _note_if_ephemeral(config: Config, registry: delivery.Registry) -> None:
     """On a hosted runner a registry folder lives as long as the job: say so in the summary."""
     if os.environ.get("GITHUB_ACTIONS") == "true" and registry.local_root is not None:
-        publish(config.artifacts, "registry", EPHEMERAL.format(where=_where(config, registry)))
+        publish(config, "registry", EPHEMERAL.format(where=_where(config, registry)))
 
 
 def _snapshot(config: Config, registry: delivery.Registry, index: delivery.Index) -> None:
@@ -116,7 +116,7 @@ def cmd_registry_list(args: argparse.Namespace) -> int:
         tuple(map(tuple, rows)),
         blocks=tuple(filter(None, [delivery.history_chart(index)])),
     )
-    publish(config.artifacts, "history", section.markdown())
+    publish(config, "history", section.markdown())
     if args.chart:
         from mlci import reporting
 
@@ -230,7 +230,7 @@ def cmd_release(args: argparse.Namespace) -> int:
     chart = delivery.history_chart(index)
     if chart:
         section = dataclasses.replace(section, blocks=(*section.blocks, chart))
-    publish(config.artifacts, "release", section.markdown())
+    publish(config, "release", section.markdown())
     _track_release(config, result, section.markdown())
     if section.rows:  # the steps first, the headline last, as its conclusion
         print(text_table(section.header, section.rows))
@@ -297,7 +297,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else config.artifacts / delivery.DRIFT_RESULTS
     atomic_write_json(output, {"batches": [report.to_dict() for report in reports]})
     section = delivery.drift_section(reports)
-    publish(config.artifacts, "drift", section.markdown())
+    publish(config, "drift", section.markdown())
     _track_drift(config, reports, section.markdown())
     print(f"{section.headline}; report written to {config.relative(output.resolve())}")
     return 1 if any(report.drifted for report in reports) else 0

@@ -99,7 +99,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"  lineage  {config.relative(result.artifacts.lineage)}")
     # A cache hit stays cheap (no matplotlib, no numpy): the pictures were drawn when it trained.
     section = pipeline.train_section(config, result).markdown()
-    publish(config.artifacts, "train", section, draw=not result.up_to_date)
+    publish(config, "train", section, draw=not result.up_to_date)
     _track_training(config, result)
     return 0
 
@@ -118,7 +118,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     tuning = pipeline.tune(config, config.tune, table)
     atomic_write_json(config.artifacts / pipeline.TUNE_RESULTS, pipeline.tuning_to_dict(tuning))
     section = pipeline.tune_section(config, tuning)
-    publish(config.artifacts, "tune", section.markdown(), draw=False)
+    publish(config, "tune", section.markdown(), draw=False)
     print(section.text())
     return 0 if tuning.passed else 1
 
@@ -213,7 +213,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
     section = pipeline.gate_section(verdict, reference)
     result = {**pipeline.verdict_to_dict(verdict), "note": reference.note}
     atomic_write_json(config.artifacts / pipeline.GATE_RESULTS, result)
-    publish(config.artifacts, "gate", section.markdown())
+    publish(config, "gate", section.markdown())
     _track_gate(config, section.markdown(), verdict.passed, verdict.reference)
     if args.json:
         print(json.dumps(pipeline.verdict_to_dict(verdict), indent=2))
@@ -250,7 +250,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
             )
         )
     elif args.md:
-        publish(config.artifacts, "diff", section.markdown())
+        publish(config, "diff", section.markdown())
         print(section.markdown())
     else:
         print(section.text())
@@ -276,7 +276,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     pipeline.save_checks(config, outcomes)
     source = config.relative(path) if checks.path else f"no {config.relative(path)}"
     section = pipeline.checks_section(outcomes, source)
-    publish(config.artifacts, "checks", section.markdown())
+    publish(config, "checks", section.markdown())
     if args.json:
         print(json.dumps([dataclasses.asdict(o) for o in outcomes], indent=2))
     else:

@@ -18,7 +18,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from mlci import reporting
 
     config = config_of(args)
-    path = reporting.write_html(config.artifacts)
+    settings = reporting.report_settings(config.sections, config.pyproject)
+    path = reporting.write_html(config.artifacts, pictures=settings.pictures)
     print(f"report written to {config.relative(path.resolve())}")
     if args.open and not webbrowser.open(path.resolve().as_uri()):
         print("no browser to open it here: open the file above")

@@ -183,9 +183,9 @@ _TOP_KEYS = {
     "checks",
     "tune",
 }
-# Keys of [tool.mlci] that belong to delivery, serving and tracking; the pipeline passes them on
-# unread.
-DELEGATED = {"registry", "drift", "serve", "mlflow", "delivery"}
+# Keys of [tool.mlci] that belong to delivery, serving, tracking and reporting; the pipeline
+# passes them on unread.
+DELEGATED = {"registry", "drift", "serve", "mlflow", "delivery", "report"}
 MODEL_FORMATS = ("joblib", "skops")
 _GATE_FLOOR_PREFIX = "min_"
 

@@ -10,13 +10,16 @@ from __future__ import annotations
 from mlci.reporting._charts import text_chart
 from mlci.reporting._comment import MARKER, Comment, CommentError, post_comment
 from mlci.reporting._html import HTML, write_html
+from mlci.reporting._settings import ReportSettings, report_settings
 
 __all__ = [
     "HTML",
     "MARKER",
     "Comment",
     "CommentError",
+    "ReportSettings",
     "post_comment",
+    "report_settings",
     "text_chart",
     "write_html",
 ]

@@ -46,21 +46,29 @@ class Picture:
         return f"{self.key}-{digest[:16]}.png"
 
 
-def write_html(artifacts: Path, title: str = "mlci report", *, draw: bool = True) -> Path:
+def write_html(
+    artifacts: Path, title: str = "mlci report", *, draw: bool = True, pictures: bool = True
+) -> Path:
     """Write ``report.html`` from what ``artifacts/`` holds now; the path.
 
-    ``draw=False`` only reuses pictures drawn before: no matplotlib import.
+    ``draw=False`` only reuses pictures drawn before: no matplotlib import. ``pictures=False``
+    (``[tool.mlci.report] pictures = false``) leaves every picture out and draws none.
     """
-    pictures = [
+    figures = [
         *_confusion(artifacts),
         *_comparison(artifacts),
         *_history(artifacts),
         *_drift(artifacts),
     ]
-    drawn = {picture.key: _drawn(artifacts, picture, draw) for picture in pictures}
+    drawn = {p.key: _drawn(artifacts, p, draw) if pictures else None for p in figures}
     report = artifacts / REPORT
     markdown = report.read_text(encoding="utf-8") if report.is_file() else ""
-    page = render(title, pictures, drawn, markdown, plots=_plots.available())
+    note = ""
+    if not pictures:
+        note = PICTURES_OFF
+    elif not _plots.available() and any(drawn[p.key] is None for p in figures if p.data):
+        note = NO_PLOTS
+    page = render(title, figures, drawn, markdown, note=note)
     path = artifacts / HTML
     with locked(artifacts / LOCK, "the report"):
         atomic_write_text(path, page)
@@ -339,6 +347,10 @@ NO_PLOTS = (
     "<code>uv pip install -e '.[plots]'</code> (the lock <code>requirements/plots.txt</code>; "
     "the nox sessions that write the report install it). The tables below are complete."
 )
+PICTURES_OFF = (
+    "Pictures are off (<code>[tool.mlci.report] pictures = false</code> in pyproject.toml). "
+    "The tables below are complete."
+)
 
 
 def render(
@@ -347,7 +359,7 @@ def render(
     drawn: dict[str, bytes | None],
     markdown: str,
     *,
-    plots: bool,
+    note: str = "",
 ) -> str:
     """The page: the pictures with their tables, then every section of ``report.md``."""
     parts = [
@@ -357,8 +369,8 @@ def render(
         f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
     ]
-    if not plots and any(drawn.get(p.key) is None for p in pictures if p.data):
-        parts.append(f'<p class="note">{NO_PLOTS}</p>')
+    if note:
+        parts.append(f'<p class="note">{note}</p>')
     for picture in pictures:
         parts.append(f'<section id="{picture.key}"><h2>{html.escape(picture.title)}</h2>')
         png = drawn.get(picture.key)

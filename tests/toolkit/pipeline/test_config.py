@@ -86,6 +86,14 @@ def test_loads_defaults_and_resolves_paths(project: Path) -> None:
             "[tool.mlci]\ndata = 'x'\ntarget = 'y'\n[tool.mlci.gate.simpler]\nbaseline = 1\n",
             r"\[tool.mlci.gate.simpler\]: unknown key\(s\) baseline",
         ),
+        (
+            "[tool.mlci]\ndata = 'x'\ntarget = 'y'\n[tool.mlci.report]\npictures = 'no'\n",
+            r"\[tool.mlci.report\] pictures: must be true or false, got 'no'",
+        ),
+        (
+            "[tool.mlci]\ndata = 'x'\ntarget = 'y'\n[tool.mlci.report]\nplots = false\n",
+            r"\[tool.mlci.report\]: unknown key\(s\) plots",
+        ),
         ("[project]\nname = 'x'\n", r"no \[tool.mlci\] table"),
         ("[tool.mlci\n", "invalid TOML"),
     ],

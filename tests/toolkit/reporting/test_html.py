@@ -40,9 +40,9 @@ class Page(html.parser.HTMLParser):
 PICTURES = ["confusion", "importance", "simpler", "per_class", "comparison", "history", "drift"]
 
 
-def released_with_drift(project: Path) -> Path:
+def released_with_drift(project: Path, *, pictures: bool = True) -> Path:
     """Train, gate, release and check one drifted batch: every artifact the report draws."""
-    write_pyproject(project, trees=10)
+    write_pyproject(project, trees=10, pictures=pictures)
     for command in (["train"], ["gate"], ["release"]):
         assert main(["-C", str(project), *command]) in (0, 1)
     rows = (project / "data" / "iris.csv").read_text().splitlines()
@@ -89,9 +89,29 @@ def test_without_matplotlib_the_tables_stay_and_the_extra_is_named(
     assert "<td>setosa</td>" in text
 
 
+def test_with_pictures_off_nothing_is_drawn_and_the_page_says_so(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def forbidden(data: object) -> bytes:
+        raise AssertionError("a picture was drawn with pictures = false")
+
+    for key in list(_plots.DRAW):
+        monkeypatch.setitem(_plots.DRAW, key, forbidden)
+    artifacts = released_with_drift(project, pictures=False)
+    assert main(["-C", str(project), "report"]) == 0
+    assert not (artifacts / "plots").exists()
+    text = (artifacts / reporting.HTML).read_text()
+    page = Page(text)
+    assert page.urls == []
+    assert "[tool.mlci.report] pictures = false" in text
+    assert "uv pip install" not in text  # pictures are off, not missing
+    assert page.sections == [*PICTURES, "report"]
+    assert "<td>setosa</td>" in text
+
+
 def test_each_picture_is_drawn_once_per_data(project: Path) -> None:
     pytest.importorskip("matplotlib", reason="the pictures need the plots extra")
-    write_pyproject(project, trees=10)
+    write_pyproject(project, trees=10, pictures=True)
     assert main(["-C", str(project), "train"]) == 0
     plots = project / "artifacts" / "plots"
     first = {p.name: p.stat().st_mtime_ns for p in plots.iterdir()}
@@ -131,7 +151,7 @@ def test_a_picture_that_cannot_be_drawn_is_a_warning_not_a_failure(
 
     monkeypatch.setattr(_plots, "available", lambda: True)
     monkeypatch.setitem(_plots.DRAW, "confusion", broken)
-    write_pyproject(project, trees=4)
+    write_pyproject(project, trees=4, pictures=True)
     assert main(["-C", str(project), "train"]) == 0
     err = capsys.readouterr().err
     assert "mlci: warning:" in err
