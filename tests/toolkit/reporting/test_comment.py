@@ -111,7 +111,8 @@ def github() -> Iterator[GitHub]:
     state = GitHub()
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler_for(state))
     state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() waits for the next poll: 0.5 s by default, on every test
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
     thread.start()
     try:
         yield state
