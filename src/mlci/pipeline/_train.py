@@ -215,8 +215,9 @@ def importance(
         n_repeats=IMPORTANCE_REPEATS,
         random_state=seed,
     )
+    # + 0.0: shuffles whose changes cancel can average to -1e-18, shown as "-0.0000" otherwise
     return {
-        name: {"mean": round(float(mean), 6), "std": round(float(std), 6)}
+        name: {"mean": round(float(mean), 6) + 0.0, "std": round(float(std), 6)}
         for name, mean, std in zip(names, result.importances_mean, result.importances_std)
     }
 

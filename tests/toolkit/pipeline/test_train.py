@@ -65,6 +65,23 @@ def test_permutation_importance_of_every_feature_is_recorded_and_reproducible(
     assert again.metrics["feature_importance"] == importance  # the run's seed: same numbers
 
 
+def test_an_importance_whose_shuffles_cancel_is_zero_not_minus_zero() -> None:
+    """A fork's gate warned "area_error (-0.0000)": the mean of +x and -x came out as -1e-18."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.model_selection import train_test_split
+
+    features, labels = load_breast_cancer(return_X_y=True)
+    fit_x, held_x, fit_y, held_y = train_test_split(features, labels, test_size=0.2, random_state=0)
+    model = RandomForestClassifier(n_estimators=5, random_state=0).fit(fit_x, fit_y)
+    names = [f"f{i}" for i in range(features.shape[1])]
+    importance = train_module.importance(model, held_x, held_y, names, seed=0)
+    zeros = [score["mean"] for score in importance.values() if score["mean"] == 0]
+    assert any(score["std"] > 0 for score in importance.values() if score["mean"] == 0)
+    assert [f"{mean:.4f}" for mean in zeros] == ["0.0000"] * len(zeros)
+    assert '"mean": -0.0,' not in json.dumps(importance)  # metrics.json shows the same
+
+
 def test_the_split_is_stratified(trained: train_module.TrainResult) -> None:
     support = {label: s["support"] for label, s in trained.metrics["per_class"].items()}
     assert support == {"setosa": 10, "versicolor": 10, "virginica": 10}
