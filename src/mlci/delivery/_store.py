@@ -282,7 +282,8 @@ def _s3_session() -> Any:
     """A new aiobotocore session that shares this process's botocore data loader.
 
     A new session loads and parses S3's service model (megabytes of JSON) again: about 0.2 s
-    for every registry opened, which the server's reloads and in-process commands would pay.
+    for every registry a process opens after its first (commands run in-process, as the tests
+    run them, and a forked writer).
     """
     import aiobotocore.session
 
