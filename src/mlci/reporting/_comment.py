@@ -11,8 +11,6 @@ import dataclasses
 import json
 import re
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -143,6 +141,11 @@ class _Client:
         self.sleep = sleep
 
     def call(self, method: str, url: str, payload: Any, *, expect: int) -> _Answer:
+        # Here, not at the top: every command imports reporting, and urllib.request with
+        # http.client and ssl costs 30 ms that only the comment session needs.
+        import urllib.error
+        import urllib.request
+
         data = None if payload is None else json.dumps(payload).encode("utf-8")
         where = f"{method} {url.split('?')[0].removeprefix(self.api)}"
         for attempt in range(1, ATTEMPTS + 1):

@@ -14,8 +14,6 @@ import logging
 import os
 import shutil
 import sys
-import urllib.error
-import urllib.request
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -126,6 +124,9 @@ def _probe(uri: str) -> None:
     """An HTTP server must answer /health within seconds, or tracking stops here."""
     if not uri.startswith(("http://", "https://")):
         return
+    import urllib.error  # here: only a tracked run needs the HTTP client (30 ms to import)
+    import urllib.request
+
     shown = without_credentials(uri)
     try:  # /health needs no credentials: none go into the probe, or into its errors
         with urllib.request.urlopen(f"{shown.rstrip('/')}/health", timeout=PROBE_SECONDS):
