@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mlci._io import atomic_write_text, locked
+from mlci._secrets import redact
 
 REPORT = "report.md"
 LOCK = ".report.lock"
@@ -129,7 +130,7 @@ def publish(artifacts: Path, name: str, markdown: str) -> Path:
     When `GITHUB_STEP_SUMMARY` is set (in GitHub Actions), the section is appended there too, so a
     developer's report and CI's summary are built by the same code from the same data.
     """
-    body = markdown.rstrip() + "\n"
+    body = redact(markdown).rstrip() + "\n"
     path = artifacts / REPORT
     # Sessions run in parallel: each read-modify-write of the report holds the report's lock.
     with locked(artifacts / LOCK, "the report"):
@@ -151,7 +152,7 @@ def step_summary(markdown: str) -> None:
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with Path(summary).open("a", encoding="utf-8") as stream:
-            stream.write(markdown.rstrip() + "\n\n")
+            stream.write(redact(markdown).rstrip() + "\n\n")
 
 
 def _read_sections(path: Path) -> dict[str, str]:

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from mlci import __version__
+from mlci._secrets import RedactingStream, redact
 from mlci.cli import _ci, _delivery, _pipeline, _reporting, _serving
 from mlci.errors import MlciError
 
@@ -35,7 +36,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; user errors print a message and exit non-zero, without a traceback."""
+    """Run one command; user errors print a message and exit non-zero, without a traceback.
+
+    stderr is redacted for the whole command: a library's log line or warning may quote a URL
+    with its credentials, and secrets never leave the process.
+    """
+    stderr = sys.stderr
+    sys.stderr = RedactingStream(stderr)  # type: ignore[assignment]
+    try:
+        return _run(argv)
+    finally:
+        sys.stderr = stderr
+
+
+def _run(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else list(argv))
     try:
         code: int = args.handler(args)
@@ -44,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # as a shell reports a process ended by SIGPIPE
     except MlciError as error:
-        print(f"mlci: error: {error}", file=sys.stderr)
+        print(f"mlci: error: {redact(str(error))}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         print("mlci: interrupted", file=sys.stderr)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from mlci import tracking
+from mlci._secrets import redact, without_credentials
 from mlci.delivery._registry import (
     ATTEMPTS,
     EVENT_FORMAT,
@@ -80,7 +81,7 @@ class MlflowRegistry(Registry):
     @property
     def server(self) -> str:
         """The tracking server, for messages."""
-        return tracking.without_credentials(self.settings.tracking_uri)
+        return without_credentials(self.settings.tracking_uri)
 
     @property
     def client(self) -> Any:
@@ -415,5 +416,5 @@ def _missing(error: Exception) -> bool:
 
 def _short(error: Exception) -> str:
     """The first line of an MLflow error, which can carry a whole response body."""
-    lines = str(error).strip().splitlines()
+    lines = redact(str(error)).strip().splitlines()
     return f"{type(error).__name__}: {lines[0] if lines else ''}"[:500]

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from mlci._secrets import without_credentials
 from mlci.errors import MlciError
 
 CHUNK = 1 << 20
@@ -66,11 +67,6 @@ def is_url(location: str) -> bool:
     """A URL with a scheme other than file:// (Windows drive letters are paths)."""
     match = re.match(r"^([A-Za-z][A-Za-z0-9+.-]+)://", location)
     return match is not None and match.group(1).lower() != "file"
-
-
-def without_credentials(url: str) -> str:
-    """``scheme://user:secret@host/...`` shown as ``scheme://host/...``."""
-    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/@]*@", r"\1", url)
 
 
 def open_store(location: str | Path) -> Store:

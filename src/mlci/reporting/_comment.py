@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from mlci._secrets import redact
 from mlci.errors import MlciError
 
 MARKER = "<!-- mlci:sticky-report -->"
@@ -96,7 +97,7 @@ def post_comment(
 
 def _fit(report: str) -> str:
     """The marker, then the report, cut to GitHub's limit with a note when it is longer."""
-    body = f"{MARKER}\n{report.rstrip()}\n"
+    body = f"{MARKER}\n{redact(report).rstrip()}\n"
     if len(body) <= LIMIT:
         return body
     note = "\n\n*(cut to GitHub's comment limit: the whole report is in the job's summary)*\n"

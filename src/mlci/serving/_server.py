@@ -33,6 +33,7 @@ from starlette.exceptions import HTTPException
 
 from mlci import __version__
 from mlci._io import utc_now
+from mlci._secrets import redact
 from mlci.delivery import Registry, Version, age_days
 from mlci.errors import MlciError
 from mlci.pipeline import Config
@@ -125,6 +126,7 @@ class ModelSlot:
             )
 
     def _fail(self, message: str) -> None:
+        message = redact(message)  # shown to any client in /health: a library's text may hold one
         self.reload_failures += 1
         if message != self.error:
             serving = self.current.version.number if self.current else None
@@ -278,7 +280,7 @@ async def _poll(slot: ModelSlot, seconds: float) -> None:
         try:
             await run_in_threadpool(slot.refresh)
         except Exception as error:  # pragma: no cover - refresh reports its own failures
-            slot.error = f"reload failed: {_describe(error)}"
+            slot.error = redact(f"reload failed: {_describe(error)}")
             log.exception("poll_failed")
 
 

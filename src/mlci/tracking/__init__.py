@@ -19,7 +19,6 @@ from mlci.tracking._mlflow import (
     params_of,
     registry_client,
     tags_of,
-    without_credentials,
 )
 from mlci.tracking._settings import TRACKING_ENV, TrackingConfig, tracking_settings
 
@@ -39,7 +38,6 @@ __all__ = [
     "registry_client",
     "tags_of",
     "tracking_settings",
-    "without_credentials",
 ]
 
 

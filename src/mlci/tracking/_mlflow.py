@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mlci import __version__, pipeline
+from mlci._secrets import redact, without_credentials
 from mlci.errors import MlciError
 from mlci.pipeline import Config, TrainResult
 from mlci.tracking._settings import TrackingConfig
@@ -138,14 +139,6 @@ def _probe(uri: str) -> None:
         raise TrackingError(f"cannot reach the MLflow server {shown} ({reason})") from None
 
 
-def without_credentials(uri: str) -> str:
-    """``https://user:token@host`` shown as ``https://host``."""
-    scheme, sep, rest = uri.partition("://")
-    if not sep or "@" not in rest.split("/", 1)[0]:
-        return uri
-    return f"{scheme}://{rest.split('@', 1)[1]}"
-
-
 def params_of(config: Config) -> dict[str, str]:
     """The resolved config, flattened to MLflow params (``estimator.params.n_estimators``...)."""
     flat: dict[str, str] = {}
@@ -181,7 +174,7 @@ def log_training(config: Config, result: TrainResult, settings: TrackingConfig) 
             with mlflow.start_run(run_name=f"train {key[:12]}") as run:
                 mlflow.log_params(params_of(config))
                 mlflow.log_metrics(pipeline.scalar_metrics(result.metrics))
-                mlflow.set_tags(tags_of(lineage, key))
+                mlflow.set_tags({k: redact(v) for k, v in tags_of(lineage, key).items()})
                 for path in (artifacts.metrics, artifacts.lineage, artifacts.predictions):
                     mlflow.log_artifact(str(path))
                 info = mlflow.sklearn.log_model(
@@ -309,9 +302,9 @@ def log_result(
     try:
         client = mlflow.MlflowClient(settings.tracking_uri)
         for key, value in tags.items():
-            client.set_tag(run_id, key, value)
+            client.set_tag(run_id, key, redact(value))
         for metric, number in (metrics or {}).items():
             client.log_metric(run_id, metric, number)
-        client.log_text(run_id, markdown, f"mlci/{name}.md")
+        client.log_text(run_id, redact(markdown), f"mlci/{name}.md")
     except Exception as error:
         raise TrackingError(f"MLflow: {type(error).__name__}: {error}") from None
