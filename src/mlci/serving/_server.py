@@ -216,7 +216,16 @@ def create_app(slot: ModelSlot, settings: ServeConfig) -> FastAPI:
         body = await _read_body(request, limits.max_body_bytes)
         # The columns of the version this request is scored by: a promotion to a model with
         # other features changes what a valid request is, with the model, in one swap.
-        scoring = parse(body, request.headers.get("content-type"), loaded.features, limits)
+        # Parsed in a worker thread: a large body must not keep /ping and /health waiting.
+        scoring = await run_in_threadpool(
+            parse, body, request.headers.get("content-type"), loaded.features, limits
+        )
+        if scoring.params.get("proba") and not hasattr(loaded.model, "predict_proba"):
+            return error(
+                400,
+                f"version {loaded.version.number}'s model ({type(loaded.model).__name__}) has "
+                'no class probabilities: leave out params {"proba": true}',
+            )
         try:
             reply = await batcher.predict(loaded.model, scoring.rows, scoring.params)
         except Unstable as unstable:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import http.client
 import json
@@ -667,3 +668,58 @@ def test_the_server_logs_the_rows_it_scored_when_asked(served: Served, tmp_path:
     lines = log.read_text().splitlines()
     assert lines[0] == ",".join(FEATURES)
     assert [[float(v) for v in line.split(",")] for line in lines[1:]] == ROWS
+
+
+class _Fixed(ModelSlot):
+    def refresh(self) -> None:  # the model a test sets stays
+        pass
+
+
+def test_proba_for_a_model_without_probabilities_is_a_400_for_that_client_alone(
+    served: Served,
+) -> None:
+    from sklearn.svm import LinearSVC
+
+    svc = LinearSVC(random_state=0).fit(ROWS * 2, ["a", "b", "c"] * 2)
+    slot = _Fixed(served.registry, PRODUCTION)
+    slot.current = Loaded(served.registry.get(1), svc, "now", tuple(FEATURES))
+    server = Server(create_app(slot, SETTINGS))
+    try:
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            asked = [
+                pool.submit(server.post, {"instances": ROWS, "params": {"proba": i % 2 == 0}})
+                for i in range(16)
+            ]
+            answers = [future.result() for future in asked]
+    finally:
+        server.stop()
+    for i, (status, reply, _) in enumerate(answers):
+        if i % 2 == 0:
+            assert status == 400
+            assert "LinearSVC) has no class probabilities" in reply["message"]
+        else:
+            assert (status, reply["predictions"]) == (200, list(svc.predict(ROWS)))
+
+
+def test_a_hostile_or_a_large_body_never_keeps_ping_waiting(served: Served) -> None:
+    names = [f"column_{i}" for i in range(80_000)]  # the reported body: 80,000 distinct names
+    hostile = {"dataframe_split": {"columns": names, "data": [[1.0] * len(names)]}}
+    large = {"dataframe_records": [dict(zip(FEATURES, ROWS[i % 3])) for i in range(10_000)]}
+    server = Server(create_app(served.slot, ServeConfig(poll_seconds=0.05)))
+    try:
+        status, reply, _ = server.post(hostile)
+        assert status == 400
+        assert "80000 columns, more than the model's 4 features" in reply["message"]
+        assert len(reply["message"]) < 500
+        pings: list[float] = []
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            scored = [pool.submit(server.post, body) for body in (hostile, large, hostile, large)]
+            while not all(future.done() for future in scored):
+                start = time.perf_counter()
+                assert server.request("GET", "/ping")[0] == 200
+                pings.append(time.perf_counter() - start)
+            assert [future.result()[0] for future in scored] == [400, 200, 400, 200]
+    finally:
+        server.stop()
+    assert pings
+    assert max(pings) < 0.1, f"/ping waited {max(pings):.3f} s while bodies were scored"
