@@ -30,6 +30,23 @@ ORDER = (
 )
 
 
+# What untrusted text (file, column and label names, error messages) could use to change a page:
+# links and images, raw HTML (a forged section marker), tables, code spans, and @mentions.
+_MARKUP = re.compile(r"[\\`\[\]|]|<(?=[A-Za-z!/?])|@(?=\w)")
+
+
+class Markup(str):
+    """Text that is Markdown on purpose (bold, code): a table cell that is not escaped."""
+
+
+def escape(text: str) -> str:
+    """``text`` as one line of literal Markdown: no link, image, HTML, table cell or mention."""
+    if isinstance(text, Markup):
+        return text
+    line = " ".join(str(text).splitlines())
+    return _MARKUP.sub(lambda m: "@\u2060" if m.group() == "@" else "\\" + m.group(), line)
+
+
 @dataclasses.dataclass(frozen=True)
 class Section:
     """One report section as plain data; each concern builds its own, the cli only prints it.
@@ -38,6 +55,7 @@ class Section:
     """
 
     title: str
+    # Title, lines, cells and notes are plain text, escaped in Markdown (``Markup`` is not).
     lines: tuple[str, ...] = ()  # paragraphs before the table
     header: tuple[str, ...] = ()
     rows: tuple[tuple[str, ...], ...] = ()
@@ -48,12 +66,12 @@ class Section:
 
     def markdown(self, level: int = 2) -> str:
         """For the report and the step summary."""
-        parts = [f"{'#' * level} {self.title}", *self.lines]
+        parts = [f"{'#' * level} {escape(self.title)}", *map(escape, self.lines)]
         if self.rows:
             parts.append(markdown_table(self.header, self.rows))
         elif self.empty:
             parts.append(self.empty)
-        return "\n\n".join([*parts, *self.notes, *self.blocks])
+        return "\n\n".join([*parts, *map(escape, self.notes), *self.blocks])
 
     def text(self) -> str:
         """For the terminal: the title as a line, the table aligned."""
@@ -80,7 +98,7 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """A GitHub-flavoured Markdown table."""
 
     def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(str(cell).replace("|", "\\|") for cell in cells) + " |"
+        return "| " + " | ".join(escape(cell) for cell in cells) + " |"
 
     return "\n".join([line(header), line(["---"] * len(header)), *(line(row) for row in rows)])
 
@@ -117,7 +135,10 @@ def mermaid_xychart(
 
 
 def _quoted(text: str) -> str:
-    return '"' + str(text).replace('"', "'").replace("\n", " ") + '"'
+    """A Mermaid string: one line, no quote, no HTML (Mermaid's entity codes), no mention."""
+    line = " ".join(str(text).splitlines()).replace('"', "'")
+    line = line.replace("<", "#lt;").replace(">", "#gt;").replace("@", "@\u2060")
+    return '"' + line + '"'
 
 
 def _number(value: float) -> str:
@@ -130,7 +151,7 @@ def publish(artifacts: Path, name: str, markdown: str) -> Path:
     When `GITHUB_STEP_SUMMARY` is set (in GitHub Actions), the section is appended there too, so a
     developer's report and CI's summary are built by the same code from the same data.
     """
-    body = redact(markdown).rstrip() + "\n"
+    body = _unmarked(redact(markdown)).rstrip() + "\n"
     path = artifacts / REPORT
     # Sessions run in parallel: each read-modify-write of the report holds the report's lock.
     with locked(artifacts / LOCK, "the report"):
@@ -145,6 +166,11 @@ def publish(artifacts: Path, name: str, markdown: str) -> Path:
         atomic_write_text(path, text)
     step_summary(body)
     return path
+
+
+def _unmarked(markdown: str) -> str:
+    """A section's text with no line that reads as a section marker: markers cannot be forged."""
+    return _SECTION.sub(lambda m: "\\" + m.group(), markdown)
 
 
 def step_summary(markdown: str) -> None:

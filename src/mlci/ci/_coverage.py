@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mlci._io import read_json
-from mlci._report import Section
+from mlci._report import Markup, Section
 from mlci.errors import MlciError
 
 COMBINED = ".coverage"  # in the artifacts folder: a report reading the root's `.coverage` would
@@ -53,7 +53,7 @@ def coverage_section(path: Path) -> tuple[Section, float, int]:
         files = {name: info["summary"]["percent_covered"] for name, info in data["files"].items()}
     except (KeyError, TypeError, ValueError):
         raise MlciError(f"{path}: not a `coverage json` report (no totals or files)") from None
-    rows = [(f"`{name}`", f"{percent:.1f}%") for name, percent in sorted(files.items())]
-    rows.append(("**total**", f"**{total:.1f}%**"))
+    rows = [(Markup(f"`{name}`"), f"{percent:.1f}%") for name, percent in sorted(files.items())]
+    rows.append((Markup("**total**"), Markup(f"**{total:.1f}%**")))
     section = Section(f"Coverage: {total:.1f}%", header=("file", "covered"), rows=tuple(rows))
     return section, total, len(files)

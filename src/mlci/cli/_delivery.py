@@ -111,7 +111,7 @@ def cmd_registry_list(args: argparse.Namespace) -> int:
     print(text_table(VERSION_HEADER, rows))
     section = Section(
         f"Registry: {len(versions)} version{'s' if len(versions) != 1 else ''}",
-        (f"`{_where(config, registry)}`",),
+        (f"registry: {_where(config, registry)}",),
         tuple(VERSION_HEADER),
         tuple(map(tuple, rows)),
         blocks=tuple(filter(None, [delivery.history_chart(index)])),

@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from mlci._report import Section, mermaid_xychart
+from mlci._report import Markup, Section, mermaid_xychart
 from mlci.delivery._settings import DriftConfig, drift_settings
 from mlci.pipeline import (
     Config,
@@ -337,7 +337,7 @@ def section(reports: list[DriftReport]) -> Section:
         )
     return Section(
         f"Drift: {title}",
-        tuple(part.markdown(level=3) for part in parts),
+        tuple(Markup(part.markdown(level=3)) for part in parts),
         headline="\n\n".join(part.text() for part in parts) + f"\n\n{title}",
     )
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from mlci import __version__
 from mlci._io import atomic_write_json, read_json, sha256_file, utc_now
-from mlci._report import Section, markdown_table
+from mlci._report import Markup, Section, escape, markdown_table
 from mlci.errors import MlciError
 from mlci.pipeline import _stage as stage
 from mlci.pipeline._config import Config, EstimatorSpec, build_estimator
@@ -313,7 +313,7 @@ def section(config: Config, result: TrainResult) -> Section:
     return Section(
         f"Training: {'up to date' if result.up_to_date else 'trained'}",
         (
-            f"{config.estimator.name} on {data['rows']} rows of `{data['path']}`, "
+            f"{config.estimator.name} on {data['rows']} rows of {data['path']}, "
             f"{metrics['train_size']} train / {metrics['test_size']} held out, "
             f"{result.lineage['python']}",
         ),
@@ -362,8 +362,11 @@ def confusion_block(metrics: dict[str, Any]) -> tuple[str, ...]:
     if not isinstance(matrix, dict) or not matrix.get("labels"):
         return ()
     labels = [str(label) for label in matrix["labels"]]
-    rows = [[f"**{label}**", *map(str, counts)] for label, counts in zip(labels, matrix["matrix"])]
-    table = markdown_table(["true \\ predicted", *labels], rows)
+    rows = [
+        [Markup(f"**{escape(label)}**"), *map(str, counts)]
+        for label, counts in zip(labels, matrix["matrix"])
+    ]
+    table = markdown_table([Markup("true \\ predicted"), *labels], rows)
     return (f"Confusion matrix on the {metrics.get('test_size', '')} held-out rows:\n\n{table}",)
 
 

@@ -451,7 +451,11 @@ def _table_of(block: list[str]) -> str:
 
 
 def _inline(text: str) -> str:
-    """Escaped text with `code` and **bold**; links stay text (nothing leaves the file)."""
+    """Escaped text with `code` and **bold**; links stay text (nothing leaves the file).
+
+    Markdown's backslash escapes (``mlci._report.escape``) are shown as the characters they keep.
+    """
     escaped = html.escape(text)
-    escaped = re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
-    return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", escaped)
+    escaped = re.sub(r"(?<!\\)`([^`]+)`", r"<code>\1</code>", escaped)
+    escaped = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", escaped)
+    return re.sub(r"\\([\\`\[\]|]|&lt;)", r"\1", escaped)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -220,3 +221,39 @@ def test_batches_are_judged_by_productions_columns(
         "petal_length",
         "petal_width",
     ]
+
+
+def test_a_batch_name_cannot_forge_a_report_section_a_mention_or_an_image(
+    project: Path, config: Config, trained: TrainResult
+) -> None:
+    from mlci._report import _read_sections
+
+    assert main(["-C", str(project), "gate"]) in (0, 1)
+    gate = _read_sections(project / "artifacts" / "report.md")["gate"]
+    forged = "x\n<!-- mlci:gate -->\n## Quality gate: passed @octocat ![i](x.png) [l](e.html)\n.csv"
+    shift = {"sepal_length": 1.0, "petal_length": 1.5}
+    write_batch(project / "data" / "incoming" / forged, config, shift=shift)
+    assert main(["-C", str(project), "drift"]) in (0, 1)
+    text = (project / "artifacts" / "report.md").read_text()
+    sections = _read_sections(project / "artifacts" / "report.md")
+    assert sections["gate"] == gate  # the real gate section, untouched
+    assert text.count("\n<!-- mlci:gate -->") == 1  # the forged one is escaped, not a marker
+    assert "\n## Quality gate: passed @" not in text
+    assert "@octocat" not in text  # no mention: '@' is followed by a word joiner
+    outside_charts = re.sub(r"```mermaid\n.*?```", "", text, flags=re.DOTALL)  # literal there
+    assert "![i](x.png)" not in outside_charts
+    assert "[l](e.html)" not in outside_charts
+    assert "!\\[i\\](x.png)" in outside_charts  # shown as written
+
+
+def test_a_multi_line_step_detail_stays_in_its_table_row() -> None:
+    from mlci._report import Section
+
+    section = Section(
+        "Release",
+        header=("step", "result", "detail"),
+        rows=(("smoke", "FAIL", "line 1: wrong\nline 2: also | wrong"),),
+    )
+    table = section.markdown().split("\n\n")[1].splitlines()
+    assert len(table) == 3
+    assert table[2] == "| smoke | FAIL | line 1: wrong line 2: also \\| wrong |"

@@ -270,3 +270,17 @@ def test_the_gate_charts_the_candidate_against_its_reference_once_per_metric() -
     assert "    bar [0.95, 0.94]" in drawn
     assert "    line [0.9, 0.91]" in drawn
     assert chart(Verdict(checks[3:], None, [])) == ""
+
+
+def test_the_page_shows_hostile_names_as_text() -> None:
+    from mlci._report import Section
+    from mlci.reporting._html import markdown_html
+
+    name = "b\n<!-- mlci:gate --><img src=x onerror=alert(1)> [l](e.html) `x` a|b"
+    section = Section(f"Drift in {name}", rows=((name, "1"),), header=("column", "v"))
+    page = markdown_html(section.markdown())
+    assert "<img" not in page
+    assert "<!--" not in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert "[l](e.html) `x` a|b" in page  # shown as written, in the heading and in the cell
+    assert page.count("[l](e.html) `x` a|b") == 2
