@@ -7,6 +7,7 @@ age and the failed reloads. Each app has its own registry: nothing global, nothi
 
 from __future__ import annotations
 
+import collections
 import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -61,8 +62,9 @@ class Metrics:
     def scored(self, labels: list[str]) -> None:
         """Rows scored, with their predicted classes."""
         self.rows.inc(len(labels))
-        for label in labels:
-            self.predicted.labels(label).inc()
+        # One increment per class, not per row: this runs on the event loop.
+        for label, count in collections.Counter(labels).items():
+            self.predicted.labels(label).inc(count)
 
     def render(self) -> tuple[bytes, str]:
         """The text exposition, and its content type."""

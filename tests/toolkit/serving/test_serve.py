@@ -703,17 +703,19 @@ def test_proba_for_a_model_without_probabilities_is_a_400_for_that_client_alone(
 
 def test_a_hostile_or_a_large_body_never_keeps_ping_waiting(served: Served) -> None:
     names = [f"column_{i}" for i in range(80_000)]  # the reported body: 80,000 distinct names
-    hostile = {"dataframe_split": {"columns": names, "data": [[1.0] * len(names)]}}
-    large = {"dataframe_records": [dict(zip(FEATURES, ROWS[i % 3])) for i in range(10_000)]}
+    hostile = json.dumps({"dataframe_split": {"columns": names, "data": []}})  # ~1 MB
+    rows = [dict(zip(FEATURES, ROWS[i % 3])) for i in range(10_000)]
+    large = json.dumps({"dataframe_records": rows})  # encoded before the clock starts
     server = Server(create_app(served.slot, ServeConfig(poll_seconds=0.05)))
     try:
-        status, reply, _ = server.post(hostile)
+        status, reply, _ = server.post(hostile.encode())
         assert status == 400
         assert "80000 columns, more than the model's 4 features" in reply["message"]
         assert len(reply["message"]) < 500
         pings: list[float] = []
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
-            scored = [pool.submit(server.post, body) for body in (hostile, large, hostile, large)]
+            bodies = [hostile.encode(), large.encode()] * 2
+            scored = [pool.submit(server.post, body) for body in bodies]
             while not all(future.done() for future in scored):
                 start = time.perf_counter()
                 assert server.request("GET", "/ping")[0] == 200
