@@ -166,6 +166,8 @@ def cmd_registry_show(args: argparse.Namespace) -> int:
 def _print_move(move: delivery.Move) -> None:
     before = "nothing" if move.from_version is None else f"version {move.from_version}"
     print(f"{move.alias}: {before} -> version {move.to_version} ({move.action})")
+    if move.skipped:
+        print(f"skipped deleted version(s) {', '.join(map(str, move.skipped))}")
 
 
 def cmd_registry_promote(args: argparse.Namespace) -> int:
@@ -174,7 +176,11 @@ def cmd_registry_promote(args: argparse.Namespace) -> int:
 
     config = config_of(args)
     registry = delivery.Registry.of(config)
-    _print_move(registry.promote(args.version, args.to, args.reason))
+    move = registry.promote(args.version, args.to, args.reason)
+    if move is None:
+        print(f"{args.to}: already version {registry.get(args.to).number}; nothing moved")
+    else:
+        _print_move(move)
     _snapshot(config, registry, registry.read())
     return 0
 
@@ -193,18 +199,25 @@ def cmd_registry_rollback(args: argparse.Namespace) -> int:
 
 def cmd_registry_history(args: argparse.Namespace) -> int:
     """Every move of an alias (or of all aliases): time, user, from, to, reason."""
-    moves = _registry(args).history(args.alias)
+    index = _registry(args).read()
+    moves = [m for m in index.history if args.alias in (None, m.alias)]
     if args.json:
         print(json.dumps([move.to_dict() for move in moves], indent=2))
         return 0
+
+    def shown(number: int | None) -> str:
+        if number is None:
+            return "-"
+        return f"{number} (deleted)" if number in index.deleted else str(number)
+
     rows = [
         [
             m.time,
             m.user,
             m.alias,
             m.action,
-            "-" if m.from_version is None else str(m.from_version),
-            str(m.to_version),
+            shown(m.from_version),
+            shown(m.to_version),
             m.reason or "-",
         ]
         for m in moves

@@ -152,7 +152,7 @@ class MlflowRegistry(Registry):
                 raise _corrupt(where, f"no readable {EVENT_TAG} tag: {exc}") from None
             if not isinstance(raw, dict) or raw.get("seq") != index.head + 1:
                 continue  # a claim another writer took first: not part of the history
-            _apply(index, raw, index.head + 1, functools.partial(_corrupt, where))
+            _apply(index, raw, index.head + 1, functools.partial(_corrupt, where), deletable=True)
             accepted.add(int(entry.version))
         return index, accepted
 
@@ -343,7 +343,7 @@ class MlflowRegistry(Registry):
                 await_creation_for=0,
             )
             if int(entry.version) in self._replay()[1]:
-                _apply(index, event, seq, MlciError)
+                _apply(index, event, seq, MlciError, deletable=True)
                 self._mirror()
                 return index
             with contextlib.suppress(MlciError):  # a lost claim: not history, only clutter
@@ -368,6 +368,8 @@ class MlflowRegistry(Registry):
                 self.name,
             ).aliases
             for alias, number in sorted(index.aliases.items()):
+                if number in index.deleted:
+                    continue  # MLflow dropped the alias with the version; reads report it
                 if str(current.get(alias)) != str(number):
                     self._call(
                         f"set alias '{alias}'",

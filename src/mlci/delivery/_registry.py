@@ -112,10 +112,14 @@ class Move:
     time: str
     user: str
     reason: str
+    # A rollback's deleted targets passed over on the way: said to the user, not recorded.
+    skipped: tuple[int, ...] = dataclasses.field(default=(), compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON for the history."""
-        return dataclasses.asdict(self)
+        raw = dataclasses.asdict(self)
+        del raw["skipped"]
+        return raw
 
 
 @dataclasses.dataclass
@@ -127,6 +131,9 @@ class Index:
     history: list[Move]
     head: int = 0  # the last event replayed
     snapshot: int = 0  # the event of the newest snapshot read or written
+    # Versions the history names that the backend no longer has (deleted in MLflow): history,
+    # not corruption. Their moves replay; an alias on one is reported, a rollback skips it.
+    deleted: set[int] = dataclasses.field(default_factory=set)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON: versions, aliases, history."""
@@ -217,21 +224,31 @@ class Registry:
         """A version by number or by alias (in ``index`` when the caller has read it)."""
         index = self.read() if index is None else index
         text = str(reference)
-        if text.isdigit():
+        if text.isascii() and text.isdigit():  # '²'.isdigit() is true, and int('²') fails
             number = int(text)
+            if number in index.deleted:
+                raise MlciError(f"{self.location}: version {number} was deleted")
             if number not in index.versions:
                 raise MlciError(f"{self.location}: no version {number} in the registry")
             return index.versions[number]
         if text not in index.aliases:
             known = ", ".join(sorted(index.aliases)) or "none yet"
             raise MlciError(f"{self.location}: no alias '{text}' (aliases: {known})")
-        return index.versions[index.aliases[text]]
+        return self._target(index, text)
 
     def alias(self, name: str) -> Version | None:
         """The version an alias points at, or None."""
         index = self.read()
-        number = index.aliases.get(name)
-        return None if number is None else index.versions[number]
+        return self._target(index, name) if name in index.aliases else None
+
+    def _target(self, index: Index, alias: str) -> Version:
+        number = index.aliases[alias]
+        if number in index.deleted:
+            raise MlciError(
+                f"{self.location}: alias '{alias}' points at version {number}, which was "
+                f"deleted; promote another version or roll '{alias}' back"
+            )
+        return index.versions[number]
 
     def history(self, alias: str | None = None) -> list[Move]:
         """Every alias move, oldest first (only ``alias``'s when given)."""
@@ -299,34 +316,67 @@ class Registry:
 
     # Moving aliases ----------------------------------------------------------------------
 
-    def promote(self, reference: str | int, alias: str, reason: str = "") -> Move:
-        """Point ``alias`` at a version, recording who moved it, when, from where and why."""
-        _check_alias(alias)
+    def promote(
+        self, reference: str | int, alias: str, reason: str = "", *, expect: int | None = -1
+    ) -> Move | None:
+        """Point ``alias`` at a version, recording who moved it, when, from where and why.
 
-        def build(index: Index) -> dict[str, Any]:
+        None when the alias already points at that version: nothing is recorded, so that the
+        rollback stack holds each target once. With ``expect`` (a version number, or None for
+        no version), the move happens only while the alias still points there.
+        """
+        check_alias(alias)
+        moved: list[Move] = []
+
+        def build(index: Index) -> dict[str, Any] | None:
             version = self.get(reference, index)
             before = index.aliases.get(alias)
+            if expect != -1 and before != expect:
+                was = "nothing" if expect is None else f"version {expect}"
+                now = "nothing" if before is None else f"version {before}"
+                raise MlciError(
+                    f"{self.location}: '{alias}' moved from {was} to {now} meanwhile; "
+                    f"version {version.number} was not promoted"
+                )
+            if before == version.number:
+                return None
             move = Move(alias, "promote", before, version.number, utc_now(), _user(), reason)
+            moved.append(move)
             return {"kind": "move", "move": move.to_dict()}
 
-        return self._append(build).history[-1]
+        self._append(build)
+        return moved[-1] if moved else None
 
     def rollback(self, alias: str, reason: str = "") -> Move:
-        """Move ``alias`` back to the target it had before its current one."""
+        """Move ``alias`` back to the latest earlier target that differs and still exists."""
+        moved: list[Move] = []
 
         def build(index: Index) -> dict[str, Any]:
             if alias not in index.aliases:
                 raise MlciError(f"{self.location}: no alias '{alias}' to roll back")
-            targets = targets_of(index.history, alias)
-            if len(targets) < 2:
+            current = index.aliases[alias]
+            earlier = [
+                n
+                for n in targets_of(index.history, alias)[:-1]
+                if n != current and n not in index.deleted
+            ]
+            if not earlier:
+                skipped = sorted(set(targets_of(index.history, alias)) & index.deleted)
+                why = f"; deleted, skipped: {', '.join(map(str, skipped))}" if skipped else ""
                 raise MlciError(
                     f"alias '{alias}' has no earlier target to roll back to "
-                    f"(it has only ever pointed at version {index.aliases[alias]})"
+                    f"(it points at version {current}{why})"
                 )
-            move = Move(alias, "rollback", targets[-1], targets[-2], utc_now(), _user(), reason)
+            target = earlier[-1]
+            stack = targets_of(index.history, alias)
+            passed = stack[len(stack) - 1 - stack[::-1].index(target) : -1]
+            skipped = tuple(sorted({n for n in passed if n in index.deleted}))
+            move = Move(alias, "rollback", current, target, utc_now(), _user(), reason)
+            moved.append(dataclasses.replace(move, skipped=skipped))
             return {"kind": "move", "move": move.to_dict()}
 
-        return self._append(build).history[-1]
+        self._append(build)
+        return moved[-1]
 
 
 class StoreRegistry(Registry):
@@ -508,8 +558,19 @@ class StoreRegistry(Registry):
         return Registered(index.versions[max(index.versions)], created=True)
 
 
-def _apply(index: Index, raw: Any, seq: int, corrupt: Callable[[str], MlciError]) -> None:
-    """Replay one event onto ``index``, checking that it follows from the state before it."""
+def _apply(
+    index: Index,
+    raw: Any,
+    seq: int,
+    corrupt: Callable[[str], MlciError],
+    *,
+    deletable: bool = False,
+) -> None:
+    """Replay one event onto ``index``, checking that it follows from the state before it.
+
+    ``deletable``: the backend lets a version be deleted (MLflow), so a move to a version it no
+    longer has is history: the number goes to ``index.deleted`` instead of being an error.
+    """
     try:
         if raw.get("format") != EVENT_FORMAT:
             raise ValueError(f"unknown format {raw.get('format')!r} (a newer mlci?)")
@@ -531,7 +592,9 @@ def _apply(index: Index, raw: Any, seq: int, corrupt: Callable[[str], MlciError]
         elif kind == "move":
             move = Move(**raw["move"])
             if move.to_version not in index.versions:
-                raise ValueError(f"version {move.to_version} is not registered")
+                if not deletable:
+                    raise ValueError(f"version {move.to_version} is not registered")
+                index.deleted.add(move.to_version)
             if move.from_version != index.aliases.get(move.alias):
                 raise ValueError(f"'{move.alias}' did not point at {move.from_version}")
             index.history.append(move)
@@ -724,9 +787,12 @@ def targets_of(history: list[Move], alias: str) -> list[int]:
         if move.alias != alias:
             continue
         if move.action == "rollback":
-            if len(stack) < 2:
-                raise ValueError(f"alias '{alias}' is rolled back before it had two targets")
+            # Down to the recorded target: one step, or past repeated and deleted targets.
+            if move.to_version not in stack[:-1]:
+                raise ValueError(f"alias '{alias}' is rolled back to a version it never had")
             stack.pop()
+            while stack[-1] != move.to_version:
+                stack.pop()
         else:
             stack.append(move.to_version)
     return stack
@@ -740,11 +806,22 @@ def rolled_back(history: list[Move], alias: str, number: int) -> Move | None:
     return None
 
 
-def _check_alias(alias: str) -> None:
-    if not alias or alias.isdigit() or not all(c.isalnum() or c in "-_." for c in alias):
+# MLflow's rule, the strictest backend's, on every backend: a registry can move to MLflow, and a
+# name MLflow refuses would be written to the history and then fail to mirror.
+_ALIAS = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+_VERSION_LIKE = re.compile(r"^([vV]?[0-9]+)$")
+
+
+def check_alias(alias: str) -> None:
+    """Refuse an alias name that any backend would refuse, before anything is written."""
+    if not _ALIAS.match(alias):
         raise MlciError(
-            f"alias '{alias}': use letters, digits, '-', '_' or '.', not only digits "
-            "(numbers name versions)"
+            f"alias '{alias}': use 1 to 255 ASCII letters, digits, '_' or '-' "
+            "(MLflow's rule, kept on every backend)"
+        )
+    if alias.lower() == "latest" or _VERSION_LIKE.match(alias):
+        raise MlciError(
+            f"alias '{alias}' is reserved: 'latest', numbers and v<number> name versions"
         )
 
 

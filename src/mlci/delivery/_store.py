@@ -25,6 +25,7 @@ CHUNK = 1 << 20
 REMOTE_EXTRA = {"s3": "remote", "s3a": "remote", "gs": "gcs", "gcs": "gcs"}
 BUCKETS = set(REMOTE_EXTRA)  # schemes whose first path component is a bucket
 TEMPORARY = ".tmp-"  # a local object being written; never listed
+OBJECT = "object"  # without hard links, a local object is a folder holding this one file
 S3 = {"s3", "s3a"}
 
 
@@ -80,7 +81,12 @@ def open_store(location: str | Path) -> Store:
 
 
 class LocalStore:
-    """A folder on disk; a new object is a complete, fsynced file hard-linked into place."""
+    """A folder on disk; a new object is a complete, fsynced file hard-linked into place.
+
+    On a filesystem without hard links, the object is a folder holding one complete file, renamed
+    into place whole: renaming a folder onto an existing object fails, as linking does, so no
+    writer overwrites another, and a reader sees the whole object or none.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -95,7 +101,8 @@ class LocalStore:
 
     def read(self, key: str) -> bytes:
         """The file's bytes."""
-        return self._path(key).read_bytes()
+        path = self._path(key)
+        return (path / OBJECT if path.is_dir() else path).read_bytes()
 
     def read_many(self, keys: list[str]) -> dict[str, bytes]:
         """The files' bytes, one after the other."""
@@ -103,7 +110,8 @@ class LocalStore:
 
     def exists(self, key: str) -> bool:
         """Whether the file exists."""
-        return self._path(key).is_file()
+        path = self._path(key)
+        return path.is_file() or (path / OBJECT).is_file()
 
     def list(self, prefix: str) -> list[str]:
         """The files in the folder ``prefix``, without those still being written."""
@@ -130,13 +138,36 @@ class LocalStore:
                 os.link(temporary, target)
             except FileExistsError:
                 raise
-            except OSError:  # a filesystem without hard links: exclusive create, then fill
-                with target.open("xb") as stream:
-                    _write(stream, source)
+            except OSError:  # a filesystem without hard links
+                _rename_folder_into_place(temporary, target)
             _fsync_dir(target.parent)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 temporary.unlink()
+
+
+def _rename_folder_into_place(temporary: Path, target: Path) -> None:
+    """Move the complete file into a new folder, and rename that folder to ``target``.
+
+    POSIX rename fails when ``target`` is a file or a folder with anything in it, so an existing
+    object is never replaced; a writer killed before the rename leaves a temporary folder that
+    no listing shows.
+    """
+    folder = target.with_name(f"{TEMPORARY}{uuid.uuid4().hex}")
+    folder.mkdir()
+    try:
+        temporary.rename(folder / OBJECT)
+        _fsync_dir(folder)
+        if target.exists():  # rename would fail too; say so the way linking does
+            raise FileExistsError(errno.EEXIST, "exists", str(target))
+        try:
+            folder.rename(target)
+        except OSError as exc:
+            if exc.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR):
+                raise FileExistsError(exc.errno, "exists", str(target)) from None
+            raise
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 class FsspecStore:

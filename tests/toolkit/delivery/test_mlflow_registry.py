@@ -210,3 +210,32 @@ def test_a_tampered_model_file_is_refused(
     err = capsys.readouterr().err
     assert "version 1 failed verification, refusing to load it" in err
     assert f"runs:/{run_id}/mlci/{version.model_file}: SHA-256" in err
+
+
+@pytest.mark.mlflow
+def test_a_version_deleted_in_mlflow_is_history_not_corruption(
+    project: Path, model_name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Deleting an old version is routine clean-up: reads work, rollback passes over it."""
+    extra = f'registry = "mlflow:{model_name}"\n'
+    for trees in (10, 11, 12):
+        config = retrain_with(project, trees=trees, extra=extra)
+        number = Registry.of(config).register(config).version.number
+        assert (
+            main(["-C", str(project), "registry", "promote", str(number), "--to", PRODUCTION]) == 0
+        )
+    client().delete_model_version(model_name, "2")
+    capsys.readouterr()
+    registry = Registry.of(config)
+    assert [v.number for v in registry.versions()] == [1, 3]
+    assert main(["-C", str(project), "registry", "history", PRODUCTION]) == 0
+    out = capsys.readouterr().out
+    assert "2 (deleted)" in out
+    assert main(["-C", str(project), "registry", "rollback", PRODUCTION]) == 0
+    out = capsys.readouterr().out
+    assert "production: version 3 -> version 1 (rollback)" in out
+    assert "skipped deleted version(s) 2" in out
+    assert registry.get(PRODUCTION).number == 1
+    assert client().get_registered_model(model_name).aliases[PRODUCTION] == "1"
+    with pytest.raises(MlciError, match="version 2 was deleted"):
+        registry.promote(2, PRODUCTION)
