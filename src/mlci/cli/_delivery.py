@@ -232,12 +232,15 @@ def cmd_release(args: argparse.Namespace) -> int:
     from mlci import delivery
 
     config = config_of(args)
-    _note_if_ephemeral(config, delivery.Registry.of(config))
+    registry = delivery.Registry.of(config)  # once: opening may probe MLflow or start S3
+    _note_if_ephemeral(config, registry)
     result = delivery.release(
-        config, if_needed=args.if_needed, after_training=lambda run: _track_run(config, run)
+        config,
+        if_needed=args.if_needed,
+        after_training=lambda run: _track_run(config, run),
+        registry=registry,
     )
     section = delivery.release_section(result)
-    registry = delivery.Registry.of(config)
     index = registry.read()
     _snapshot(config, registry, index)
     chart = delivery.history_chart(index)
@@ -279,7 +282,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     config = config_of(args)
     registry = delivery.Registry.of(config)
     version = registry.get(args.version)
-    model = registry.load_model(version, config.skops_trusted)
+    model = registry.load_model(version, config.skops_trusted, model_format=config.model_format)
     directory = Path(args.directory)
     tracking.export(
         model,

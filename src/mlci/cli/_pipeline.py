@@ -154,7 +154,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
         registry = Registry.of(config)
         version = registry.get(args.model)
-        model = registry.load_model(version, config.skops_trusted)
+        model = registry.load_model(version, config.skops_trusted, model_format=config.model_format)
         manifest = registry.manifest(version)  # the version's columns, not the checkout's
     else:
         model = pipeline.load_trained(config)

@@ -30,4 +30,11 @@ def register(commands: Any) -> None:
     serve.add_argument(
         "--host", help="address to bind (default: 127.0.0.1; others only when given here)"
     )
-    serve.add_argument("--port", type=int, help="port (default: 8080)")
+    serve.add_argument("--port", type=_port, help="port (default: 8080)")
+
+
+def _port(text: str) -> int:
+    """A TCP port: a usage error otherwise (70000 was an OverflowError from the socket)."""
+    if not (text.isascii() and text.isdigit()) or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"'{text}': give a port from 0 to 65535")
+    return int(text)

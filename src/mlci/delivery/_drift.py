@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlci._report import Markup, Section, mermaid_xychart
 from mlci.delivery._settings import DriftConfig, drift_settings
@@ -24,6 +24,9 @@ from mlci.pipeline import (
     read_table,
     text_stream,
 )
+
+if TYPE_CHECKING:
+    from mlci.delivery._registry import Registry
 
 RESULTS = "drift.json"  # in the artifacts folder, unless --output says otherwise
 PSI_BINS = 10
@@ -258,7 +261,9 @@ def _psi(expected: Any, actual: Any) -> float:
     return float(np.sum((actual - expected) * np.log(actual / expected)))
 
 
-def reference_of(config: Config) -> tuple[Path | bytes, str, Manifest]:
+def reference_of(
+    config: Config, registry: Registry | None = None
+) -> tuple[Path | bytes, str, Manifest]:
     """Production's training data and manifest when there is one, else the configured data.
 
     The manifest is the version's own: batches are judged by the columns its model takes. The
@@ -266,7 +271,7 @@ def reference_of(config: Config) -> tuple[Path | bytes, str, Manifest]:
     """
     from mlci.delivery._registry import DATA, PRODUCTION, Registry
 
-    registry = Registry.of(config)
+    registry = Registry.of(config) if registry is None else registry
     production = registry.alias(PRODUCTION)
     if production is None:
         return config.data, config.relative(config.data), load_manifest(config.manifest)
@@ -283,9 +288,11 @@ def incoming(config: Config) -> list[Path]:
     return sorted(folder.glob("*.csv")) if folder.is_dir() else []
 
 
-def check(config: Config, batches: list[Path]) -> list[DriftReport]:
+def check(
+    config: Config, batches: list[Path], registry: Registry | None = None
+) -> list[DriftReport]:
     """Validate each batch against the manifest, then compare it with the reference."""
-    path, name, manifest = reference_of(config)
+    path, name, manifest = reference_of(config, registry)
     reference = _read(path, name, manifest, require_target=True)
     settings = drift_settings(config)
     reports = []

@@ -42,7 +42,7 @@ def champion_reference(
             name,
             f"{name} cannot be scored on the candidate's rows: {why}. Only the floors apply",
         )
-    model = registry.load_model(champion, config.skops_trusted)
+    model = registry.load_model(champion, config.skops_trusted, model_format=config.model_format)
     scored = pipeline.scalar_metrics(
         pipeline.score_held_out(config, model, candidate.get("sha256"))
     )

@@ -33,6 +33,7 @@ import os
 import random
 import re
 import shutil
+import sys
 import tempfile
 import time
 import uuid
@@ -297,8 +298,21 @@ class Registry:
         """When the version's training run finished (read from its lineage for older records)."""
         return version.trained_at or str(self.lineage(version).get("finished_at") or "")
 
-    def load_model(self, version: Version, trusted: tuple[str, ...] = ()) -> Any:
-        """Load a version's model after verifying every one of its files."""
+    def load_model(
+        self, version: Version, trusted: tuple[str, ...] = (), *, model_format: str = "joblib"
+    ) -> Any:
+        """Load a version's model after verifying every one of its files.
+
+        The project's ``model_format`` decides how it is read, never the stored file's name: a
+        skops project does not unpickle a ``model.joblib`` someone put in its registry.
+        """
+        suffix = Path(version.model_file).suffix.lstrip(".")
+        if suffix != model_format:
+            raise MlciError(
+                f"{self.describe(version, version.model_file)}: version {version.number} is a "
+                f"{suffix or 'unknown'} model, and [tool.mlci] model_format = '{model_format}': "
+                f"refusing to load it; release a {model_format} version, or change model_format"
+            )
         # The model is hashed as it is read, once; then the other files.
         problems = []
         data = b""
@@ -513,7 +527,14 @@ class StoreRegistry(Registry):
                 continue
             _apply(index, event, seq, lambda why: MlciError(why))
             if seq - index.snapshot >= SNAPSHOT_EVERY:
-                self._write_snapshot(index)
+                try:
+                    self._write_snapshot(index)
+                except (OSError, MlciError) as error:  # the move is done: the event says so
+                    print(
+                        f"mlci: warning: {self.location}: event {seq} is recorded, but its "
+                        f"snapshot (a cache of the log) could not be written: {error}",
+                        file=sys.stderr,
+                    )
             return index
         raise MlciError(
             f"{self.location}: {ATTEMPTS} other writers changed the registry first; try again"

@@ -84,7 +84,7 @@ def needed(config: Config, registry: Registry) -> str:
     if current != production.data_sha256:
         return f"the training data changed since production (version {production.number})"
     batches = drift.incoming(config)
-    reports = drift.check(config, batches) if batches else []
+    reports = drift.check(config, batches, registry) if batches else []
     drifted = [report.batch for report in reports if report.drifted]
     if drifted:
         return f"drift in {', '.join(drifted)}"
@@ -113,13 +113,16 @@ def release(
     *,
     if_needed: bool = False,
     after_training: Callable[[TrainResult], None] | None = None,
+    registry: Registry | None = None,
 ) -> Release:
     """Run the release steps in order, stopping at the first that fails.
 
     ``after_training`` sees the training run before it is registered, so that what it records
     in the run's lineage (where the run was tracked) goes into the registry with it.
+    ``registry`` is the configured one when the caller has opened it already (each opening may
+    probe an MLflow server or start an S3 session).
     """
-    registry = Registry.of(config)
+    registry = Registry.of(config) if registry is None else registry
     result = Release(after_training=after_training)
     production = registry.alias(PRODUCTION)
     result.production_before = production.number if production else None
@@ -207,7 +210,10 @@ def _stage(config: Config, registry: Registry, result: Release) -> bool:
 
 
 def _smoke(config: Config, registry: Registry, result: Release) -> bool:
-    version = registry.get(STAGING_ALIAS)
+    # This release's version, not whatever staging holds now: a concurrent release may have
+    # staged its own since.
+    assert result.version is not None
+    version = registry.get(result.version)
     try:
         mismatches = smoke_test(config, registry, version)
     except MlciError as error:
@@ -219,8 +225,13 @@ def _smoke(config: Config, registry: Registry, result: Release) -> bool:
 
 def _promote(config: Config, registry: Registry, result: Release) -> bool:
     assert result.version is not None
-    registry.promote(result.version, PRODUCTION, "release: gate and smoke test passed")
     before = result.production_before
+    try:  # only while production is the version the gate compared against
+        registry.promote(
+            result.version, PRODUCTION, "release: gate and smoke test passed", expect=before
+        )
+    except MlciError as error:
+        return result.add("promote", False, str(error))
     detail = f"production -> version {result.version}" + (
         f" (was {before})" if before is not None else ""
     )
@@ -231,7 +242,7 @@ def smoke_test(config: Config, registry: Registry, version: Version) -> list[str
     """Load and verify a version, predict its held-out rows, compare with what it recorded."""
     import numpy as np
 
-    model = registry.load_model(version, config.skops_trusted)
+    model = registry.load_model(version, config.skops_trusted, model_format=config.model_format)
     predictions = Artifacts(Path()).predictions.name
     recorded: dict[str, Any] = json.loads(registry.read_file(version, predictions))
     table = read_table(

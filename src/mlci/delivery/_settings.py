@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from mlci._settings import get, reject_unknown, section_settings
-from mlci.delivery._store import is_url
+from mlci.delivery._store import check_location, is_url
 from mlci.errors import MlciError
 from mlci.pipeline import Config
 
@@ -76,6 +76,10 @@ def registry_location(config: Config) -> Path | str:
     location = os.environ.get(REGISTRY_ENV) or configured
     if not location.strip():
         raise MlciError(f"{where} registry: empty; give a folder or a URL (s3://bucket/prefix)")
-    if is_url(location) or location.startswith(MLFLOW_SCHEME):
+    if location.startswith(MLFLOW_SCHEME):
+        return location
+    shown = REGISTRY_ENV if os.environ.get(REGISTRY_ENV) else f"{where} registry"
+    check_location(location, shown)
+    if is_url(location):
         return location
     return config.root / location.removeprefix("file://")

@@ -70,9 +70,34 @@ def is_url(location: str) -> bool:
     return match is not None and match.group(1).lower() != "file"
 
 
+# The URL schemes a registry can live at: object stores that create an object only if it is new,
+# and memory:// (one process, for trying things out).
+SCHEMES = ("s3", "s3a", "gs", "gcs", "memory", "file")
+_URL_LIKE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):/")
+
+
+def check_location(location: str, where: str) -> None:
+    """Refuse what looks like a URL but is not a supported one, rather than make it a folder.
+
+    ``s3:/bucket`` (one slash) would otherwise be a local folder named ``s3:``, and ``http://``
+    or ``ftp://`` would fail later with a library's words.
+    """
+    match = _URL_LIKE.match(location)
+    if match is None:
+        return
+    scheme = match.group(1).lower()
+    if scheme not in SCHEMES or not location[match.end() :].startswith("/"):
+        shown = without_credentials(location)
+        raise MlciError(
+            f"{where}: '{shown}' is not a registry URL mlci supports: give "
+            f"{', '.join(f'{s}://…' for s in SCHEMES[:4])}, 'mlflow:<model name>' or a folder"
+        )
+
+
 def open_store(location: str | Path) -> Store:
     """A local folder for a path (or file:// URL), an fsspec filesystem for any other URL."""
     text = str(location)
+    check_location(text, "registry")
     if is_url(text):
         return FsspecStore(text)
     if text.startswith("file://"):

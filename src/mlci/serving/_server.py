@@ -74,10 +74,17 @@ class Loaded:
 class ModelSlot:
     """The served model: swapped whole when the alias moves, never half-loaded."""
 
-    def __init__(self, registry: Registry, alias: str, trusted: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        alias: str,
+        trusted: tuple[str, ...] = (),
+        model_format: str = "joblib",
+    ) -> None:
         self.registry = registry
         self.alias = alias
         self.trusted = trusted
+        self.model_format = model_format
         self.current: Loaded | None = None
         self.error: str | None = None
         self.reload_failures = 0  # polls that could not load the alias's version, for /metrics
@@ -104,7 +111,9 @@ class ModelSlot:
                 if current is not None and current.version.number == version.number:
                     self._seen = stamp
                     return
-                model = self.registry.load_model(version, self.trusted)
+                model = self.registry.load_model(
+                    version, self.trusted, model_format=self.model_format
+                )
                 features = tuple(c.name for c in self.registry.manifest(version).features)
                 trained_at = self.registry.trained_at(version)
             except MlciError as error:
@@ -466,7 +475,7 @@ def serve(
             f"[tool.mlci.serve] host '{settings.host}' is not a loopback address: pass "
             "--host explicitly to expose the model on the network"
         )
-    slot = ModelSlot(Registry.of(config), settings.alias, config.skops_trusted)
+    slot = ModelSlot(Registry.of(config), settings.alias, config.skops_trusted, config.model_format)
     app = create_app(slot, settings)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     server = uvicorn.Server(

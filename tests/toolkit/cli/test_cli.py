@@ -211,3 +211,13 @@ def test_a_reader_that_goes_away_gets_no_traceback(project: Path) -> None:
     assert b"Traceback" not in err
     assert b"BrokenPipeError" not in err
     assert process.returncode == 141
+
+
+@pytest.mark.parametrize("port", ["70000", "-1", "http"])
+def test_a_port_out_of_range_is_a_usage_error(
+    project: Path, port: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit:
+        main(["-C", str(project), "serve", "--port", port])
+    assert exit.value.code == 2
+    assert "a port from 0 to 65535" in capsys.readouterr().err

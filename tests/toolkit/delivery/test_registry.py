@@ -545,10 +545,10 @@ def test_skops_versions_load_through_the_allow_list(project: Path) -> None:
     reg = Registry.of(config)
     version = reg.register(config).version
     assert version.model_file == "model.skops"
-    model = reg.load_model(version, config.skops_trusted)
+    model = reg.load_model(version, config.skops_trusted, model_format="skops")
     assert model.get_params()["n_estimators"] == 5
     with pytest.raises(MlciError, match=r"outside the allow-list: sklearn\.tree\._tree\.Tree"):
-        reg.load_model(version, ())
+        reg.load_model(version, (), model_format="skops")
 
 
 def test_training_in_skops_writes_a_skops_model(project: Path) -> None:
@@ -732,3 +732,57 @@ def test_without_hard_links_a_killed_writer_leaves_nothing_that_breaks_reads(
     assert (store_of(local_registry).root / "scratch" / "x.json").is_dir()
     local_registry.promote(1, PRODUCTION)  # events as folders, among events as files
     assert local_registry.rollback(PRODUCTION).to_version == 2
+
+
+def test_a_snapshot_that_cannot_be_written_is_a_warning_the_move_stands(
+    local_registry: Registry, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mlci.delivery import _registry
+
+    def full_disk(self: Any, index: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(_registry, "SNAPSHOT_EVERY", 1)
+    monkeypatch.setattr(_registry.StoreRegistry, "_write_snapshot", full_disk)
+    move = local_registry.promote(1, PRODUCTION)
+    assert move is not None
+    assert local_registry.get(PRODUCTION).number == 1
+    err = capsys.readouterr().err
+    assert "mlci: warning:" in err
+    assert "is recorded, but its snapshot" in err
+
+
+def test_a_project_in_skops_refuses_a_joblib_version_before_unpickling_it(
+    project: Path,
+    local_registry: Registry,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import joblib
+
+    local_registry.promote(1, PRODUCTION)  # a joblib version
+    text = (project / "pyproject.toml").read_text()
+    (project / "pyproject.toml").write_text(
+        text.replace("[tool.mlci]\n", '[tool.mlci]\nmodel_format = "skops"\n', 1)
+    )
+    monkeypatch.setattr(joblib, "load", lambda *a, **k: pytest.fail("unpickled"))
+    rows = project / "rows.csv"
+    rows.write_text("sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n")
+    assert main(["-C", str(project), "predict", str(rows), "--model", PRODUCTION]) == 2
+    err = capsys.readouterr().err
+    assert "version 1 is a joblib model, and [tool.mlci] model_format = 'skops'" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("url", ["s3:/bucket/x", "http://host/registry", "ftp://u:pw@host/x"])
+def test_a_url_mlci_does_not_support_is_an_error_naming_the_supported_ones(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], url: str
+) -> None:
+    monkeypatch.setenv("MLCI_REGISTRY", url)
+    assert main(["-C", str(project), "registry", "list"]) == 2
+    err = capsys.readouterr().err
+    assert "is not a registry URL mlci supports: give s3://…, s3a://…, gs://…" in err
+    assert "MLCI_REGISTRY" in err
+    assert "pw@" not in err
+    assert "Traceback" not in err
+    assert not (project / "s3:").exists()

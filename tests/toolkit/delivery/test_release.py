@@ -3,6 +3,7 @@ from __future__ import annotations
 import datetime
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import retrain_with, write_pyproject
@@ -224,3 +225,75 @@ def test_on_a_ci_runner_a_registry_folder_is_called_ephemeral(
     monkeypatch.setenv("MLCI_REGISTRY", "memory://shared/registry")  # a URL: not ephemeral
     assert main(["-C", str(project), "registry", "rollback", "production"]) == 2
     assert not summary.exists() or "ephemeral" not in summary.read_text()
+
+
+def test_a_release_smoke_tests_its_own_version_while_another_stages_one(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A concurrent release may stage its version between this one's stage and smoke steps."""
+    other = Registry.of(retrain_with(project, trees=12))
+    other.register(retrain_with(project, trees=12))  # version 1: the other release's
+    config = retrain_with(project, trees=11)
+    real_stage, tested = release._stage, []
+
+    def stage_then_the_other_stages(config: Config, registry: Registry, result: Any) -> bool:
+        passed = real_stage(config, registry, result)
+        registry.promote(1, STAGING_ALIAS, "the other release")
+        return passed
+
+    monkeypatch.setattr(release, "_stage", stage_then_the_other_stages)
+    real_smoke = release.smoke_test
+    monkeypatch.setattr(
+        release,
+        "smoke_test",
+        lambda config, registry, version: (
+            tested.append(version.number) or real_smoke(config, registry, version)
+        ),
+    )
+    result = release.release(config)
+    assert steps(result) == [(name, True) for name in ALL_STEPS]
+    assert result.version == 2
+    assert tested == [2]
+    assert Registry.of(config).get(PRODUCTION).number == 2
+
+
+def test_production_moved_since_the_gate_stops_the_promotion_and_says_what_changed(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = retrain_with(project, trees=12)
+    registry = Registry.of(first)
+    registry.register(first)
+    registry.promote(1, PRODUCTION)
+    registry.register(retrain_with(project, trees=13))  # version 2: another release's
+    config = retrain_with(project, trees=11)
+    real_smoke = release._smoke
+
+    def smoke_then_the_other_promotes(config: Config, registry: Registry, result: Any) -> bool:
+        passed = real_smoke(config, registry, result)
+        registry.promote(2, PRODUCTION, "the other release")
+        return passed
+
+    monkeypatch.setattr(release, "_smoke", smoke_then_the_other_promotes)
+    result = release.release(config)
+    assert steps(result)[-1] == ("promote", False)
+    assert "'production' moved from version 1 to version 2 meanwhile" in result.steps[-1].detail
+    assert registry.get(PRODUCTION).number == 2  # the other release's move stands
+
+
+def test_a_release_opens_the_registry_once(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    opened = []
+    real_of = Registry.of.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: Any, config: Config) -> Registry:
+        opened.append(config)
+        return real_of(cls, config)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(Registry, "of", classmethod(counting))
+    assert main(["-C", str(project), "release"]) == 0
+    assert len(opened) == 1
+    write_batch(project / "data" / "incoming" / "a.csv", load_config(project))
+    opened.clear()
+    assert main(["-C", str(project), "release", "--if-needed"]) == 0
+    assert len(opened) == 1
