@@ -33,11 +33,11 @@ from mlci.pipeline import infer_manifest
 from mlci.pipeline._config import Config, load_config
 from mlci.pipeline._train import TrainResult, train
 
-# One thread per test process (OpenMP, BLAS): `make ci` runs two suites at a time on two cores,
-# and estimators that thread (HistGradientBoosting) spend more time oversubscribed than computing.
-# Set before scikit-learn loads (mlci imports it lazily); the processes tests start inherit it.
-for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_name, "1")
+# One thread per process the toolkit's tests start (OpenMP, BLAS): `make ci` runs two suites at
+# a time on two cores. Set per test, not for the pytest process: tests/model runs in the same
+# process and must not inherit the toolkit's settings. Training sets its own thread count
+# ([tool.mlci] threads), so the model does not depend on this either way.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 REPO = Path(__file__).resolve().parents[2]  # for the CI tests (parity, locks) only
 IRIS_FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
@@ -223,6 +223,8 @@ def isolate(monkeypatch: pytest.MonkeyPatch) -> None:
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test starts without the variables above; a test that needs one sets its own."""
     isolate(monkeypatch)
+    for name in THREAD_VARIABLES:
+        monkeypatch.setenv(name, os.environ.get(name, "1"))
 
 
 def free_port() -> int:

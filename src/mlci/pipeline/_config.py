@@ -137,6 +137,9 @@ class Config:
     gate: GateConfig
     model_format: str = "joblib"
     skops_trusted: tuple[str, ...] = ()
+    # OpenMP and BLAS threads while fitting: a property of training, not of the machine, since
+    # some estimators (HistGradientBoosting) fit another model with another thread count.
+    threads: int = 1
     checks: Path | None = None  # the behavioural checks file; None: next to the data
     tune: TuneConfig | None = None  # [tool.mlci.tune]; None: not configured
     # The parts of [tool.mlci] that other concerns own (registry, drift, serve), as read: each
@@ -152,6 +155,7 @@ class Config:
             "test_size": self.test_size,
             "seed": self.seed,
             "model_format": self.model_format,
+            "threads": self.threads,
             "estimator": self.estimator.resolved(),
         }
         simpler = self.gate.simpler.resolved()  # their scores are recorded with the model's
@@ -180,6 +184,7 @@ _TOP_KEYS = {
     "gate",
     "model_format",
     "skops_trusted",
+    "threads",
     "checks",
     "tune",
 }
@@ -216,6 +221,9 @@ def load_config(root: Path) -> Config:
         raise MlciError(
             f"{where} model_format: must be one of {', '.join(MODEL_FORMATS)}, got '{model_format}'"
         )
+    threads = get(table, "threads", int, where, default=1)
+    if threads < 1:
+        raise MlciError(f"{where} threads: must be 1 or more, got {threads}")
     trusted = get(table, "skops_trusted", list, where, default=[])
     if not all(isinstance(name, str) for name in trusted):
         raise MlciError(f"{where} skops_trusted: must be a list of type names (strings)")
@@ -236,6 +244,7 @@ def load_config(root: Path) -> Config:
         gate=_gate_config(table.get("gate", {}), f"{pyproject}: [tool.mlci.gate]"),
         model_format=model_format,
         skops_trusted=tuple(trusted),
+        threads=threads,
         checks=root / checks if checks else None,
         tune=_tune_config(table.get("tune"), f"{pyproject}: [tool.mlci.tune]"),
         sections={key: table[key] for key in DELEGATED if key in table},

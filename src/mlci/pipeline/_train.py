@@ -120,11 +120,23 @@ def split(config: Config, labels: Any) -> tuple[Any, Any]:
 
 
 def fit(config: Config, manifest: Manifest, table: Table) -> Fitted:
-    """Split stratified, fit the estimator, and evaluate it on the held-out rows."""
+    """Split stratified, fit the estimator, and evaluate it on the held-out rows.
+
+    With ``[tool.mlci] threads`` OpenMP and BLAS threads, whatever the machine's core count or
+    ``OMP_NUM_THREADS`` says: a laptop, a runner and the test sessions make the same model.
+    """
+    from threadpoolctl import threadpool_limits
+
+    # Built first: its import loads the OpenMP and BLAS libraries that the limit then reaches.
+    estimator = build_estimator(config.estimator)  # a wrong estimator fails before any work
+    with threadpool_limits(limits=config.threads):
+        return _fit(config, manifest, table, estimator)
+
+
+def _fit(config: Config, manifest: Manifest, table: Table, estimator: Any) -> Fitted:
     import numpy as np
 
     assert table.labels is not None
-    estimator = build_estimator(config.estimator)  # a wrong estimator fails before any work
     features = np.asarray(table.features, dtype=np.float64)
     labels = np.asarray(table.labels, dtype=object)
     rows = split(config, labels)

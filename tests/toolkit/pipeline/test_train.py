@@ -1,12 +1,21 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SCALED_LOGISTIC, make_dataset_project, make_project, write_pyproject
+from conftest import (
+    SCALED_LOGISTIC,
+    THREAD_VARIABLES,
+    make_dataset_project,
+    make_project,
+    write_pyproject,
+)
 
 from mlci._io import sha256_file
 from mlci.errors import MlciError
@@ -220,3 +229,32 @@ def test_a_regressor_is_refused_before_the_data_is_split(tmp_path: Path) -> None
         MlciError, match=r"\[tool.mlci.estimator\] class: .*Ridge is not a classifier"
     ):
         train(load_config(root))
+
+
+@pytest.mark.parametrize("threads", [None, 2])
+def test_the_same_model_whatever_the_machines_thread_settings(
+    tmp_path: Path, threads: int | None
+) -> None:
+    """HistGradientBoosting fits another model with another OpenMP thread count: mlci sets it."""
+    root = make_dataset_project(
+        tmp_path,
+        "wine",
+        'class = "sklearn.ensemble.HistGradientBoostingClassifier"\n'
+        "params = { max_iter = 50, random_state = 0 }\n",
+        extra=f"threads = {threads}\n" if threads else "",
+    )
+    shas = set()
+    for setting in (None, "1", "2"):
+        env = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}
+        if setting is not None:
+            env.update(dict.fromkeys(THREAD_VARIABLES, setting))
+        subprocess.run(
+            [sys.executable, "-m", "mlci", "-C", str(root), "train", "--force"],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        lineage = json.loads((root / "artifacts" / "lineage.json").read_text())
+        shas.add(lineage["outputs"]["model"])
+    assert len(shas) == 1
+    assert lineage["config"]["threads"] == (threads or 1)  # in the stage's key
