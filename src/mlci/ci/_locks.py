@@ -68,19 +68,22 @@ def locks(pyproject: dict[str, Any], default_python: str) -> list[Lock]:
     optional = pyproject.get("project", {}).get("optional-dependencies", {})
     extras = tuple(f"{EXTRA}{name}" for name in optional)
     main = "requirements/main.txt"
+    joint = "requirements/test.txt"  # every extra and the tests, resolved together
     found = [
         Lock(main, ("project",), floor),
-        Lock("requirements/test.txt", ("project", *extras, "test"), floor, main),
+        Lock(joint, ("project", *extras, "test"), floor, main),
     ]
     # One lock per extra, so that a session needing it (serve, skops, parity) installs the runtime
-    # and that extra alone, at the pins the main lock has.
+    # and that extra alone. Each takes its pins from the joint resolution: the model sessions
+    # install several at once (a registry's, tracking's, the pictures'), and two extras resolved
+    # apart could pin one package at two versions (python-dateutil, once).
     for name in optional:
         if name == CI_EXTRA:
             inputs: tuple[str, ...] = ("project", f"{EXTRA}{name}", "tools")
             found.append(Lock(f"requirements/{name}.txt", inputs, TOOLS_PYTHON, main))
         else:
             found.append(
-                Lock(f"requirements/{name}.txt", ("project", f"{EXTRA}{name}"), floor, main)
+                Lock(f"requirements/{name}.txt", ("project", f"{EXTRA}{name}"), floor, joint)
             )
     return [
         *found,
@@ -126,6 +129,69 @@ def pins(path: Path) -> dict[str, list[str]]:
         if match:
             found.setdefault(normalize(match[1]), []).append(match[2])
     return found
+
+
+# The platforms a lock's markers are read for: CI's, and the developers' laptops.
+PLATFORMS = (
+    {"sys_platform": "linux", "platform_system": "Linux", "platform_machine": "x86_64"},
+    {"sys_platform": "linux", "platform_system": "Linux", "platform_machine": "aarch64"},
+    {"sys_platform": "darwin", "platform_system": "Darwin", "platform_machine": "arm64"},
+    {"sys_platform": "win32", "platform_system": "Windows", "platform_machine": "AMD64"},
+)
+_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)\s*(?:;\s*([^\\]+?))?\s*\\?$")
+
+
+def installed_together(all_locks: list[Lock]) -> list[Lock]:
+    """The locks a session may install side by side: the runtime's and each extra's but ci's."""
+    return [
+        lock
+        for lock in all_locks
+        if lock.constraint
+        and lock.inputs[0] == "project"
+        and len(lock.inputs) == 2
+        and lock.inputs[1] != f"{EXTRA}{CI_EXTRA}"
+    ] + [lock for lock in all_locks if lock.inputs == ("project",)]
+
+
+def disagreements(root: Path, paths: list[str], pythons: list[str]) -> list[tuple[str, str]]:
+    """(lock, message) for every package two of ``paths`` pin at different versions for one
+    Python and platform: installed together, those locks are unsatisfiable there."""
+    from packaging.markers import Marker
+
+    found: dict[str, list[tuple[str, str, Marker | None]]] = {}
+    for path in paths:
+        for line in (root / path).read_text(encoding="utf-8").splitlines():
+            match = _PIN.match(line)
+            if match:
+                marker = Marker(match[3]) if match[3] else None
+                found.setdefault(normalize(match[1]), []).append((path, match[2], marker))
+    problems: dict[tuple[str, str], str] = {}
+    for python in pythons:
+        for platform in PLATFORMS:
+            environment = {
+                **platform,
+                "python_version": python,
+                "python_full_version": f"{python}.0",
+                "implementation_name": "cpython",
+                "platform_python_implementation": "CPython",
+                "os_name": "nt" if platform["sys_platform"] == "win32" else "posix",
+            }
+            for name, entries in found.items():
+                chosen = {
+                    (path, version)
+                    for path, version, marker in entries
+                    if marker is None or marker.evaluate(environment)
+                }
+                if len({version for _, version in chosen}) > 1:
+                    shown = ", ".join(f"{version} in {path}" for path, version in sorted(chosen))
+                    first = min(path for path, _ in chosen)
+                    problems.setdefault(
+                        (first, name),
+                        f"{name} is pinned at {shown} on Python {python} "
+                        f"({platform['sys_platform']}): sessions install these together; "
+                        "run `nox -s lock`",
+                    )
+    return [(path, message) for (path, _), message in sorted(problems.items())]
 
 
 def normalize(name: str) -> str:

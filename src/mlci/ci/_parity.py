@@ -23,6 +23,8 @@ from mlci._settings import tomllib
 from mlci.ci._locks import (
     EXTRA,
     Lock,
+    disagreements,
+    installed_together,
     locks,
     normalize,
     pins,
@@ -38,6 +40,7 @@ RULES = {
     "makefile-only-nox": "Makefile recipes call nox or the tools bootstrap",
     "tool-pins": "the workflow and the Makefile install the tools lock's nox and uv",
     "locks-fresh": "each lock satisfies what pyproject.toml asks for",
+    "locks-agree": "locks installed together pin each package at one version, on every Python",
     "flags-agree": "make ci and CI run the same sessions with the same nox options",
 }
 TOOLS_LOCK = "requirements/tools.txt"
@@ -567,6 +570,16 @@ def check_locks_fresh(repo: Repo) -> Iterator[Violation]:
             yield Violation(relative, 1, "locks-fresh", "not produced by `nox -s lock`; remove it")
 
 
+def check_locks_agree(repo: Repo) -> Iterator[Violation]:
+    """The runtime's and the extras' locks never pin one package at two versions."""
+    paths = [lock.path for lock in installed_together(repo.locks)]
+    if not all((repo.root / path).exists() for path in paths):
+        return  # locks-fresh reports a missing lock
+    pythons = python_versions(repo.pyproject)
+    for lock, message in disagreements(repo.root, paths, pythons):
+        yield Violation(lock, 1, "locks-agree", message)
+
+
 def check_resolution(repo: Repo) -> Iterator[Violation]:
     """A full re-resolve (`--resolve`): the locks are exactly what `nox -s lock` would write now."""
     for lock, change in resolve_differences(repo.root, repo.locks).items():
@@ -587,6 +600,7 @@ def check(root: Path, lister: Lister | None = None, *, resolve: bool = False) ->
         *check_makefile_only_nox(repo),
         *check_tool_pins(repo),
         *check_locks_fresh(repo),
+        *check_locks_agree(repo),
         *check_flags_agree(repo, lister, selected),
         *(check_resolution(repo) if resolve else []),
     ]

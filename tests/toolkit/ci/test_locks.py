@@ -116,3 +116,32 @@ def test_a_failing_uv_is_a_clear_error(tmp_path: Path) -> None:
     command = [sys.executable, "-c", "import sys; sys.stderr.write('no solution'); sys.exit(1)"]
     with pytest.raises(MlciError, match="uv pip compile failed:\nno solution"):
         locks._run(command, tmp_path)
+
+
+def test_locks_installed_together_agree_on_every_python_and_platform(tmp_path: Path) -> None:
+    from mlci.ci._locks import disagreements, installed_together, project_locks
+
+    (tmp_path / "a.txt").write_text(
+        "python-dateutil==2.9.0.post0 \\\n    --hash=sha256:00\n"
+        "urllib3==1.26.20 ; python_full_version < '3.10' \\\n    --hash=sha256:00\n"
+    )
+    (tmp_path / "b.txt").write_text(
+        "python-dateutil==3.0.0 ; python_full_version < '3.11' \\\n    --hash=sha256:00\n"
+        "python-dateutil==4.0.0 ; python_full_version >= '3.11' \\\n    --hash=sha256:00\n"
+        "urllib3==2.6.3 ; python_full_version >= '3.10' \\\n    --hash=sha256:00\n"
+        "colorama==0.4.6 ; sys_platform == 'win32' \\\n    --hash=sha256:00\n"
+    )
+    found = disagreements(tmp_path, ["a.txt", "b.txt"], ["3.9", "3.12"])
+    assert len(found) == 1  # urllib3's pins never apply to the same Python
+    assert found[0][0] == "a.txt"
+    assert (
+        "python-dateutil is pinned at 2.9.0.post0 in a.txt, 3.0.0 in b.txt on Python 3.9"
+        in (found[0][1])
+    )
+    # This repository's own locks: every combination the noxfile can install agrees.
+    together = [lock.path for lock in installed_together(project_locks(REPO))]
+    assert {"requirements/main.txt", "requirements/remote.txt", "requirements/plots.txt"} <= set(
+        together
+    )
+    assert "requirements/ci.txt" not in together
+    assert disagreements(REPO, together, ["3.9", "3.10", "3.11", "3.12"]) == []

@@ -269,7 +269,7 @@ def test_cli_parity_reports_and_exits(
 ) -> None:
     monkeypatch.setattr(parity, "nox_list", fake_nox)
     assert main(["-C", str(repo), "parity"]) == 0
-    assert "parity: 7 rules checked, passed" in capsys.readouterr().out
+    assert "parity: 8 rules checked, passed" in capsys.readouterr().out
     assert "| workflow-runs-only-nox |" in (repo / "artifacts" / "report.md").read_text()
     edit(repo / "Makefile", "\t$(NOX) -s lint", "\tpytest")
     assert main(["-C", str(repo), "parity"]) == 1
