@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import re
 import shutil
@@ -247,7 +248,7 @@ class FsspecStore:
             if retryable and exc.errno == errno.EIO:
                 raise  # S3's 409 for a concurrent conditional write: the registry retries it
             raise MlciError(f"{self.describe(key)}: {_reason(exc)}") from None
-        except Exception as exc:  # botocore's NoCredentialsError, ClientError, aiohttp's errors
+        except _backend_errors() as exc:  # botocore's NoCredentialsError, ClientError, aiohttp's
             raise MlciError(f"{self.describe(key)}: {_reason(exc)}") from None
 
     def read(self, key: str) -> bytes:
@@ -323,6 +324,28 @@ class FsspecStore:
                 f"(mode 'xb'), which the registry needs to stay correct under concurrent "
                 f"writers: {exc}"
             ) from None
+
+
+@functools.cache
+def _backend_errors() -> tuple[type[BaseException], ...]:
+    """What the object stores' clients raise for credentials, permissions and the network.
+
+    Only these become "cannot reach the registry": anything else is a bug, and surfaces as one.
+    """
+    errors: list[type[BaseException]] = []
+    with contextlib.suppress(ImportError):
+        import botocore.exceptions
+
+        errors += [botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError]
+    with contextlib.suppress(ImportError):
+        import aiohttp
+
+        errors.append(aiohttp.ClientError)
+    with contextlib.suppress(ImportError):
+        import google.auth.exceptions
+
+        errors.append(google.auth.exceptions.GoogleAuthError)
+    return tuple(errors)
 
 
 # botocore's parsed service descriptions, by data path: read once per process. Each store still

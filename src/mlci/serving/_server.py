@@ -44,6 +44,7 @@ from mlci.serving._scoring import BadRequest, Limits, parse
 from mlci.serving._settings import ServeConfig, serve_settings
 
 SWITCH_SECONDS = 0.001
+MAX_RETRY_SECONDS = 60.0  # the longest wait before a version that failed to load is tried again
 log = logging.getLogger("mlci.serve")
 access = logging.getLogger("mlci.access")
 ERROR_CODES = {
@@ -80,11 +81,16 @@ class ModelSlot:
         alias: str,
         trusted: tuple[str, ...] = (),
         model_format: str = "joblib",
+        retry_seconds: float = 1.0,
     ) -> None:
         self.registry = registry
         self.alias = alias
         self.trusted = trusted
         self.model_format = model_format
+        self.retry_seconds = retry_seconds  # the first wait after a version failed to load
+        # A version that failed to load, when to try it again, and the wait before that: its
+        # files are not downloaded and verified again on every poll.
+        self._failed: tuple[int, float, float] | None = None
         self.current: Loaded | None = None
         self.error: str | None = None
         self.reload_failures = 0  # polls that could not load the alias's version, for /metrics
@@ -99,6 +105,7 @@ class ModelSlot:
     def refresh(self) -> None:
         """Load the alias's version when it moved; keep the old model when the new one fails."""
         with self._refreshing:
+            version: Version | None = None  # known once the alias is read
             try:
                 stamp = self.registry.head()  # one listing: the latest event
                 if stamp is not None and stamp == self._seen:
@@ -111,19 +118,25 @@ class ModelSlot:
                 if current is not None and current.version.number == version.number:
                     self._seen = stamp
                     return
+                failed = self._failed
+                if failed and failed[0] == version.number and time.monotonic() < failed[1]:
+                    return  # backing off: /health keeps the error
                 model = self.registry.load_model(
                     version, self.trusted, model_format=self.model_format
                 )
                 features = tuple(c.name for c in self.registry.manifest(version).features)
                 trained_at = self.registry.trained_at(version)
             except MlciError as error:
-                self._fail(str(error))  # _seen stays: the next poll tries again
+                self._fail(str(error), version)  # _seen stays: the next poll tries again
                 return
             except Exception as error:  # e.g. a model this scikit-learn cannot unpickle
-                self._fail(f"the alias '{self.alias}' could not be loaded: {_describe(error)}")
+                self._fail(
+                    f"the alias '{self.alias}' could not be loaded: {_describe(error)}", version
+                )
                 return
             self.current = Loaded(version, model, utc_now("milliseconds"), features, trained_at)
             self.error = None
+            self._failed = None
             self._seen = stamp
             log.info(
                 json.dumps(
@@ -136,8 +149,14 @@ class ModelSlot:
                 )
             )
 
-    def _fail(self, message: str) -> None:
+    def _fail(self, message: str, version: Version | None = None) -> None:
         message = redact(message)  # shown to any client in /health: a library's text may hold one
+        if version is not None:  # a version that failed to load: wait twice as long each time
+            failed = self._failed
+            wait = self.retry_seconds
+            if failed is not None and failed[0] == version.number:
+                wait = min(failed[2] * 2, MAX_RETRY_SECONDS)
+            self._failed = (version.number, time.monotonic() + wait, wait)
         self.reload_failures += 1
         if message != self.error:
             serving = self.current.version.number if self.current else None
@@ -475,7 +494,13 @@ def serve(
             f"[tool.mlci.serve] host '{settings.host}' is not a loopback address: pass "
             "--host explicitly to expose the model on the network"
         )
-    slot = ModelSlot(Registry.of(config), settings.alias, config.skops_trusted, config.model_format)
+    slot = ModelSlot(
+        Registry.of(config),
+        settings.alias,
+        config.skops_trusted,
+        config.model_format,
+        retry_seconds=settings.poll_seconds,
+    )
     app = create_app(slot, settings)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     server = uvicorn.Server(

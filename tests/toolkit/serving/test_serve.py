@@ -725,3 +725,38 @@ def test_a_hostile_or_a_large_body_never_keeps_ping_waiting(served: Served) -> N
         server.stop()
     assert pings
     assert max(pings) < 0.1, f"/ping waited {max(pings):.3f} s while bodies were scored"
+
+
+def test_a_version_that_fails_to_load_is_tried_again_later_not_on_every_poll(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlci.serving import _server
+
+    clock = {"now": 1000.0}
+    monkeypatch.setattr(_server.time, "monotonic", lambda: clock["now"])
+    loads: list[int] = []
+
+    def failing(version: Any, *args: Any, **kwargs: Any) -> Any:
+        loads.append(version.number)
+        raise MlciError(f"version {version.number} failed verification")
+
+    slot = _Fixed(served.registry, PRODUCTION, retry_seconds=1.0)
+    monkeypatch.setattr(served.registry, "load_model", failing)
+    served.registry.promote(2, PRODUCTION, "backoff test")
+    try:
+        for _ in range(10):  # ten polls at the same moment: one download
+            ModelSlot.refresh(slot)
+        assert loads == [2]
+        assert "version 2 failed verification" in (slot.error or "")
+        waits = []
+        for _ in range(4):  # then 1 s, 2 s, 4 s, 8 s between tries
+            before = len(loads)
+            while len(loads) == before:
+                clock["now"] += 0.5
+                ModelSlot.refresh(slot)
+            waits.append(clock["now"])
+        gaps = [later - earlier for earlier, later in zip([1000.0, *waits], waits)]
+        assert gaps == [1.0, 2.0, 4.0, 8.0]
+    finally:
+        served.registry.promote(1, PRODUCTION, "reset")
+        wait_for(lambda: served.slot.version_number() == 1, "version 1")
