@@ -10,6 +10,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import write_pyproject
@@ -132,7 +133,8 @@ def test_a_password_in_the_tracking_uri_reaches_neither_stderr_nor_health(
     assert slot.error is not None
     assert "s3cret" not in slot.error
     app = create_app(slot, ServeConfig())
-    endpoint = next(r.endpoint for r in app.routes if getattr(r, "path", "") == "/health")
+    routes: list[Any] = list(app.routes)
+    endpoint = next(route.endpoint for route in routes if getattr(route, "path", "") == "/health")
     health = asyncio.run(endpoint())
     assert health.status_code == 503
     body = health.body.decode()

@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with its credentials, and secrets never leave the process.
     """
     stderr = sys.stderr
-    sys.stderr = RedactingStream(stderr)  # type: ignore[assignment]
+    sys.stderr = RedactingStream(stderr)
     try:
         return _run(argv)
     finally:

@@ -375,8 +375,8 @@ class Registry:
                 if n != current and n not in index.deleted
             ]
             if not earlier:
-                skipped = sorted(set(targets_of(index.history, alias)) & index.deleted)
-                why = f"; deleted, skipped: {', '.join(map(str, skipped))}" if skipped else ""
+                gone = sorted(set(targets_of(index.history, alias)) & index.deleted)
+                why = f"; deleted, skipped: {', '.join(map(str, gone))}" if gone else ""
                 raise MlciError(
                     f"alias '{alias}' has no earlier target to roll back to "
                     f"(it points at version {current}{why})"

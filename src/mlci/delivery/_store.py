@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import functools
 import os
 import re
 import shutil
@@ -326,11 +325,11 @@ class FsspecStore:
             ) from None
 
 
-@functools.cache
 def _backend_errors() -> tuple[type[BaseException], ...]:
-    """What the object stores' clients raise for credentials, permissions and the network.
+    """What S3's clients raise for credentials, permissions and the network (gcsfs: OSError).
 
     Only these become "cannot reach the registry": anything else is a bug, and surfaces as one.
+    Evaluated only when an error is being matched; the imports are cached by Python.
     """
     errors: list[type[BaseException]] = []
     with contextlib.suppress(ImportError):
@@ -341,10 +340,6 @@ def _backend_errors() -> tuple[type[BaseException], ...]:
         import aiohttp
 
         errors.append(aiohttp.ClientError)
-    with contextlib.suppress(ImportError):
-        import google.auth.exceptions
-
-        errors.append(google.auth.exceptions.GoogleAuthError)
     return tuple(errors)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import io
 import json
 from collections.abc import Callable, Sequence
@@ -154,7 +155,7 @@ def _split(value: Any, features: Sequence[str]) -> list[list[float]]:
         rows.append(
             _row(
                 [row[p] for p in positions],
-                lambda i, n=number: f"dataframe_split.data[{n}] ({features[i]})",
+                functools.partial(_named, f"dataframe_split.data[{number}] (", features, ")"),
             )
         )
     return rows
@@ -171,7 +172,9 @@ def _record(record: Any, features: Sequence[str], where: str) -> list[float]:
         raise BadRequest(f"{where}: expected an object with the columns {', '.join(features)}")
     if len(record) != len(features) or not all(name in record for name in features):
         _order(list(record), features, where)  # says what is wrong
-    return _row([record[name] for name in features], lambda i: f"{where}.{features[i]}")
+    return _row(
+        [record[name] for name in features], functools.partial(_named, f"{where}.", features, "")
+    )
 
 
 def _instances(value: Any, features: Sequence[str], key: str) -> list[list[float]]:
@@ -188,7 +191,7 @@ def _instances(value: Any, features: Sequence[str], key: str) -> list[list[float
                     f"{where}: expected {len(features)} features ({', '.join(features)}), "
                     f"got {len(row)}"
                 )
-            rows.append(_row(row, lambda i, at=where: f"{at}[{i}]"))
+            rows.append(_row(row, functools.partial(_indexed, where)))
         else:
             raise BadRequest(f"{where}: expected a list of {len(features)} values or an object")
     return rows
@@ -264,6 +267,14 @@ def _row(values: list[Any], where: Callable[[int], str]) -> list[float]:
         else:
             row.append(_number(value, where(index)))
     return row
+
+
+def _named(prefix: str, names: Sequence[str], suffix: str, index: int) -> str:
+    return f"{prefix}{names[index]}{suffix}"
+
+
+def _indexed(prefix: str, index: int) -> str:
+    return f"{prefix}[{index}]"
 
 
 def _number(value: Any, where: str) -> float:

@@ -105,6 +105,7 @@ def test_promote_rollback_and_history(project: Path, registry: Registry) -> None
     registry.promote(1, PRODUCTION, "first")
     registry.register(retrain_with(project, trees=11))
     moved = registry.promote("2", PRODUCTION, "better")
+    assert moved is not None
     assert (moved.from_version, moved.to_version) == (1, 2)
     back = registry.rollback(PRODUCTION, "bad answers")
     assert (back.action, back.from_version, back.to_version) == ("rollback", 2, 1)
@@ -660,7 +661,7 @@ def _no_hard_links() -> None:
     def link(*args: Any, **kwargs: Any) -> None:
         raise OSError(errno.EPERM, "hard links are not supported here")
 
-    os.link = link  # type: ignore[assignment]
+    os.link = link
 
 
 def _killed_in_a_write_without_links(
@@ -673,7 +674,7 @@ def _killed_in_a_write_without_links(
         from mlci.delivery import _store
 
         calls = {"n": 0}
-        real_write, real_rename = _store._write, os.rename
+        real_write, real_rename = _store._write, Path.rename
 
         def write(stream: Any, source: Any) -> None:
             calls["n"] += 1
@@ -684,15 +685,15 @@ def _killed_in_a_write_without_links(
                 os._exit(137)
             real_write(stream, source)
 
-        def rename(source: Any, target: Any) -> None:
+        def rename(source: Path, target: Any) -> Any:
             calls["n"] += 1
             if calls["n"] == step:
                 os._exit(137)
-            real_rename(source, target)
+            return real_rename(source, target)
 
         _no_hard_links()
-        _store._write = write  # type: ignore[assignment]
-        os.rename = rename  # type: ignore[assignment]
+        _store._write = write
+        Path.rename = rename  # type: ignore[assignment]  # pathlib's own, on every Python
         try:
             action(Registry.at(location))
         except BaseException:
@@ -729,7 +730,8 @@ def test_without_hard_links_a_killed_writer_leaves_nothing_that_breaks_reads(
     with pytest.raises(FileExistsError):
         store.create("scratch/x.json", b"second")
     assert (store.read("scratch/x.json"), store.exists("scratch/x.json")) == (b"first", True)
-    assert (store_of(local_registry).root / "scratch" / "x.json").is_dir()
+    assert isinstance(store, LocalStore)
+    assert (store.root / "scratch" / "x.json").is_dir()
     local_registry.promote(1, PRODUCTION)  # events as folders, among events as files
     assert local_registry.rollback(PRODUCTION).to_version == 2
 

@@ -234,7 +234,7 @@ def test_a_release_smoke_tests_its_own_version_while_another_stages_one(
     other = Registry.of(retrain_with(project, trees=12))
     other.register(retrain_with(project, trees=12))  # version 1: the other release's
     config = retrain_with(project, trees=11)
-    real_stage, tested = release._stage, []
+    real_stage, tested = release._stage, list[int]()
 
     def stage_then_the_other_stages(config: Config, registry: Registry, result: Any) -> bool:
         passed = real_stage(config, registry, result)
@@ -243,13 +243,12 @@ def test_a_release_smoke_tests_its_own_version_while_another_stages_one(
 
     monkeypatch.setattr(release, "_stage", stage_then_the_other_stages)
     real_smoke = release.smoke_test
-    monkeypatch.setattr(
-        release,
-        "smoke_test",
-        lambda config, registry, version: (
-            tested.append(version.number) or real_smoke(config, registry, version)
-        ),
-    )
+
+    def smoke_test(config: Config, registry: Registry, version: Any) -> list[str]:
+        tested.append(version.number)
+        return real_smoke(config, registry, version)
+
+    monkeypatch.setattr(release, "smoke_test", smoke_test)
     result = release.release(config)
     assert steps(result) == [(name, True) for name in ALL_STEPS]
     assert result.version == 2

@@ -730,18 +730,19 @@ def test_a_hostile_or_a_large_body_never_keeps_ping_waiting(served: Served) -> N
 def test_a_version_that_fails_to_load_is_tried_again_later_not_on_every_poll(
     served: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mlci.serving import _server
+    import time as time_module
 
     clock = {"now": 1000.0}
-    monkeypatch.setattr(_server.time, "monotonic", lambda: clock["now"])
+    monkeypatch.setattr(time_module, "monotonic", lambda: clock["now"])
     loads: list[int] = []
 
     def failing(version: Any, *args: Any, **kwargs: Any) -> Any:
         loads.append(version.number)
         raise MlciError(f"version {version.number} failed verification")
 
-    slot = _Fixed(served.registry, PRODUCTION, retry_seconds=1.0)
-    monkeypatch.setattr(served.registry, "load_model", failing)
+    registry = Registry.at(served.registry.location)  # its own: the module's server polls too
+    slot = _Fixed(registry, PRODUCTION, retry_seconds=1.0)
+    monkeypatch.setattr(registry, "load_model", failing)
     served.registry.promote(2, PRODUCTION, "backoff test")
     try:
         for _ in range(10):  # ten polls at the same moment: one download
