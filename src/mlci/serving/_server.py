@@ -22,7 +22,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -82,12 +82,14 @@ class ModelSlot:
         trusted: tuple[str, ...] = (),
         model_format: str = "joblib",
         retry_seconds: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.registry = registry
         self.alias = alias
         self.trusted = trusted
         self.model_format = model_format
         self.retry_seconds = retry_seconds  # the first wait after a version failed to load
+        self.clock = clock
         # A version that failed to load, when to try it again, and the wait before that: its
         # files are not downloaded and verified again on every poll.
         self._failed: tuple[int, float, float] | None = None
@@ -119,7 +121,7 @@ class ModelSlot:
                     self._seen = stamp
                     return
                 failed = self._failed
-                if failed and failed[0] == version.number and time.monotonic() < failed[1]:
+                if failed and failed[0] == version.number and self.clock() < failed[1]:
                     return  # backing off: /health keeps the error
                 model = self.registry.load_model(
                     version, self.trusted, model_format=self.model_format
@@ -156,7 +158,7 @@ class ModelSlot:
             wait = self.retry_seconds
             if failed is not None and failed[0] == version.number:
                 wait = min(failed[2] * 2, MAX_RETRY_SECONDS)
-            self._failed = (version.number, time.monotonic() + wait, wait)
+            self._failed = (version.number, self.clock() + wait, wait)
         self.reload_failures += 1
         if message != self.error:
             serving = self.current.version.number if self.current else None

@@ -730,10 +730,7 @@ def test_a_hostile_or_a_large_body_never_keeps_ping_waiting(served: Served) -> N
 def test_a_version_that_fails_to_load_is_tried_again_later_not_on_every_poll(
     served: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import time as time_module
-
     clock = {"now": 1000.0}
-    monkeypatch.setattr(time_module, "monotonic", lambda: clock["now"])
     loads: list[int] = []
 
     def failing(version: Any, *args: Any, **kwargs: Any) -> Any:
@@ -741,7 +738,7 @@ def test_a_version_that_fails_to_load_is_tried_again_later_not_on_every_poll(
         raise MlciError(f"version {version.number} failed verification")
 
     registry = Registry.at(served.registry.location)  # its own: the module's server polls too
-    slot = _Fixed(registry, PRODUCTION, retry_seconds=1.0)
+    slot = _Fixed(registry, PRODUCTION, retry_seconds=1.0, clock=lambda: clock["now"])
     monkeypatch.setattr(registry, "load_model", failing)
     served.registry.promote(2, PRODUCTION, "backoff test")
     try:
