@@ -94,6 +94,14 @@ def test_loads_defaults_and_resolves_paths(project: Path) -> None:
             "[tool.mlci]\ndata = 'x'\ntarget = 'y'\n[tool.mlci.report]\nplots = false\n",
             r"\[tool.mlci.report\]: unknown key\(s\) plots",
         ),
+        (
+            "[tool.mlci]\ndata = 'x'\ntarget = 'y'\nthreads = 0\n",
+            r"\[tool.mlci\] threads: must be 1 or more, got 0",
+        ),
+        (
+            "[tool.mlci]\ndata = 'x'\ntarget = 'y'\nthreads = 'auto'\n",
+            r"\[tool.mlci\] threads: must be an integer",
+        ),
         ("[project]\nname = 'x'\n", r"no \[tool.mlci\] table"),
         ("[tool.mlci\n", "invalid TOML"),
     ],

@@ -231,17 +231,14 @@ def test_a_regressor_is_refused_before_the_data_is_split(tmp_path: Path) -> None
         train(load_config(root))
 
 
-@pytest.mark.parametrize("threads", [None, 2])
-def test_the_same_model_whatever_the_machines_thread_settings(
-    tmp_path: Path, threads: int | None
-) -> None:
-    """HistGradientBoosting fits another model with another OpenMP thread count: mlci sets it."""
+def test_the_same_model_whatever_the_machines_thread_settings(tmp_path: Path) -> None:
+    """HistGradientBoosting fits another model with another OpenMP thread count: mlci sets it
+    (the default; `threads = 2` is the same code with another number)."""
     root = make_dataset_project(
         tmp_path,
         "wine",
         'class = "sklearn.ensemble.HistGradientBoostingClassifier"\n'
         "params = { max_iter = 50, random_state = 0 }\n",
-        extra=f"threads = {threads}\n" if threads else "",
     )
     shas = set()
     for setting in (None, "1", "2"):
@@ -257,4 +254,4 @@ def test_the_same_model_whatever_the_machines_thread_settings(
         lineage = json.loads((root / "artifacts" / "lineage.json").read_text())
         shas.add(lineage["outputs"]["model"])
     assert len(shas) == 1
-    assert lineage["config"]["threads"] == (threads or 1)  # in the stage's key
+    assert lineage["config"]["threads"] == 1  # in the stage's key
