@@ -12,24 +12,26 @@ from mlci.delivery._drift import DriftReport, incoming
 from mlci.delivery._drift import check as check_drift
 from mlci.delivery._drift import rows as drift_rows
 from mlci.delivery._drift import section as drift_section
-from mlci.delivery._reference import champion_reference, gate_reference
-from mlci.delivery._registry import (
-    DATA,
-    MANIFEST,
-    PRODUCTION,
-    STAGING_ALIAS,
+from mlci.delivery._index import (
+    SNAPSHOT as REGISTRY_SNAPSHOT,
+)
+from mlci.delivery._index import (
     Index,
     Move,
     Registered,
-    Registry,
     Version,
     age_days,
     headline_metric,
     history_chart,
     snapshot,
 )
+from mlci.delivery._reference import champion_reference, gate_reference
 from mlci.delivery._registry import (
-    SNAPSHOT as REGISTRY_SNAPSHOT,
+    DATA,
+    MANIFEST,
+    PRODUCTION,
+    STAGING_ALIAS,
+    Registry,
 )
 from mlci.delivery._release import Release, Step, release
 from mlci.delivery._release import rows as release_rows

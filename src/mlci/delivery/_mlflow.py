@@ -31,15 +31,11 @@ from typing import Any
 
 from mlci import tracking
 from mlci._secrets import redact, without_credentials
+from mlci.delivery._index import EVENT_FORMAT, Index, Registered, Version, _apply
 from mlci.delivery._registry import (
     ATTEMPTS,
-    EVENT_FORMAT,
     MANIFEST,
-    Index,
-    Registered,
     Registry,
-    Version,
-    _apply,
     _back_off,
     _by_stage_key,
     candidate,

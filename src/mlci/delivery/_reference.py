@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from mlci import pipeline
-from mlci.delivery._registry import PRODUCTION, Registry, Version
+from mlci.delivery._index import Version
+from mlci.delivery._registry import PRODUCTION, Registry
 from mlci.pipeline import Config, Reference
 
 

@@ -15,16 +15,9 @@ from typing import Any
 from mlci._io import sha256_file
 from mlci._report import Section
 from mlci.delivery import _drift as drift
+from mlci.delivery._index import Version, age_days, rolled_back
 from mlci.delivery._reference import gate_reference
-from mlci.delivery._registry import (
-    DATA,
-    PRODUCTION,
-    STAGING_ALIAS,
-    Registry,
-    Version,
-    age_days,
-    rolled_back,
-)
+from mlci.delivery._registry import DATA, PRODUCTION, STAGING_ALIAS, Registry
 from mlci.delivery._settings import delivery_settings
 from mlci.errors import MlciError
 from mlci.pipeline import (

@@ -11,7 +11,8 @@ from test_drift import write_batch
 
 from mlci.cli import main
 from mlci.delivery import _release as release
-from mlci.delivery._registry import PRODUCTION, STAGING_ALIAS, Registry, age_days
+from mlci.delivery import age_days
+from mlci.delivery._registry import PRODUCTION, STAGING_ALIAS, Registry
 from mlci.pipeline._config import Config, load_config
 
 
