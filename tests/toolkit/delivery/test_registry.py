@@ -432,11 +432,21 @@ def _killed_at(step: int, action: Callable[[Registry], object], location: str) -
                 return real_call(self, what, method, *args, **kw)
 
             _mlflow.MlflowRegistry._call = dying_call  # type: ignore[method-assign]
-        try:
-            action(Registry.at(location))  # a new client: the parent's has threads of its own
-        except BaseException:
-            os._exit(1)
-        os._exit(0)
+        _finish(action, location)
+    return _killed(pid, step)
+
+
+def _finish(action: Callable[[Registry], object], location: str) -> None:  # pragma: no cover
+    """The child's end: run ``action`` and exit 0, or 1 on any error (137 is a kill)."""
+    try:
+        action(Registry.at(location))  # a new client: the parent's has threads of its own
+    except BaseException:
+        os._exit(1)
+    os._exit(0)
+
+
+def _killed(pid: int, step: int) -> bool:
+    """Wait for the child: True when it was killed at ``step``, False when it finished."""
     _, status = os.waitpid(pid, 0)
     code = os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else status
     assert code in (0, 137), f"the child failed with {code} at step {step}"
@@ -694,15 +704,8 @@ def _killed_in_a_write_without_links(
         _no_hard_links()
         _store._write = write
         Path.rename = rename  # type: ignore[assignment]  # pathlib's own, on every Python
-        try:
-            action(Registry.at(location))
-        except BaseException:
-            os._exit(1)
-        os._exit(0)
-    _, status = os.waitpid(pid, 0)
-    code = os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else status
-    assert code in (0, 137), f"the child failed with {code} at step {step}"
-    return code == 137
+        _finish(action, location)
+    return _killed(pid, step)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
