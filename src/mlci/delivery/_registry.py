@@ -292,24 +292,21 @@ class Registry:
             if alias not in index.aliases:
                 raise MlciError(f"{self.location}: no alias '{alias}' to roll back")
             current = index.aliases[alias]
-            earlier = [
-                n
-                for n in targets_of(index.history, alias)[:-1]
-                if n != current and n not in index.deleted
-            ]
-            if not earlier:
-                gone = sorted(set(targets_of(index.history, alias)) & index.deleted)
-                why = f"; deleted, skipped: {', '.join(map(str, gone))}" if gone else ""
+            skipped: set[int] = set()  # deleted targets passed over, for the message
+            for target in reversed(targets_of(index.history, alias)[:-1]):
+                if target in index.deleted:
+                    skipped.add(target)
+                elif target != current:
+                    break
+            else:
+                gone = ", ".join(map(str, sorted(skipped)))
                 raise MlciError(
                     f"alias '{alias}' has no earlier target to roll back to "
-                    f"(it points at version {current}{why})"
+                    f"(it points at version {current}"
+                    + (f"; deleted, skipped: {gone})" if gone else ")")
                 )
-            target = earlier[-1]
-            stack = targets_of(index.history, alias)
-            passed = stack[len(stack) - 1 - stack[::-1].index(target) : -1]
-            skipped = tuple(sorted({n for n in passed if n in index.deleted}))
             move = Move(alias, "rollback", current, target, utc_now(), _user(), reason)
-            moved.append(dataclasses.replace(move, skipped=skipped))
+            moved.append(dataclasses.replace(move, skipped=tuple(sorted(skipped))))
             return {"kind": "move", "move": move.to_dict()}
 
         self._append(build)
