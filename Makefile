@@ -5,7 +5,7 @@ PYTHON ?= python3
 TOOLS := .tools
 NOX := $(TOOLS)/bin/nox
 
-.PHONY: ci lint train gate check test coverage parity lock clean help
+.PHONY: ci lint train gate check test coverage baseline parity lock clean help
 
 ci: $(NOX) ## the whole pipeline, exactly as CI runs it
 	$(NOX)
@@ -27,6 +27,9 @@ test: $(NOX) ## the tests on every Python of the matrix
 
 coverage: $(NOX) ## combine the coverage of every Python
 	$(NOX) -s coverage
+
+baseline: $(NOX) ## record the model of every Python in metrics/baseline.json
+	$(NOX) -s baseline
 
 parity: $(NOX) ## check that CI runs what make ci runs
 	$(NOX) -s parity

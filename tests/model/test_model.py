@@ -1,8 +1,9 @@
 """The model's checks: about whatever model `[tool.mlci]` configures, on whatever data it names.
 
-These are the tests a fork extends. Nothing here names a data set, a column, a label or an
-estimator: every expectation comes from the repository's config, manifest and baseline, so they
-hold for your model as they do for the sample. mlci's own tests live in tests/toolkit/.
+`mlci init` wrote them; they are the project's to extend. Nothing here names a data set, a
+column, a label or an estimator: every expectation comes from the project's config, manifest and
+baseline, so they hold for your model as they do for the sample. mlci's own tests run where mlci
+is made, never in a project.
 """
 
 from __future__ import annotations

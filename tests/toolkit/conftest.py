@@ -22,6 +22,7 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -227,6 +228,44 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(name, os.environ.get(name, "1"))
 
 
+# The two tiers. A test that starts a process or a server belongs to the integration tier
+# (`nox -s integration`, the oldest and newest Python); the unit tier runs on every Python and
+# refuses both, so a test cannot slip into the wrong tier unnoticed.
+INTEGRATION_FIXTURES = {"s3_endpoint", "mlflow_server"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """MLflow, generated-project and real-server tests are integration tests (before `-m`)."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if (
+            item.get_closest_marker("mlflow")
+            or item.get_closest_marker("project")
+            or fixtures & INTEGRATION_FIXTURES
+        ):
+            item.add_marker(pytest.mark.integration)
+
+
+def _refuse(what: str) -> Callable[..., Any]:
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError(
+            f"the unit tier runs in-process: this test {what}; mark it `integration`"
+        )
+
+    return refuse
+
+
+@pytest.fixture(autouse=True)
+def _unit_tier(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside the integration tier, starting a process or listening on a socket fails."""
+    if request.node.get_closest_marker("integration"):
+        return
+    monkeypatch.setattr(subprocess.Popen, "__init__", _refuse("starts a process"))
+    monkeypatch.setattr(os, "fork", _refuse("forks"))
+    monkeypatch.setattr(socket.socket, "bind", _refuse("listens on a socket"))
+
+
 def free_port() -> int:
     """A loopback port nothing listens on (for a server a test starts)."""
     with socket.socket() as sock:
@@ -270,7 +309,13 @@ def new_bucket(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
 SECRET = "mlci-test-secret-0f3a9c"  # the dummy secret key: tests check that it is never shown
 
 
-@pytest.fixture(params=["local", "s3", pytest.param("mlflow", marks=pytest.mark.mlflow)])
+@pytest.fixture(
+    params=[
+        "local",
+        pytest.param("s3", marks=pytest.mark.integration),
+        pytest.param("mlflow", marks=pytest.mark.mlflow),
+    ]
+)
 def registry_url(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> str:

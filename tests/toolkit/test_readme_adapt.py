@@ -1,11 +1,13 @@
-"""The README's "Adapt it to your model" steps, replayed in a temp copy of the repository."""
+"""The README's "Adapt it to your model" steps, their mlci commands replayed in-process.
+
+The `project` session replays the same steps end to end (a built wheel, the locks, `make ci`):
+tests/toolkit/project/test_end_to_end.py. This one runs on every Python, in the unit tier.
+"""
 
 from __future__ import annotations
 
+import csv
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -31,43 +33,31 @@ def block(text: str, start: str, end: str) -> str:
     return "\n".join(line[indent:] for line in lines[first:last]) + "\n"
 
 
-@pytest.fixture
-def clone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The repository's tracked files, as a fresh clone has them; the working folder."""
-    files = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True
-    ).stdout.decode()
-    for name in filter(None, files.split("\0")):
-        target = tmp_path / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / name, target)
-    # What the steps create must not exist yet, whatever a fork has committed: its own data of
-    # the same name, its baseline (the steps start from a baseline made on other data, or none).
-    for made in [*tmp_path.glob("data/wine.*"), tmp_path / "metrics" / "baseline.json"]:
-        made.unlink(missing_ok=True)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-def test_the_readme_adapt_steps_work(clone: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_readme_adapt_steps_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     text = section()
-    # 1. Export the data with the README's own snippet.
-    snippet = block(text, "<<'PY'", "PY")
-    subprocess.run([sys.executable, "-"], input=snippet, text=True, cwd=clone, check=True)
-    assert (clone / "data" / "wine.csv").read_text().count("\n") == 179
-    # 2. mlci data init, as written.
-    command = re.search(r"mlci (data init \S+ --target \S+)", text)
-    assert command, "no `mlci data init` line in the section"
-    assert main(command[1].split()) == 0
-    assert (clone / "data" / "wine.checks.toml").is_file()
-    # 3. The [tool.mlci] tables, replaced as the README says.
+    monkeypatch.chdir(tmp_path)
+    # 1. Export the data with the README's own snippet (in this process: no subprocess here).
+    exec(compile(block(text, "<<'PY'", "PY"), "README snippet", "exec"), {})
+    with Path("data/wine.csv").open(newline="") as stream:
+        assert sum(1 for _ in csv.reader(stream)) == 179
+    # 2. mlci init, as written (the locks are the `project` session's: they need the index).
+    command = re.search(r"^\s*mlci (init --data \S+ --target \S+)$", text, re.MULTILINE)
+    assert command, "no `mlci init --data … --target …` line in the section"
+    assert main([*command[1].split(), "--no-lock"]) == 0
+    assert Path("data/wine.checks.toml").is_file()
+    Path("requirements").mkdir()
+    Path("requirements/main.txt").write_text("scikit-learn==0\n")  # what the stage key reads
+    # 3. The tables, replaced as the README says; pictures off for the suite's time.
     toml = block(text, "```toml", "```")
-    pyproject = clone / "pyproject.toml"
+    pyproject = Path("pyproject.toml")
     old = pyproject.read_text()
+    start, end = old.index("[tool.mlci.estimator]"), old.index("[tool.mlci.drift]")
     pyproject.write_text(
-        old[: old.index("[tool.mlci]\n")] + toml + "\n" + old[old.index("[tool.mlci.drift]") :]
+        old[:start] + toml + "\n" + old[end:] + "\n[tool.mlci.report]\npictures = false\n"
     )
-    # 4. train, check, gate, baseline, gate: what the README's comments say happens.
+    # 4. train, check, gate, tune, baseline, gate: what the README's comments say happens.
     capsys.readouterr()
     assert main(["train"]) == 0
     assert "trained StandardScaler → LogisticRegression on 178 rows" in capsys.readouterr().out
@@ -82,12 +72,3 @@ def test_the_readme_adapt_steps_work(clone: Path, capsys: pytest.CaptureFixture[
     assert main(["baseline", "update"]) == 0
     assert main(["gate"]) == 0
     assert "reference: baseline for Python" in capsys.readouterr().out
-    # The model's tests, driven by the new config, hold for the new model on this Python.
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--no-cov", "tests/model"],
-        cwd=clone,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr

@@ -107,6 +107,7 @@ def failing_server() -> Iterator[str]:
 
 
 @pytest.mark.skipif(sys.version_info < (3, 10), reason="MLflow's client needs Python 3.10")
+@pytest.mark.integration
 def test_a_password_in_the_tracking_uri_reaches_neither_stderr_nor_health(
     project: Path,
     failing_server: str,

@@ -17,6 +17,7 @@ from mlci.ci._lint import section as lint_section
 from mlci.ci._locks import (
     Lock,
     compile_all,
+    locks,
     pins,
     project_locks,
     python_versions,
@@ -40,6 +41,7 @@ __all__ = [
     "compile_all",
     "coverage_section",
     "lint_section",
+    "locks",
     "parity_section",
     "pins",
     "project_locks",

@@ -29,8 +29,9 @@ class Lock:
     inputs: tuple[str, ...]
     python: str
     constraint: str | None = None
+    together: bool = False  # installed beside the runtime's lock by the model's sessions
 
-    def command(self, output: Path) -> list[str]:
+    def command(self, output: Path, find_links: str | None = None) -> list[str]:
         """The `uv pip compile` call that writes this lock to ``output``."""
         args = [
             *COMPILE,
@@ -50,7 +51,16 @@ class Lock:
             args += [arg for group in self.inputs for arg in ("--group", f"pyproject.toml:{group}")]
         if self.constraint:
             args += ["--constraint", self.constraint]
+        if find_links:
+            # A folder holding a wheel not yet on the index (mlci's own, before it is published);
+            # the lock records its name, version and hash, never the folder.
+            args += ["--find-links", find_links]
         return [*args, "-o", str(output)]
+
+
+# The matrix of a project whose pyproject.toml has no trove classifiers (as `mlci init` writes it).
+PYTHONS = ("3.9", "3.10", "3.11", "3.12")
+MLCI_GROUP = "mlci"  # a project's pin of mlci, included by its other groups, never locked alone
 
 
 def python_versions(pyproject: dict[str, Any]) -> list[str]:
@@ -58,11 +68,36 @@ def python_versions(pyproject: dict[str, Any]) -> list[str]:
     prefix = "Programming Language :: Python :: 3."
     classifiers = pyproject.get("project", {}).get("classifiers", [])
     versions = [c.rsplit(" ", 1)[-1] for c in classifiers if c.startswith(prefix)]
-    return sorted(versions, key=lambda version: int(version.split(".")[1]))
+    return sorted(versions, key=lambda version: int(version.split(".")[1])) or list(PYTHONS)
+
+
+def group_locks(pyproject: dict[str, Any], default_python: str) -> list[Lock]:
+    """A project made by `mlci init`: one lock per dependency group, `main` first.
+
+    `test` and the extras' groups take their pins from `main`, so that the locks a session
+    installs together agree; `ci` and `tools` hold nox, which needs Python 3.10.
+    """
+    floor = python_versions(pyproject)[0]
+    groups = [name for name in pyproject.get("dependency-groups", {}) if name != MLCI_GROUP]
+    main = "requirements/main.txt"
+    found = [Lock(main, ("main",), floor, together=True)]
+    for name in groups:
+        path = f"requirements/{name}.txt"
+        if name == "main":
+            continue
+        if name in ("tools", CI_EXTRA):
+            found.append(Lock(path, (name,), TOOLS_PYTHON, None if name == "tools" else main))
+        elif name == "lint":
+            found.append(Lock(path, (name,), default_python, main))
+        else:
+            found.append(Lock(path, (name,), floor, main, together=name != "test"))
+    return found
 
 
 def locks(pyproject: dict[str, Any], default_python: str) -> list[Lock]:
     """Every lock, in the order they must be compiled (main before the locks it constrains)."""
+    if "main" in pyproject.get("dependency-groups", {}):
+        return group_locks(pyproject, default_python)
     versions = python_versions(pyproject)
     floor = versions[0] if versions else "3.9"
     optional = pyproject.get("project", {}).get("optional-dependencies", {})
@@ -70,7 +105,7 @@ def locks(pyproject: dict[str, Any], default_python: str) -> list[Lock]:
     main = "requirements/main.txt"
     joint = "requirements/test.txt"  # every extra and the tests, resolved together
     found = [
-        Lock(main, ("project",), floor),
+        Lock(main, ("project",), floor, together=True),
         Lock(joint, ("project", *extras, "test"), floor, main),
     ]
     # One lock per extra, so that a session needing it (serve, skops, parity) installs the runtime
@@ -83,7 +118,13 @@ def locks(pyproject: dict[str, Any], default_python: str) -> list[Lock]:
             found.append(Lock(f"requirements/{name}.txt", inputs, TOOLS_PYTHON, main))
         else:
             found.append(
-                Lock(f"requirements/{name}.txt", ("project", f"{EXTRA}{name}"), floor, joint)
+                Lock(
+                    f"requirements/{name}.txt",
+                    ("project", f"{EXTRA}{name}"),
+                    floor,
+                    joint,
+                    together=True,
+                )
             )
     return [
         *found,
@@ -95,6 +136,12 @@ def locks(pyproject: dict[str, Any], default_python: str) -> list[Lock]:
             main,
         ),
         Lock("requirements/tools.txt", ("tools",), TOOLS_PYTHON),
+        # `nox -s build`: the build backend, for `uv build --build-constraints --require-hashes`.
+        *(
+            [Lock("requirements/build.txt", ("build",), default_python)]
+            if "build" in pyproject.get("dependency-groups", {})
+            else []
+        ),
         *(
             # The integration session: the project, its tests, and the server they talk to.
             Lock(f"requirements/{name}.txt", ("project", *extras, "test", name), TOOLS_PYTHON, main)
@@ -115,10 +162,13 @@ def project_locks(root: Path) -> list[Lock]:
     return locks(read_toml(root / "pyproject.toml"), default_python(root))
 
 
-def compile_all(root: Path, all_locks: list[Lock], *, upgrade: bool = False) -> None:
+def compile_all(
+    root: Path, all_locks: list[Lock], *, upgrade: bool = False, find_links: str | None = None
+) -> None:
     """Regenerate every lock file in place."""
     for lock in all_locks:
-        _run([*lock.command(root / lock.path), *(["--upgrade"] if upgrade else [])], root)
+        command = lock.command(root / lock.path, find_links)
+        _run([*command, *(["--upgrade"] if upgrade else [])], root)
 
 
 def pins(path: Path) -> dict[str, list[str]]:
@@ -143,14 +193,7 @@ _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)\s*(?:;\s*([^\\]+?
 
 def installed_together(all_locks: list[Lock]) -> list[Lock]:
     """The locks a session may install side by side: the runtime's and each extra's but ci's."""
-    return [
-        lock
-        for lock in all_locks
-        if lock.constraint
-        and lock.inputs[0] == "project"
-        and len(lock.inputs) == 2
-        and lock.inputs[1] != f"{EXTRA}{CI_EXTRA}"
-    ] + [lock for lock in all_locks if lock.inputs == ("project",)]
+    return [lock for lock in all_locks if lock.together]
 
 
 def disagreements(root: Path, paths: list[str], pythons: list[str]) -> list[tuple[str, str]]:

@@ -442,10 +442,16 @@ def check_python_matrix(repo: Repo) -> Iterator[Violation]:
             text = str(value)
             if "matrix.python" in text:
                 derived = True
-            elif "${{" not in text and text and text not in matrix:
-                yield Violation(
-                    display, number, "python-matrix", f"Python {text} is not in the matrix {matrix}"
-                )
+            elif "${{" not in text and text:
+                # One version, or several one per line (setup-python installs them all).
+                for version in text.split():
+                    if version not in matrix:
+                        yield Violation(
+                            display,
+                            number,
+                            "python-matrix",
+                            f"Python {version} is not in the matrix {matrix}",
+                        )
         for number, value in values_of(document, "matrix"):
             literal = value.get("python") if isinstance(value, dict) else None
             if not isinstance(literal, list):

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from mlci import __version__
 from mlci._secrets import RedactingStream, redact
-from mlci.cli import _ci, _delivery, _pipeline, _reporting, _serving
+from mlci.cli import _ci, _delivery, _pipeline, _project, _reporting, _serving
 from mlci.errors import MlciError
 
 __all__ = ["build_parser", "main"]
@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="project folder holding pyproject.toml (default: .)",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for group in (_pipeline, _delivery, _serving, _reporting, _ci):
+    for group in (_project, _pipeline, _delivery, _serving, _reporting, _ci):
         group.register(commands)
     return parser
 

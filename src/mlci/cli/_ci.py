@@ -34,7 +34,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
     locks = ci.project_locks(root)
     if args.outdated:
         return _outdated(root, locks)
-    ci.compile_all(root, locks, upgrade=args.upgrade)
+    ci.compile_all(root, locks, upgrade=args.upgrade, find_links=args.find_links)
     for lock in locks:
         print(f"{lock.path}: {len(ci.pins(root / lock.path))} packages")
     return 0
@@ -164,6 +164,11 @@ def register(commands: Any) -> None:
     )
     lock = add(commands, "lock", cmd_lock)
     lock.add_argument("--upgrade", action="store_true", help="move every pin to the newest allowed")
+    lock.add_argument(
+        "--find-links",
+        metavar="DIR",
+        help="also look for packages in DIR (mlci's wheel before it is on the index)",
+    )
     lock.add_argument(
         "--outdated",
         action="store_true",

@@ -11,7 +11,6 @@ import dataclasses
 import functools
 import os
 import shutil
-import subprocess
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -78,16 +77,38 @@ def package_versions() -> dict[str, str | None]:
 
 
 def git_commit(root: Path) -> str | None:
-    """The checked-out commit, or None outside a git work tree."""
+    """The checked-out commit, or None outside a git work tree (read from .git, no git process)."""
+    for folder in (root.resolve(), *root.resolve().parents):
+        dot_git = folder / ".git"
+        if dot_git.exists():
+            return _head(dot_git)
+    return None
+
+
+def _head(dot_git: Path) -> str | None:
+    """HEAD's commit: a detached hash, or its branch's loose or packed ref; None when unborn."""
     try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=False
-        )
-    except OSError:
+        if dot_git.is_file():  # a linked worktree or a submodule: "gitdir: <path>"
+            dot_git = (dot_git.parent / dot_git.read_text().split(":", 1)[1].strip()).resolve()
+        head = (dot_git / "HEAD").read_text().strip()
+        common = dot_git
+        if (dot_git / "commondir").is_file():
+            common = (dot_git / (dot_git / "commondir").read_text().strip()).resolve()
+        if not head.startswith("ref:"):
+            return head or None
+        ref = head[4:].strip()
+        for base in (dot_git, common):
+            loose = base / ref
+            if loose.is_file():
+                return loose.read_text().strip() or None
+        packed = common / "packed-refs"
+        if packed.is_file():
+            for line in packed.read_text().splitlines():
+                if line.endswith(f" {ref}") and not line.startswith(("#", "^")):
+                    return line.split(" ", 1)[0]
+    except (OSError, IndexError, UnicodeDecodeError):
         return None
-    if result.returncode != 0:
-        return None
-    return result.stdout.strip() or None
+    return None
 
 
 def load_data(config: Config, sha256: str | None = None) -> tuple[Manifest, Table]:

@@ -37,6 +37,7 @@ def runs(tree: Path) -> int:
     return len((tree / "runs.log").read_text())
 
 
+@pytest.mark.integration
 def test_a_second_run_on_the_same_inputs_is_skipped(tree: Path) -> None:
     first = run(tree)
     assert (first.ran, first.returncode, first.reason) == (True, 0, "no successful run on record")
@@ -55,6 +56,7 @@ def test_a_second_run_on_the_same_inputs_is_skipped(tree: Path) -> None:
         (lambda t: (t / "artifacts" / ".cache" / "demo.json").write_text("{"), "unreadable"),
     ],
 )
+@pytest.mark.integration
 def test_any_change_of_input_or_output_runs_again(
     tree: Path, change: Callable[[Path], object], reason: str
 ) -> None:
@@ -66,12 +68,14 @@ def test_any_change_of_input_or_output_runs_again(
     assert runs(tree) == 2
 
 
+@pytest.mark.integration
 def test_ignored_files_do_not_count(tree: Path) -> None:
     run(tree)
     (tree / "runs.log").write_text("xxxxx")  # ignored: not an input
     assert not run(tree).ran
 
 
+@pytest.mark.integration
 def test_the_command_line_and_named_env_vars_are_part_of_the_key(
     tree: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -84,6 +88,7 @@ def test_the_command_line_and_named_env_vars_are_part_of_the_key(
     assert cached.run(tree, tree / "artifacts", "env", COMMAND, env=["DEMO_SETTING"]).ran
 
 
+@pytest.mark.integration
 def test_failures_are_never_recorded(tree: Path) -> None:
     failing = [sys.executable, "-c", "raise SystemExit(3)"]
     assert run(tree, failing).returncode == 3
@@ -93,21 +98,25 @@ def test_failures_are_never_recorded(tree: Path) -> None:
     assert run(tree).ran  # the failure removed the record of the earlier success
 
 
+@pytest.mark.integration
 def test_no_cache_forces_a_run(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     run(tree)
     monkeypatch.setenv("MLCI_NO_CACHE", "1")
     assert run(tree).reason == "MLCI_NO_CACHE is set"
 
 
+@pytest.mark.integration
 def test_outside_git_it_always_runs(tmp_path: Path) -> None:
     assert run(tmp_path).ran
     assert run(tmp_path).reason.startswith("not a git work tree")
 
 
+@pytest.mark.integration
 def test_a_missing_command(tree: Path) -> None:
     assert run(tree, ["no-such-command-here"]).returncode == 127
 
 
+@pytest.mark.integration
 def test_cli(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     subprocess.run(["git", "init", "-q", str(project)], check=True)
     (project / ".gitignore").write_text("artifacts/\nruns.log\nout.txt\n")
@@ -128,6 +137,7 @@ def test_only_the_cached_command_takes_what_follows_its_dashes(
     assert "cached" in capsys.readouterr().err
 
 
+@pytest.mark.integration
 def test_the_command_right_after_the_name_runs(project: Path) -> None:
     """`mlci cached NAME -- CMD`, as the noxfile writes it: argparse drops that `--` itself."""
     subprocess.run(["git", "init", "-q", str(project)], check=True)

@@ -46,6 +46,7 @@ def calls(log: Path) -> list[list[str]]:
     return [json.loads(line) for line in log.read_text().splitlines()]
 
 
+@pytest.mark.integration
 def test_clean_tools_pass_and_report_zero(
     tools: Path, project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -61,6 +62,7 @@ def test_clean_tools_pass_and_report_zero(
     assert "vendor.github-workflows" in commands[3]
 
 
+@pytest.mark.integration
 def test_findings_are_counted_and_fail(
     tools: Path, project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -78,6 +80,7 @@ def test_findings_are_counted_and_fail(
     assert "## Lint: 3 finding(s)" in (project / "artifacts" / "report.md").read_text()
 
 
+@pytest.mark.integration
 def test_schema_errors_count(tools: Path, project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(
         "FAKE_CHECK_JSONSCHEMA", json.dumps([json.dumps({"status": "fail", "errors": [{}, {}]}), 1])
@@ -85,6 +88,7 @@ def test_schema_errors_count(tools: Path, project: Path, monkeypatch: pytest.Mon
     assert {f.tool: f.count for f in lint.run_all(project)}["check-jsonschema"] == 2
 
 
+@pytest.mark.integration
 def test_a_dependabot_config_is_audited_and_schema_checked(
     tools: Path, project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -101,6 +105,7 @@ def test_a_dependabot_config_is_audited_and_schema_checked(
     assert zizmor[-2:] == [".github/workflows/ci.yml", ".github/dependabot.yml"]
 
 
+@pytest.mark.integration
 def test_a_broken_tool_is_an_error(
     tools: Path, project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -109,6 +114,7 @@ def test_a_broken_tool_is_an_error(
         lint.run_all(project)
 
 
+@pytest.mark.integration
 def test_a_missing_tool_is_an_error(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(project / "nothing-here"))
     with pytest.raises(MlciError, match="ruff: not installed"):

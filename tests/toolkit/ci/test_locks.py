@@ -106,12 +106,14 @@ def test_outdated_reports_the_pins_an_upgrade_would_move_and_writes_no_lock(
     assert (tmp_path / "requirements" / "main.txt").read_text().startswith("joblib==1.5.0")
 
 
+@pytest.mark.integration
 def test_a_missing_uv_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(MlciError, match="uv: not installed"):
         locks._run(["uv", "pip", "compile"], tmp_path)
 
 
+@pytest.mark.integration
 def test_a_failing_uv_is_a_clear_error(tmp_path: Path) -> None:
     command = [sys.executable, "-c", "import sys; sys.stderr.write('no solution'); sys.exit(1)"]
     with pytest.raises(MlciError, match="uv pip compile failed:\nno solution"):

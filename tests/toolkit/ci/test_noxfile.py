@@ -13,6 +13,7 @@ from typing import Any, Callable
 import pytest
 from conftest import REPO
 
+import mlci
 from mlci._settings import tomllib
 
 
@@ -34,6 +35,9 @@ class Recorder:
 
     def log(self, *args: Any) -> None:
         pass
+
+    def error(self, *args: Any) -> None:
+        raise AssertionError(" ".join(map(str, args)))
 
 
 def fake_nox() -> types.ModuleType:
@@ -67,6 +71,9 @@ def synced_locks(root: Path, name: str, monkeypatch: pytest.MonkeyPatch) -> list
     """The lock files session ``name`` of ``root/noxfile.py`` syncs its venv to."""
     nox = fake_nox()
     monkeypatch.setitem(sys.modules, "nox", nox)
+    # mlci.nox, if imported before, is bound to the real nox: import it again with the stand-in.
+    monkeypatch.delitem(sys.modules, "mlci.nox", raising=False)
+    monkeypatch.delattr(mlci, "nox", raising=False)
     runpy.run_path(str(root / "noxfile.py"), run_name="noxfile")
     recorder = Recorder(root / ".nox" / name)
     nox.sessions[name](recorder)

@@ -21,8 +21,12 @@ SESSIONS = [
     ("gate", ["ci"], True),
     ("check", ["ci"], True),
     *((f"test-{python}", ["ci"], True) for python in PYTHONS),
+    ("integration-3.9", ["ci"], True),
+    ("integration-3.12", ["ci"], True),
     ("mlflow", ["ci"], True),
+    ("project", ["ci"], True),
     ("coverage", [], True),
+    ("build", [], False),
     ("release", [], False),
     ("retrain", [], False),
     ("rollback", [], False),
@@ -147,6 +151,13 @@ BREAKS = [
         "Python 3.8 is not in the matrix",
     ),
     (".python-version", "3.11", "3.13", "python-matrix", "3.13 is not one of"),
+    (
+        WORKFLOW,
+        "            3.9\n",
+        "            3.8\n",
+        "python-matrix",
+        "Python 3.8 is not in the matrix",
+    ),
     (
         "Makefile",
         "\t$(NOX) -s lint",
@@ -367,9 +378,37 @@ def test_only_the_jobs_that_write_the_registry_may_ask_for_cloud_credentials() -
             permissions = job.get("permissions", {})
             if permissions.get("id-token") == "write":
                 granted[f"{path.name}:{name}"] = job
+                if path.name == "publish.yml":
+                    continue  # Trusted Publishing, checked below
                 steps = [step.get("uses", "") for step in job["steps"]]
                 assert steps[0].startswith("actions/checkout@"), "checkout before the auth"
                 assert any("configure-aws-credentials@" in uses for uses in steps)
                 assert any("google-github-actions/auth@" in uses for uses in steps)
                 assert job.get("env", {}).get("MLCI_REGISTRY") or workflow["env"]["MLCI_REGISTRY"]
-    assert sorted(granted) == ["ci.yml:release", "delivery.yml:retrain", "delivery.yml:rollback"]
+    assert sorted(granted) == [
+        "ci.yml:release",
+        "delivery.yml:retrain",
+        "delivery.yml:rollback",
+        "publish.yml:publish",
+    ]
+
+
+def test_mlci_is_published_with_trusted_publishing_from_the_files_it_built_and_tested() -> None:
+    """build -> upload-artifact -> publish, never a rebuild; the token in the publish job only."""
+    from ruamel.yaml import YAML
+
+    workflow = YAML(typ="safe").load((REPO / ".github" / "workflows" / "publish.yml").read_text())
+    assert workflow["on"] == {"release": {"types": ["published"]}}
+    build, publish = workflow["jobs"]["build"], workflow["jobs"]["publish"]
+    assert build["permissions"] == {"contents": "read"}
+    runs = [step["run"] for step in build["steps"] if "run" in step]
+    assert runs[1:] == ["nox -s build", "nox -s project"]
+    assert build["steps"][-1]["uses"].startswith("actions/upload-artifact@")
+    assert publish["needs"] == "build"
+    assert publish["environment"]["name"] == "pypi"
+    assert publish["permissions"] == {"id-token": "write"}
+    uses = [step["uses"] for step in publish["steps"]]
+    assert uses[0].startswith("actions/download-artifact@")
+    assert uses[1].startswith("pypa/gh-action-pypi-publish@")
+    assert all(len(use.split("@")[1]) == 40 for use in uses)  # pinned by full SHA
+    assert not any("run" in step for step in publish["steps"])  # nothing is built here

@@ -90,6 +90,7 @@ def test_parallel_sessions_lose_no_section(tmp_path: Path) -> None:
     assert missing == []
 
 
+@pytest.mark.integration
 def test_mlci_coverage_combines_reports_and_judges_the_floor(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -123,6 +123,7 @@ def test_predict_without_a_model(project: Path, capsys: pytest.CaptureFixture[st
     assert "no complete training run; run 'mlci train'" in capsys.readouterr().err
 
 
+@pytest.mark.integration
 def test_python_dash_m_runs_the_cli(project: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "mlci", "-C", str(project), "status"],
@@ -192,6 +193,7 @@ def test_predict_with_a_version_of_other_columns_uses_its_own(
     assert "sepal_length" in capsys.readouterr().err
 
 
+@pytest.mark.integration
 def test_a_reader_that_goes_away_gets_no_traceback(project: Path) -> None:
     """`mlci ... | head -1`: the pipe closes before mlci has printed everything."""
     rows = project / "rows.csv"

@@ -43,6 +43,7 @@ def client() -> Any:
     return MlflowClient()
 
 
+@pytest.mark.integration
 def test_without_a_server_the_setting_to_give_is_named(
     project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -67,6 +68,7 @@ def test_a_name_mlflow_cannot_take_is_refused(
 
 
 @pytest.mark.skipif(sys.version_info < (3, 10), reason="MLflow's client needs Python 3.10")
+@pytest.mark.integration
 def test_a_server_that_is_down_is_one_clear_error(
     project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

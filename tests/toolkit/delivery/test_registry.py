@@ -340,6 +340,7 @@ registry.promote(version.number, "production", sys.argv[1])
 """
 
 
+@pytest.mark.integration
 def test_concurrent_writers_lose_no_version_and_no_move(
     project: Path, tmp_path: Path, registry_url: str
 ) -> None:
@@ -461,6 +462,7 @@ def _consistent(reg: Registry) -> None:
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+@pytest.mark.integration
 def test_a_writer_killed_at_any_step_leaves_the_registry_consistent(
     project: Path, registry: Registry, registry_url: str
 ) -> None:
@@ -709,6 +711,7 @@ def _killed_in_a_write_without_links(
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+@pytest.mark.integration
 def test_without_hard_links_a_killed_writer_leaves_nothing_that_breaks_reads(
     project: Path, local_registry: Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO, new_bucket
 
+pytestmark = pytest.mark.integration  # two clones, processes, real servers
+
 NOX = REPO / ".tools" / "bin" / "nox"  # the pinned nox that `make` installs
 
 

@@ -24,6 +24,8 @@ from conftest import SECRET, free_port, make_project, new_bucket, write_pyprojec
 from mlci.cli import main
 from mlci.delivery import PRODUCTION, Registry
 
+pytestmark = pytest.mark.integration  # two clones, processes, real servers
+
 pytest.importorskip("fastapi", reason="mlci serve needs the serve extra")
 
 

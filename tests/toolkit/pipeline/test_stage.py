@@ -165,6 +165,7 @@ def test_an_unfinished_lineage_is_stale(trained: train_module.TrainResult, proje
     assert stage.check(load_config(project)).reasons == ["the last training run did not finish"]
 
 
+@pytest.mark.integration
 def test_a_cache_hit_imports_no_scikit_learn(
     trained: train_module.TrainResult, project: Path
 ) -> None:

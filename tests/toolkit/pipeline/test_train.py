@@ -231,6 +231,7 @@ def test_a_regressor_is_refused_before_the_data_is_split(tmp_path: Path) -> None
         train(load_config(root))
 
 
+@pytest.mark.integration
 def test_the_same_model_whatever_the_machines_thread_settings(tmp_path: Path) -> None:
     """HistGradientBoosting fits another model with another OpenMP thread count: mlci sets it
     (the default; `threads = 2` is the same code with another number)."""
@@ -255,3 +256,27 @@ def test_the_same_model_whatever_the_machines_thread_settings(tmp_path: Path) ->
         shas.add(lineage["outputs"]["model"])
     assert len(shas) == 1
     assert lineage["config"]["threads"] == 1  # in the stage's key
+
+
+def test_the_commit_is_read_from_git_s_files_without_a_process(tmp_path: Path) -> None:
+    """Loose and packed refs, a detached HEAD, a linked worktree, an unborn branch."""
+    from mlci.pipeline._train import git_commit
+
+    first, second = "1" * 40, "2" * 40
+    git = tmp_path / "repo" / ".git"
+    (git / "refs" / "heads").mkdir(parents=True)
+    (git / "HEAD").write_text("ref: refs/heads/main\n")
+    assert git_commit(tmp_path / "repo") is None  # unborn: no commit yet
+    (git / "packed-refs").write_text(f"# pack-refs with: peeled\n{first} refs/heads/main\n")
+    assert git_commit(tmp_path / "repo") == first
+    (git / "refs" / "heads" / "main").write_text(second + "\n")  # a loose ref wins
+    assert git_commit(tmp_path / "repo" / "sub" / "dir") == second  # from below the root too
+    (git / "HEAD").write_text(first + "\n")
+    assert git_commit(tmp_path / "repo") == first  # detached
+    worktree = git / "worktrees" / "other"
+    worktree.mkdir(parents=True)
+    (worktree / "HEAD").write_text("ref: refs/heads/main\n")
+    (worktree / "commondir").write_text("../..\n")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / ".git").write_text(f"gitdir: {worktree}\n")
+    assert git_commit(tmp_path / "other") == second

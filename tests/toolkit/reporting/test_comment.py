@@ -145,6 +145,7 @@ def mlci_comments(github: GitHub, issue: int = 7) -> list[dict[str, Any]]:
     return [c for c in github.comments.get(issue, []) if MARKER in c["body"]]
 
 
+@pytest.mark.integration
 def test_the_comment_is_created_once_then_updated_in_place(tmp_path: Path, github: GitHub) -> None:
     env = ci_env(tmp_path, github)
     # 150 comments before it: people's (one quotes the marker), and the bot's without it.
@@ -165,6 +166,7 @@ def test_the_comment_is_created_once_then_updated_in_place(tmp_path: Path, githu
     assert github.requests[-1][0] == "PATCH"
 
 
+@pytest.mark.integration
 def test_a_read_only_token_is_said_in_the_summary_and_exits_zero(
     tmp_path: Path,
     github: GitHub,
@@ -187,6 +189,7 @@ def test_a_read_only_token_is_said_in_the_summary_and_exits_zero(
     assert TOKEN not in out + summary
 
 
+@pytest.mark.integration
 def test_a_pull_request_from_a_fork_is_skipped_without_a_request(
     tmp_path: Path, github: GitHub
 ) -> None:
@@ -196,6 +199,7 @@ def test_a_pull_request_from_a_fork_is_skipped_without_a_request(
     assert github.requests == []
 
 
+@pytest.mark.integration
 def test_a_5xx_is_retried_a_bounded_number_of_times(tmp_path: Path, github: GitHub) -> None:
     env = ci_env(tmp_path, github)
     waits: list[float] = []
@@ -211,6 +215,7 @@ def test_a_5xx_is_retried_a_bounded_number_of_times(tmp_path: Path, github: GitH
     assert len(github.requests) - requests == _comment.ATTEMPTS
 
 
+@pytest.mark.integration
 def test_a_bad_token_is_an_error_that_does_not_show_it(tmp_path: Path, github: GitHub) -> None:
     env = {**ci_env(tmp_path, github), "GITHUB_TOKEN": "ghs_wrong"}
     with pytest.raises(
@@ -232,6 +237,7 @@ def test_outside_a_pull_request_job_it_prints_what_it_would_post(
     assert f"{MARKER}\n# mlci report\n\n## Training: trained\n" in out
 
 
+@pytest.mark.integration
 def test_a_push_event_has_no_pull_request_to_comment_on(tmp_path: Path, github: GitHub) -> None:
     env = ci_env(tmp_path, github)
     Path(env["GITHUB_EVENT_PATH"]).write_text(json.dumps({"ref": "refs/heads/main"}))
@@ -240,6 +246,7 @@ def test_a_push_event_has_no_pull_request_to_comment_on(tmp_path: Path, github: 
     assert "not a pull request event" in result.reason
 
 
+@pytest.mark.integration
 def test_a_report_longer_than_githubs_limit_is_cut_with_a_note(
     tmp_path: Path, github: GitHub
 ) -> None:

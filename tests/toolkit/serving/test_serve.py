@@ -359,6 +359,7 @@ def test_fuzzed_requests_never_get_a_5xx(served: Served, body: bytes, content_ty
         assert reply["message"]
 
 
+@pytest.mark.integration
 def test_no_model_yet_is_503_until_one_is_promoted(tmp_path: Path) -> None:
     root = make_project(tmp_path)
     registry = Registry.of(load_config(root))
@@ -395,6 +396,7 @@ def test_a_configured_public_host_needs_an_explicit_flag(project: Path) -> None:
         serve(load_config(project))
 
 
+@pytest.mark.integration
 def test_mlci_serve_shuts_down_gracefully_on_sigterm(project: Path) -> None:
     registry = Registry.of(load_config(project))
     registry.register(retrain_with(project, trees=3))
@@ -457,6 +459,7 @@ def readme_examples() -> list[tuple[str, str, bytes, dict[str, Any]]]:
     return examples
 
 
+@pytest.mark.integration
 def test_the_readme_curl_examples_return_the_documented_replies(tmp_path: Path) -> None:
     examples = readme_examples()
     assert len(examples) >= 3
@@ -527,6 +530,7 @@ def test_concurrent_requests_are_scored_together_and_answered_apart() -> None:
     assert max(model.calls) > 1
 
 
+@pytest.mark.integration
 def test_a_promoted_version_with_other_columns_is_served_with_its_own(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
@@ -574,6 +578,7 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     }
 
 
+@pytest.mark.integration
 def test_metrics_count_requests_rows_and_classes_and_report_the_model(served: Served) -> None:
     """ML Test Score, monitoring: serving metrics in the format operators scrape."""
     slot = ModelSlot(served.registry, PRODUCTION)
@@ -621,6 +626,7 @@ class NaNProbabilities:
         return np.full((len(rows), len(self.classes_)), np.nan)
 
 
+@pytest.mark.integration
 def test_nan_probabilities_are_a_500_counted_in_metrics_not_a_crash(served: Served) -> None:
     class Fixed(ModelSlot):
         def refresh(self) -> None:  # the model set below stays
@@ -654,6 +660,7 @@ def test_failed_reloads_are_counted(served: Served, tmp_path: Path) -> None:
     assert math.isnan(found[("mlci_model_version", ())])
 
 
+@pytest.mark.integration
 def test_the_server_logs_the_rows_it_scored_when_asked(served: Served, tmp_path: Path) -> None:
     log = tmp_path / "served.csv"
     settings = dataclasses.replace(SETTINGS, sample_log=str(log), sample_log_bytes=100_000)
@@ -675,6 +682,7 @@ class _Fixed(ModelSlot):
         pass
 
 
+@pytest.mark.integration
 def test_proba_for_a_model_without_probabilities_is_a_400_for_that_client_alone(
     served: Served,
 ) -> None:
@@ -701,6 +709,7 @@ def test_proba_for_a_model_without_probabilities_is_a_400_for_that_client_alone(
             assert (status, reply["predictions"]) == (200, list(svc.predict(ROWS)))
 
 
+@pytest.mark.integration
 def test_a_hostile_or_a_large_body_never_keeps_ping_waiting(served: Served) -> None:
     names = [f"column_{i}" for i in range(80_000)]  # the reported body: 80,000 distinct names
     hostile = json.dumps({"dataframe_split": {"columns": names, "data": []}})  # ~1 MB

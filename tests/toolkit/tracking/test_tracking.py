@@ -63,6 +63,7 @@ def test_a_bad_setting_names_the_table_and_key(
     assert "[tool.mlci.mlflow]" in capsys.readouterr().err
 
 
+@pytest.mark.integration
 def test_an_unreachable_server_is_a_warning_and_training_succeeds(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -78,6 +79,7 @@ def test_an_unreachable_server_is_a_warning_and_training_succeeds(
 
 
 @pytest.mark.skipif(sys.version_info < (3, 10), reason="MLflow's client needs Python 3.10")
+@pytest.mark.integration
 def test_with_strict_an_unreachable_server_fails_the_command(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
