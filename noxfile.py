@@ -43,6 +43,11 @@ mlci.test(project)
 TEST_LOCK = project.lock("test")  # the runtime, every extra and the tests
 
 
+def tools_path(session: nox.Session) -> str:
+    """PATH with the session's venv first, then this nox's own (uv, to build the wheel)."""
+    return os.pathsep.join([session.bin, str(Path(sys.executable).parent), os.environ["PATH"]])
+
+
 @nox.session(python=project.default_python, tags=["ci"], allow_parallel=True)
 def typecheck(session: nox.Session) -> None:
     """Type-check src/, tests/ and this noxfile with mypy --strict (settings in pyproject.toml)."""
@@ -63,7 +68,7 @@ def integration(session: nox.Session) -> None:
         *("--env", "COVERAGE_FILE", "--"),
         *("pytest", "-m", "integration and not mlflow"),
         *("--cov", "--cov-report=", "--cov-fail-under=0", *session.posargs),
-        env={"COVERAGE_FILE": coverage_file},
+        env={"COVERAGE_FILE": coverage_file, "PATH": tools_path(session)},
     )
 
 
@@ -84,12 +89,10 @@ def mlflow(session: nox.Session) -> None:
 def generated_project(session: nox.Session) -> None:
     """End to end: build the wheel, `mlci init` the README's wine project, run its make ci."""
     mlci.install_locked(session, project, TEST_LOCK)
-    # uv (to build and lock) and make's nox come from this nox's own environment.
-    tools = str(Path(sys.executable).parent)
     session.run(
         *("mlci", "cached", "project", "--env", "MLCI_WHEELS", "--"),
         *("pytest", "-m", "project", "--no-cov", *session.posargs),
-        env={"PATH": os.pathsep.join([tools, os.environ.get("PATH", "")])},
+        env={"PATH": tools_path(session)},
     )
 
 

@@ -67,22 +67,19 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ["git", "log", "-1", "--format=%ct"], cwd=REPO, capture_output=True, text=True, check=True
     ).stdout.strip()
     constraints = REPO / "requirements" / "build.txt"
+    dist = tmp_path_factory.mktemp("dist")
     run(
         [
-            "uv",
-            "build",
-            "--wheel",
-            "--out-dir",
-            str(folder),
-            "--build-constraints",
-            str(constraints),
-            "--require-hashes",
-            str(REPO),
+            *("uv", "build", "--wheel", "--out-dir", str(dist)),
+            *("--build-constraints", str(constraints), "--require-hashes", str(REPO)),
         ],
         REPO,
         {**os.environ, "SOURCE_DATE_EPOCH": epoch},
     )
-    assert [path.name for path in folder.iterdir()] == [f"mlci-{__version__}-py3-none-any.whl"]
+    # Only the wheel: uv has dropped the hashes of local files when a wheel and an sdist sat
+    # side by side, and uv build leaves a .gitignore in its output folder.
+    wheel = dist / f"mlci-{__version__}-py3-none-any.whl"
+    shutil.copy(wheel, folder / wheel.name)
     return folder
 
 
