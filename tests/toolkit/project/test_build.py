@@ -1,4 +1,4 @@
-"""`nox -s build`: the same bytes from the same commit, and a wheel holding mlci and nothing else."""
+"""`nox -s build`: the same bytes from one commit, and a wheel holding mlci and nothing else."""
 
 from __future__ import annotations
 
