@@ -66,7 +66,7 @@ def integration(session: nox.Session) -> None:
     session.run(
         *("mlci", "cached", f"integration-{session.python}", "--output", coverage_file),
         *("--env", "COVERAGE_FILE", "--"),
-        *("pytest", "-m", "integration and not mlflow"),
+        *("pytest", "-m", "integration and not mlflow and not project"),
         *("--cov", "--cov-report=", "--cov-fail-under=0", *session.posargs),
         env={"COVERAGE_FILE": coverage_file, "PATH": tools_path(session)},
     )

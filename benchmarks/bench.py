@@ -345,7 +345,7 @@ def figure_tests(bench: Bench) -> None:
     repeat(
         bench,
         "suite",
-        f"one Python's suite alone (pytest on {python}, no coverage)",
+        f"one Python's unit tier alone (pytest on {python}, no coverage)",
         f"{venv}/pytest -q -p no:cacheprovider",
         clone,
         env=clean_env(),
@@ -361,13 +361,84 @@ def figure_tests(bench: Bench) -> None:
     repeat(
         bench,
         "fresh",
-        "`make ci` on a fresh clone: no `.nox`, no `artifacts/`, every session on four Pythons",
+        "`make ci` on a fresh clone: no `.nox`, no `artifacts/`, every session on four Pythons, "
+        "the `project` session included",
         "make ci",
         clone,
         before=lambda: remove(clone / ".nox", clone / "artifacts", *clone.glob(".coverage*")),
         runs=bench.extra_runs,
     )
     run("make ci", clone)
+
+
+# Install, don't fork -----------------------------------------------------------------------
+
+
+def figure_project(bench: Bench) -> None:
+    """A project made by `mlci init` (the Iris sample): a fresh clone's `make ci`, and warm."""
+    print("project: mlci init, then the project's own make ci", flush=True)
+    clone, work = bench.clone, bench.work
+    run(".tools/bin/nox -s build", clone)
+    wheels = work / "wheels"
+    wheels.mkdir()
+    for wheel in (clone / "dist").glob("mlci-*.whl"):
+        shutil.copy(wheel, wheels / wheel.name)  # the wheel alone (no sdist beside it)
+    env = clean_env(PIP_FIND_LINKS=str(wheels), UV_FIND_LINKS=str(wheels))
+    env["PATH"] = os.pathsep.join([str(clone / ".tools" / "bin"), env["PATH"]])  # uv, to lock
+    user = work / "user"
+    uv = str(clone / ".tools" / "bin" / "uv")
+    run([uv, "venv", "--quiet", str(user)], work, env)
+    run(
+        [
+            uv,
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            str(user / "bin" / "python"),
+            *map(str, wheels.iterdir()),
+        ],
+        work,
+        env,
+    )
+    origin = work / "iris-project"
+    seconds = run(
+        [str(user / "bin" / "mlci"), "init", str(origin), "--find-links", str(wheels)], work, env
+    )
+    bench.note("project", f"`mlci init` with its lock resolution took {seconds:.1f} s (untimed)")
+    for command in (
+        "git init --quiet",
+        "make baseline",
+        "git add -A",
+        "git -c user.name=bench -c user.email=bench@example.invalid commit -qm init",
+    ):
+        run(command, origin, env)
+    fresh = work / "iris-fresh"
+
+    def fresh_clone() -> None:
+        remove(fresh)
+        run(f"git clone --quiet {origin} {fresh}", work, env)
+
+    fresh_clone()
+    repeat(
+        bench,
+        "project_fresh",
+        "a project made by `mlci init`: `make ci` on a fresh clone (tools, venvs, every "
+        "session on four Pythons)",
+        "make ci",
+        fresh,
+        env=env,
+        before=fresh_clone,
+        runs=bench.extra_runs,
+    )
+    repeat(
+        bench,
+        "project_warm",
+        "the same project's `make ci` again, nothing changed",
+        "make ci",
+        fresh,
+        env=env,
+    )
 
 
 # Figure 4 -----------------------------------------------------------------------------------
@@ -763,6 +834,9 @@ def setup(clone: Path, wanted: list[str]) -> None:
 
 # The figures that need no `make ci` first, and the session venvs they use beyond `train`'s.
 LIGHT: dict[str, list[str]] = {
+    "seed": [],
+    "tests": ["test-{python}"],
+    "project": [],
     "train": [],
     "validation": [],
     "registry": ["test-{python}"],
@@ -779,6 +853,7 @@ FIGURES = {
     "validation": figure_validation,
     "registry": figure_registry,
     "mlflow": figure_mlflow,
+    "project": figure_project,
 }
 
 

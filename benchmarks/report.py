@@ -11,12 +11,24 @@ TARGETS = [
     ("warm `make ci` ≤ 1.5x the bare tool time", ("warm", "bare"), "le", 1.5),
     ("cold `make ci` ≥ 3x faster than virtualenv + pip", ("cold_pip", "cold"), "ge", 3.0),
     ("cache-hit `mlci train` < 0.3 s", "train_hit", "lt", 0.3),
-    ("one Python's suite < 7 s", "suite", "lt", 7.0),
+    ("one Python's unit tier < 20 s", "suite", "lt", 20.0),
     (
-        "fresh-clone `make ci`, every session on four Pythons, ≤ 2x the seed flow",
-        ("fresh", "seed"),
+        "this repository's fresh-clone `make ci` (the `project` session included) < 180 s",
+        "fresh",
+        "lt",
+        180.0,
+    ),
+    (
+        "a project made by `mlci init`: fresh-clone `make ci`, four Pythons, ≤ 2x the seed flow",
+        ("project_fresh", "seed"),
         "le",
         2.0,
+    ),
+    (
+        "a project made by `mlci init`: warm `make ci`, nothing changed, < 3 s",
+        "project_warm",
+        "lt",
+        3.0,
     ),
 ]
 
@@ -171,6 +183,20 @@ def render(bench: Any, machine: dict[str, str], versions: dict[str, str], second
             ],
             ["suite", "suite_cov", "fresh"],
             [("fresh-clone `make ci` / seed flow", "fresh", "seed")],
+        )
+    if "project_fresh" in bench.figures:
+        out += section(
+            bench,
+            "3c. A project made by `mlci init`",
+            [
+                "The wheel built from the clone (`nox -s build`), installed in a venv of its own;",
+                "`mlci init` of the Iris sample with its locks resolved against that wheel,",
+                "`make baseline`, a commit; then a fresh clone of that project and its `make ci`",
+                "(the tools, every venv, every session on four Pythons), and again warm.",
+            ],
+            ["project_fresh", "project_warm"],
+            [("project's fresh-clone `make ci` / seed flow", "project_fresh", "seed")],
+            notes="project",
         )
     if "train_hit" in bench.figures:
         out += section(

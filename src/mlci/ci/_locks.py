@@ -138,7 +138,7 @@ def locks(pyproject: dict[str, Any], default_python: str) -> list[Lock]:
         Lock("requirements/tools.txt", ("tools",), TOOLS_PYTHON),
         # `nox -s build`: the build backend, for `uv build --build-constraints --require-hashes`.
         *(
-            [Lock("requirements/build.txt", ("build",), default_python)]
+            [Lock("requirements/build.txt", ("build",), floor)]  # builds on any of them
             if "build" in pyproject.get("dependency-groups", {})
             else []
         ),
