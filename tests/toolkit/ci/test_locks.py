@@ -147,3 +147,36 @@ def test_locks_installed_together_agree_on_every_python_and_platform(tmp_path: P
     )
     assert "requirements/ci.txt" not in together
     assert disagreements(REPO, together, ["3.9", "3.10", "3.11", "3.12"]) == []
+
+
+def test_a_project_made_by_init_gets_one_lock_per_group_main_first() -> None:
+    """`mlci init`'s groups: mlci pinned once and never locked alone; main constrains the rest."""
+    from mlci.ci._locks import installed_together, locks
+
+    pyproject = {
+        "dependency-groups": {
+            "mlci": ["mlci==0.2.0"],
+            "main": [{"include-group": "mlci"}, "mlci[plots]"],
+            "test": [{"include-group": "main"}, "pytest>=8"],
+            "serve": [{"include-group": "mlci"}, "mlci[serve]"],
+            "ci": [{"include-group": "mlci"}, "mlci[ci]", "nox==2026.10.20"],
+            "lint": [{"include-group": "mlci"}, "ruff>=0.15"],
+            "tools": [{"include-group": "mlci"}, "nox==2026.10.20", "uv==0.13.8"],
+        }
+    }
+    found = {lock.path: lock for lock in locks(pyproject, "3.11")}
+    assert next(iter(found)) == "requirements/main.txt"
+    assert "requirements/mlci.txt" not in found
+    assert found["requirements/main.txt"].python == "3.9"  # no classifiers: mlci's matrix
+    assert found["requirements/test.txt"].constraint == "requirements/main.txt"
+    assert found["requirements/tools.txt"].python == "3.10"  # nox needs it
+    assert found["requirements/tools.txt"].constraint is None
+    assert found["requirements/lint.txt"].python == "3.11"
+    assert sorted(lock.path for lock in installed_together(list(found.values()))) == [
+        "requirements/main.txt",
+        "requirements/serve.txt",
+    ]
+    command = found["requirements/test.txt"].command(Path("out.txt"), "wheels")
+    assert command[command.index("--find-links") + 1] == "wheels"
+    group = command.index("--group")
+    assert command[group : group + 2] == ["--group", "pyproject.toml:test"]

@@ -165,3 +165,25 @@ def test_joblib_sessions_install_the_runtime_and_the_reports_pictures_only(
     assert synced_locks(repo, "train", monkeypatch) == ["main.txt", "plots.txt"]
     assert "plots.txt" not in synced_locks(repo, "serve", monkeypatch)
     assert synced_locks(repo, "parity", monkeypatch) == ["ci.txt"]
+
+
+def test_importing_mlci_nox_registers_nothing_and_each_factory_registers_its_session(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """nox registers every decorated function when its module runs: mlci.nox must decorate
+    nothing until a noxfile calls a factory, so a project can leave one out and define its own."""
+    import importlib
+
+    nox = fake_nox()
+    monkeypatch.setitem(sys.modules, "nox", nox)
+    monkeypatch.delitem(sys.modules, "mlci.nox", raising=False)
+    monkeypatch.delattr(mlci, "nox", raising=False)
+    factories = importlib.import_module("mlci.nox")
+    assert nox.sessions == {}
+    (tmp_path / "pyproject.toml").write_text("[tool.mlci]\n")
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)  # configure() drops it
+    project = factories.configure(tmp_path / "noxfile.py")
+    assert nox.sessions == {}
+    factories.train(project)
+    factories.all_green(project)
+    assert sorted(nox.sessions) == ["all-green", "train"]

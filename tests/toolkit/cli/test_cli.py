@@ -139,7 +139,9 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main(["--version"])
     assert info.value.code == 0
-    assert capsys.readouterr().out.startswith("mlci ")
+    from mlci import __version__
+
+    assert capsys.readouterr().out == f"mlci {__version__}\n"
 
 
 def test_serve_without_the_extra_says_what_to_install(
