@@ -47,24 +47,20 @@ def _data_files(root: Path, data: Data, csv_text: str | None) -> dict[str, bytes
 
     with tempfile.TemporaryDirectory(prefix="mlci-init-") as tmp:
         csv_path = Path(tmp) / Path(data.csv).name
-        source = root / data.csv
-        text = csv_text if csv_text is not None else None
-        if text is None:
+        if csv_text is None:
             try:
-                csv_path.write_bytes(source.read_bytes())
+                csv_path.write_bytes((root / data.csv).read_bytes())
             except FileNotFoundError:
                 raise MlciError(f"{data.csv}: data file not found in {root}") from None
         else:
-            csv_path.write_text(text, encoding="utf-8")
+            csv_path.write_text(csv_text, encoding="utf-8")
         manifest_path = csv_path.with_name(Path(data.manifest).name)
         manifest = pipeline.infer_manifest(csv_path, data.target, manifest_path)
         with pipeline.open_csv(csv_path) as stream:
             table = pipeline.read_table(stream, data.csv, manifest)
         checks = pipeline.starter_checks(manifest, table)
         body = json.dumps(manifest.to_dict(), indent=2) + "\n"
-    folder = data.csv.rsplit("/", 1)[0] + "/" if "/" in data.csv else ""
-    stem = Path(data.csv).stem
-    files = {data.manifest: body.encode(), f"{folder}{stem}.checks.toml": checks.encode()}
+    files = {data.manifest: body.encode(), data.checks: checks.encode()}
     if csv_text is not None:
         files[data.csv] = csv_text.encode()
     return files

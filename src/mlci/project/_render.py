@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from importlib import resources
+from pathlib import PurePosixPath
 
 from mlci import __version__
 
@@ -37,7 +38,12 @@ class Data:
     @property
     def manifest(self) -> str:
         """The manifest beside the CSV, as `mlci data init` names it."""
-        return self.csv.rsplit(".", 1)[0] + ".manifest.json"
+        return PurePosixPath(self.csv).with_suffix(".manifest.json").as_posix()
+
+    @property
+    def checks(self) -> str:
+        """The starter checks beside the CSV, as `mlci data init` names them."""
+        return PurePosixPath(self.csv).with_suffix(".checks.toml").as_posix()
 
 
 IRIS = Data("data/iris.csv", "species")
