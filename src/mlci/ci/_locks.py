@@ -75,22 +75,23 @@ def group_locks(pyproject: dict[str, Any], default_python: str) -> list[Lock]:
     """A project made by `mlci init`: one lock per dependency group, `main` first.
 
     `test` and the extras' groups take their pins from `main`, so that the locks a session
-    installs together agree; `ci` and `tools` hold nox, which needs Python 3.10.
+    installs together agree; `ci` and `tools` hold nox, which needs Python 3.10. A project that
+    is a package with dependencies of its own has them in every lock its code is installed with.
     """
     floor = python_versions(pyproject)[0]
-    groups = [name for name in pyproject.get("dependency-groups", {}) if name != MLCI_GROUP]
+    own = ("project",) if pyproject.get("project", {}).get("dependencies") else ()
     main = "requirements/main.txt"
-    found = [Lock(main, ("main",), floor, together=True)]
-    for name in groups:
+    found = [Lock(main, (*own, "main"), floor, together=True)]
+    for name in pyproject.get("dependency-groups", {}):
         path = f"requirements/{name}.txt"
-        if name == "main":
+        if name in (MLCI_GROUP, "main"):
             continue
         if name in ("tools", CI_EXTRA):
             found.append(Lock(path, (name,), TOOLS_PYTHON, None if name == "tools" else main))
         elif name == "lint":
             found.append(Lock(path, (name,), default_python, main))
         else:
-            found.append(Lock(path, (name,), floor, main, together=name != "test"))
+            found.append(Lock(path, (*own, name), floor, main, together=name != "test"))
     return found
 
 
@@ -98,8 +99,7 @@ def locks(pyproject: dict[str, Any], default_python: str) -> list[Lock]:
     """Every lock, in the order they must be compiled (main before the locks it constrains)."""
     if "main" in pyproject.get("dependency-groups", {}):
         return group_locks(pyproject, default_python)
-    versions = python_versions(pyproject)
-    floor = versions[0] if versions else "3.9"
+    floor = python_versions(pyproject)[0]
     optional = pyproject.get("project", {}).get("optional-dependencies", {})
     extras = tuple(f"{EXTRA}{name}" for name in optional)
     main = "requirements/main.txt"

@@ -180,3 +180,25 @@ def test_a_project_made_by_init_gets_one_lock_per_group_main_first() -> None:
     assert command[command.index("--find-links") + 1] == "wheels"
     group = command.index("--group")
     assert command[group : group + 2] == ["--group", "pyproject.toml:test"]
+
+
+def test_a_package_of_its_own_has_its_dependencies_in_the_locks_its_code_runs_with() -> None:
+    """An existing repository that is a package: its sessions install it without dependencies."""
+    from mlci.ci._locks import locks
+
+    pyproject = {
+        "project": {"name": "acme", "dependencies": ["pandas>=2"]},
+        "dependency-groups": {
+            "mlci": ["mlci==0.2.0"],
+            "main": [{"include-group": "mlci"}],
+            "test": [{"include-group": "main"}, "pytest>=8"],
+            "tools": [{"include-group": "mlci"}, "nox==2026.10.20"],
+        },
+    }
+    found = {lock.path: lock for lock in locks(pyproject, "3.11")}
+    assert found["requirements/main.txt"].inputs == ("project", "main")
+    assert found["requirements/test.txt"].inputs == ("project", "test")
+    assert found["requirements/tools.txt"].inputs == ("tools",)
+    command = found["requirements/main.txt"].command(Path("out.txt"))
+    assert "pyproject.toml" in command
+    assert command[command.index("--group") + 1] == "main"
