@@ -36,7 +36,16 @@ def cmd_init(args: argparse.Namespace) -> int:
         f"{time.perf_counter() - started:.1f} s" + ("" if args.no_lock else ", the locks resolved")
     )
     for path in plan.merged.kept:
-        print(f"pyproject.toml: kept your [{path}] as it is", file=sys.stderr)
+        advice = ""
+        if path.startswith("dependency-groups."):
+            # The sessions install mlci through these groups: the project's own must name it.
+            wanted = project.tables(data)["dependency-groups"]
+            line = next(
+                (line for line in wanted.splitlines() if line.startswith(path.split(".", 1)[1])),
+                "",
+            )
+            advice = f"; mlci's sessions expect it to hold what `{line}` does"
+        print(f"pyproject.toml: kept your [{path}] as it is{advice}", file=sys.stderr)
     print("next: `make baseline` (the model on every Python), then `make ci`")
     if args.no_lock:
         print("the locks are not written yet: run `mlci lock` first")

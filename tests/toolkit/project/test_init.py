@@ -169,9 +169,16 @@ def test_dry_run_prints_the_plan_and_writes_nothing(
     assert tree(tmp_path) == before
 
 
-def test_force_merges_pyproject_keeping_the_users_text_and_tables(tmp_path: Path) -> None:
+def test_force_merges_pyproject_keeping_the_users_text_and_tables(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     before = existing_repository(tmp_path)
     assert main(["init", str(tmp_path), "--no-lock", "--force"]) == 0
+    # The kept group is the project's; init says what mlci's sessions expect it to hold.
+    assert (
+        "kept your [dependency-groups.test] as it is; mlci's sessions expect it to hold "
+        'what `test = [{ include-group = "main" }' in capsys.readouterr().err
+    )
     text = (tmp_path / "pyproject.toml").read_text()
     old = before["pyproject.toml"].decode()
     # Every line the user wrote is still there, in order, comments included.
