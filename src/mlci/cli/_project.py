@@ -45,6 +45,8 @@ def cmd_init(args: argparse.Namespace) -> int:
                 "",
             )
             advice = f"; mlci's sessions expect it to hold what `{line}` does"
+        elif path == "tool.mlci" and args.data:
+            advice = f"; point its data, manifest and target at {data.csv} yourself"
         print(f"pyproject.toml: kept your [{path}] as it is{advice}", file=sys.stderr)
     print("next: `make baseline` (the model on every Python), then `make ci`")
     if args.no_lock:

@@ -194,6 +194,21 @@ def test_force_merges_pyproject_keeping_the_users_text_and_tables(
     assert (tmp_path / "noxfile.py").read_text() == project.owned()["noxfile.py"]
 
 
+def test_data_given_with_an_existing_mlci_table_says_the_table_was_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.mlci]\ndata = "old.csv"\ntarget = "t"\n')
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "flowers.csv").write_text(iris_csv())
+    monkeypatch.chdir(tmp_path)
+    args = ["init", ".", "--no-lock", "--data", "data/flowers.csv", "--target", "species"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "kept your [tool.mlci] as it is; point its data, manifest and target at" in err
+    assert "data/flowers.csv yourself" in err
+    assert (tmp_path / "data" / "flowers.manifest.json").is_file()
+
+
 def test_an_existing_mlci_table_is_kept(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text('[tool.mlci]\ndata = "d.csv"\ntarget = "t"\n')
     plan = project.plan_init(tmp_path, project.IRIS)
