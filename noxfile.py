@@ -33,40 +33,19 @@ project = mlci.configure(__file__)
 # every Python, and coverage of the project's own code when it has any.
 mlci.lint(project)
 mlci.parity(project)
+mlci.train(project)
+mlci.gate(project)
+mlci.check(project)
+mlci.test(project)
 
-# This repository's own sessions in `make ci`, added the way a project adds its own: before the
-# test matrix, so that the long ones (the generated project, the MLflow server) start first, and
-# before coverage, which combines their data.
+# This repository's own sessions in `make ci`, added the way a project adds its own; before
+# coverage, which combines their data.
 TEST_LOCK = project.lock("test")  # the runtime, every extra and the tests
 
 
 def tools_path(session: nox.Session) -> str:
     """PATH with the session's venv first, then this nox's own (uv, to build the wheel)."""
     return os.pathsep.join([session.bin, str(Path(sys.executable).parent), os.environ["PATH"]])
-
-
-@nox.session(name="project", python=project.default_python, tags=["ci"], allow_parallel=True)
-def generated_project(session: nox.Session) -> None:
-    """End to end: build the wheel, `mlci init` the README's wine project, run its make ci."""
-    mlci.install_locked(session, project, TEST_LOCK)
-    session.run(
-        *("mlci", "cached", "project", "--env", "MLCI_WHEELS", "--"),
-        *("pytest", "-m", "project", "--no-cov", *session.posargs),
-        env={"PATH": tools_path(session)},
-    )
-
-
-@nox.session(python=project.default_python, tags=["ci"], allow_parallel=True)
-def mlflow(session: nox.Session) -> None:
-    """The MLflow tests, against a real `mlflow server` (SQLite, loopback) they start and stop."""
-    mlci.install_locked(session, project, project.lock("mlflow-server"))
-    coverage_file = ".coverage.mlflow"  # combined by the coverage session with the others
-    session.run(
-        *("mlci", "cached", "mlflow", "--output", coverage_file, "--env", "COVERAGE_FILE", "--"),
-        *("pytest", "-m", "mlflow", "--cov", "--cov-report=", "--cov-fail-under=0"),
-        *session.posargs,
-        env={"COVERAGE_FILE": coverage_file},
-    )
 
 
 @nox.session(python=project.default_python, tags=["ci"], allow_parallel=True)
@@ -93,10 +72,29 @@ def integration(session: nox.Session) -> None:
     )
 
 
-mlci.train(project)
-mlci.gate(project)
-mlci.check(project)
-mlci.test(project)
+@nox.session(python=project.default_python, tags=["ci"], allow_parallel=True)
+def mlflow(session: nox.Session) -> None:
+    """The MLflow tests, against a real `mlflow server` (SQLite, loopback) they start and stop."""
+    mlci.install_locked(session, project, project.lock("mlflow-server"))
+    coverage_file = ".coverage.mlflow"  # combined by the coverage session with the others
+    session.run(
+        *("mlci", "cached", "mlflow", "--output", coverage_file, "--env", "COVERAGE_FILE", "--"),
+        *("pytest", "-m", "mlflow", "--cov", "--cov-report=", "--cov-fail-under=0"),
+        *session.posargs,
+        env={"COVERAGE_FILE": coverage_file},
+    )
+
+
+@nox.session(name="project", python=project.default_python, tags=["ci"], allow_parallel=True)
+def generated_project(session: nox.Session) -> None:
+    """End to end: build the wheel, `mlci init` the README's wine project, run its make ci."""
+    mlci.install_locked(session, project, TEST_LOCK)
+    session.run(
+        *("mlci", "cached", "project", "--env", "MLCI_WHEELS", "--"),
+        *("pytest", "-m", "project", "--no-cov", *session.posargs),
+        env={"PATH": tools_path(session)},
+    )
+
 
 mlci.coverage(project)
 # On demand, and in the delivery workflow.
