@@ -11,6 +11,7 @@ import contextlib
 import functools
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -42,6 +43,26 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
 
 REPO = Path(__file__).resolve().parents[2]  # for the CI tests (parity, locks) only
 IRIS_FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
+
+
+def readme_adapt_section() -> str:
+    """The README's "Adapt it to your model" section, which two tests replay."""
+    match = re.search(
+        r"## Adapt it to your model\n(?P<body>.*?)\n## ",
+        (REPO / "README.md").read_text(encoding="utf-8"),
+        re.DOTALL,
+    )
+    assert match, "README has no 'Adapt it to your model' section"
+    return match["body"]
+
+
+def block(text: str, start: str, end: str) -> str:
+    """The lines between a line containing ``start`` and the next one equal to ``end``."""
+    lines = text.splitlines()
+    first = next(i for i, line in enumerate(lines) if start in line) + 1
+    last = next(i for i in range(first, len(lines)) if lines[i].strip() == end)
+    indent = len(lines[first]) - len(lines[first].lstrip())
+    return "\n".join(line[indent:] for line in lines[first:last]) + "\n"
 
 
 @functools.cache

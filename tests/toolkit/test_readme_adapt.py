@@ -11,32 +11,15 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import block, readme_adapt_section
 
 from mlci.cli import main
-
-SECTION = re.compile(r"## Adapt it to your model\n(?P<body>.*?)\n## ", re.DOTALL)
-
-
-def section() -> str:
-    match = SECTION.search((REPO / "README.md").read_text(encoding="utf-8"))
-    assert match, "README has no 'Adapt it to your model' section"
-    return match["body"]
-
-
-def block(text: str, start: str, end: str) -> str:
-    """The lines between a line containing ``start`` and the next one equal to ``end``."""
-    lines = text.splitlines()
-    first = next(i for i, line in enumerate(lines) if start in line) + 1
-    last = next(i for i in range(first, len(lines)) if lines[i].strip() == end)
-    indent = len(lines[first]) - len(lines[first].lstrip())
-    return "\n".join(line[indent:] for line in lines[first:last]) + "\n"
 
 
 def test_the_readme_adapt_steps_work(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    text = section()
+    text = readme_adapt_section()
     monkeypatch.chdir(tmp_path)
     # 1. Export the data with the README's own snippet (in this process: no subprocess here).
     exec(compile(block(text, "<<'PY'", "PY"), "README snippet", "exec"), {})

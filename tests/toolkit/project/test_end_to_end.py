@@ -18,29 +18,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, block, readme_adapt_section
 
 from mlci import __version__, project
 from mlci.project._files import sha256
 
 pytestmark = pytest.mark.project
-
-SECTION = re.compile(r"## Adapt it to your model\n(?P<body>.*?)\n## ", re.DOTALL)
-
-
-def readme_section() -> str:
-    match = SECTION.search((REPO / "README.md").read_text(encoding="utf-8"))
-    assert match, "README has no 'Adapt it to your model' section"
-    return match["body"]
-
-
-def block(text: str, start: str, end: str) -> str:
-    """The lines between a line containing ``start`` and the next one equal to ``end``."""
-    lines = text.splitlines()
-    first = next(i for i, line in enumerate(lines) if start in line) + 1
-    last = next(i for i in range(first, len(lines)) if lines[i].strip() == end)
-    indent = len(lines[first]) - len(lines[first].lstrip())
-    return "\n".join(line[indent:] for line in lines[first:last]) + "\n"
 
 
 def run(command: list[str], cwd: Path, env: dict[str, str]) -> str:
@@ -111,7 +94,7 @@ def test_a_project_made_by_mlci_init_passes_its_own_make_ci(wheels: Path, tmp_pa
     wine = tmp_path / "wine"
     wine.mkdir()
     run(["git", "init", "--quiet"], wine, env)
-    text = readme_section()
+    text = readme_adapt_section()
     snippet = block(text, "<<'PY'", "PY")
     subprocess.run(
         [str(user / "bin" / "python"), "-"], input=snippet, text=True, cwd=wine, check=True, env=env
