@@ -285,9 +285,9 @@ def coverage(project: Project) -> Function:
 
     def coverage(session: nox.Session) -> None:
         """Combine every interpreter's coverage data, report it, and fail under the threshold."""
-        data = sorted(path.name for path in project.root.glob(".coverage.*"))
         if not project.is_package:
             session.skip("no code of the project's own to measure (no [build-system])")
+        data = sorted(path.name for path in project.root.glob(".coverage.*"))
         install_locked(session, project, project.lock("test"))
         # The per-Python data files are the test sessions' outputs, so they are this one's
         # inputs: named as outputs of the record, a changed or missing one runs it again.
@@ -295,7 +295,8 @@ def coverage(project: Project) -> Function:
         outputs += ["--output", "artifacts/coverage.json", "--output", "artifacts/coverage.xml"]
         session.run("mlci", "cached", "coverage", *outputs, "--", "mlci", "coverage", *data)
 
-    return _register(coverage, python=project.default_python)
+    # A project without code of its own skips it: no venv to build for that, on every make ci.
+    return _register(coverage, python=project.default_python if project.is_package else False)
 
 
 def release(project: Project) -> Function:
