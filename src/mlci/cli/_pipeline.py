@@ -63,13 +63,14 @@ def cmd_data_init(args: argparse.Namespace) -> int:
     checks = csv_path.with_name(f"{csv_path.stem}.checks.toml")
     starter = None
     if args.force or not checks.exists():
-        with pipeline.open_csv(csv_path) as stream:
-            table = pipeline.read_table(stream, args.csv, manifest)
+        table = pipeline.read_file(csv_path, manifest, display=args.csv)
         starter = pipeline.starter_checks(manifest, table)
     manifest.save()
     print(
         f"{manifest_path}: wrote a manifest for {manifest.rows} rows; review its ranges and labels"
     )
+    for line in pipeline.review_notes(manifest):
+        print(f"  {line}")
     if starter is None:
         print(f"{checks}: kept (pass --force to replace it with a new starter)")
     else:
@@ -162,8 +163,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.csv in (None, "-"):
         labels = pipeline.predict_rows(manifest, model, sys.stdin, "<stdin>")
     else:
-        with pipeline.open_csv(Path(args.csv)) as stream:
-            labels = pipeline.predict_rows(manifest, model, stream, args.csv)
+        labels = pipeline.predict_file(manifest, model, Path(args.csv))
     if args.json:
         print(json.dumps({"predictions": labels}))
     else:

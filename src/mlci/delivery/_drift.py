@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 from mlci._report import Markup, Section, mermaid_xychart
 from mlci.delivery._settings import DriftConfig, drift_settings
 from mlci.pipeline import (
+    NUMERIC,
+    Column,
     Config,
     Manifest,
     Table,
     load_manifest,
-    open_csv,
-    read_table,
-    text_stream,
+    read_file,
 )
 
 if TYPE_CHECKING:
@@ -32,6 +32,7 @@ RESULTS = "drift.json"  # in the artifacts folder, unless --output says otherwis
 PSI_BINS = 10
 PSI_FLOOR = 1e-4  # empty bins get this share, so PSI stays finite
 FEW_ROWS = 30  # below this many rows a test has little power: said in the note
+BATCH_SUFFIXES = (".csv", ".parquet", ".pq")  # the files in `incoming` that are batches
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +50,8 @@ class ColumnDrift:
     note: str = ""
     # Each side's share of rows per bin (the reference's deciles, or the labels): the pictures.
     histogram: dict[str, list[Any]] | None = None
+    # False for the share of missing values: reported beside its column, not a column itself.
+    counted: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,18 +67,24 @@ class DriftReport:
     psi_threshold: float = 0.1  # PSI at or above this is marked (never decisive)
 
     @property
+    def tested(self) -> list[ColumnDrift]:
+        """The columns the dataset verdict counts (not the missing-value shares)."""
+        return [c for c in self.columns if c.counted]
+
+    @property
     def share(self) -> float:
         """The share of tested columns that drifted."""
-        return sum(c.drifted for c in self.columns) / len(self.columns) if self.columns else 0.0
+        tested = self.tested
+        return sum(c.drifted for c in tested) / len(tested) if tested else 0.0
 
     @property
     def drifted(self) -> bool:
         """Dataset drift: the share of drifted columns reaches the threshold."""
-        return bool(self.columns) and self.share >= self.share_threshold
+        return bool(self.tested) and self.share >= self.share_threshold
 
     @property
     def drifted_columns(self) -> list[str]:
-        """The names of the columns that drifted."""
+        """The names of the columns that drifted (a missing-value share among them)."""
         return [c.column for c in self.columns if c.drifted]
 
     def to_dict(self) -> dict[str, Any]:
@@ -103,12 +112,21 @@ def detect(
     labels: tuple[str, ...] = (),
     names: tuple[str, str] = ("reference", "batch"),
 ) -> DriftReport:
-    """Compare every feature column, and the label when both sides have one."""
+    """Compare every feature column by its kind, its share of missing values, and the label."""
     columns = []
-    for position, name in enumerate(reference.feature_names):
+    kinds = reference.columns or tuple(Column(name, NUMERIC) for name in reference.feature_names)
+    for position, column in enumerate(kinds):
         ref = [row[position] for row in reference.features]
         cur = [row[position] for row in batch.features]
-        columns.append(numeric(name, ref, cur, settings))
+        present = [v for v in ref if v is not None], [v for v in cur if v is not None]
+        if not (present[0] and present[1]):
+            pass  # a column missing in every row of one side: its missing share says so
+        elif column.numeric:
+            columns.append(numeric(column.name, *present, settings))
+        else:
+            columns.append(categories(column.name, *present, settings, column.values))
+        if len(present[0]) < len(ref) or len(present[1]) < len(cur):
+            columns.append(missing_share(column.name, ref, cur, settings))
     if reference.labels is not None and batch.labels is not None:
         columns.append(label(reference.labels, batch.labels, settings, labels))
     return DriftReport(
@@ -183,10 +201,54 @@ def label(
     reference: list[str], current: list[str], settings: DriftConfig, labels: tuple[str, ...] = ()
 ) -> ColumnDrift:
     """Chi-squared test of homogeneity on the two label count vectors."""
+    return categories("label", reference, current, settings, labels)
+
+
+def missing_share(
+    name: str, reference: list[Any], current: list[Any], settings: DriftConfig
+) -> ColumnDrift:
+    """Chi-squared on missing against present counts: did the share of missing values move?"""
     import numpy as np
     from scipy import stats
 
-    seen = list(labels or sorted(set(reference) | set(current)))
+    counts = np.array(
+        [
+            [sum(v is None for v in side), sum(v is not None for v in side)]
+            for side in (reference, current)
+        ],
+        dtype=np.float64,
+    )
+    shares = counts[:, 0] / counts.sum(axis=1)
+    note = f"missing {shares[0]:.1%} in the reference, {shares[1]:.1%} in the batch"
+    if counts[:, 0].sum() == 0 or counts[:, 1].sum() == 0:
+        statistic, p_value = 0.0, 1.0
+    else:
+        statistic, p_value, _, _ = stats.chi2_contingency(counts)
+    return ColumnDrift(
+        f"{name} (missing)",
+        "missing",
+        float(statistic),
+        float(p_value),
+        None,
+        settings.chi2_p_value,
+        float(p_value) <= settings.chi2_p_value,
+        note=note,
+        counted=False,
+    )
+
+
+def categories(
+    name: str,
+    reference: list[str],
+    current: list[str],
+    settings: DriftConfig,
+    known: tuple[str, ...] = (),
+) -> ColumnDrift:
+    """Chi-squared test of homogeneity on the two category count vectors; PSI over the shares."""
+    import numpy as np
+    from scipy import stats
+
+    seen = list(known or sorted(set(reference) | set(current)))
     counts = np.array(
         [[reference.count(x) for x in seen], [current.count(x) for x in seen]], dtype=np.float64
     )
@@ -200,25 +262,26 @@ def label(
     }
     if counts.shape[1] < 2:
         return ColumnDrift(
-            "label",
+            name,
             "chi2",
             None,
             None,
             None,
             settings.chi2_p_value,
             False,
-            note="one label on both sides: nothing to compare",
+            note=f"one {'label' if name == 'label' else 'value'} on both sides: nothing to compare",
         )
     statistic, p_value, _, _ = stats.chi2_contingency(counts)
     note = f"only {len(current)} rows: the test has little power" if len(current) < FEW_ROWS else ""
     return ColumnDrift(
-        "label",
+        name,
         "chi2",
         float(statistic),
         float(p_value),
         None,
         settings.chi2_p_value,
         float(p_value) <= settings.chi2_p_value,
+        psi=None if name == "label" else _psi(shares[0], shares[1]),
         note=note,
         histogram=histogram,
     )
@@ -285,7 +348,9 @@ def reference_of(
 def incoming(config: Config) -> list[Path]:
     """The new batches waiting in ``[tool.mlci.drift] incoming``, by name."""
     folder = config.root / drift_settings(config).incoming
-    return sorted(folder.glob("*.csv")) if folder.is_dir() else []
+    if not folder.is_dir():
+        return []
+    return sorted(path for path in folder.iterdir() if path.suffix.lower() in BATCH_SUFFIXES)
 
 
 def check(
@@ -312,9 +377,8 @@ def check(
 
 
 def _read(source: Path | bytes, display: str, manifest: Any, *, require_target: bool) -> Table:
-    # read_table refuses a file without rows, so every table here has at least one.
-    with open_csv(source) if isinstance(source, Path) else text_stream(source) as stream:
-        return read_table(stream, display, manifest, require_target=require_target)
+    # read_file refuses a file without rows, so every table here has at least one.
+    return read_file(source, manifest, require_target=require_target, display=display)
 
 
 def _finite_json(row: dict[str, Any]) -> dict[str, Any]:

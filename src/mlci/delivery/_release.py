@@ -28,8 +28,8 @@ from mlci.pipeline import (
     judge,
     load_manifest,
     minor_of,
-    read_table,
-    text_stream,
+    model_input,
+    read_file,
     train,
     validate,
 )
@@ -233,17 +233,14 @@ def _promote(config: Config, registry: Registry, result: Release) -> bool:
 
 def smoke_test(config: Config, registry: Registry, version: Version) -> list[str]:
     """Load and verify a version, predict its held-out rows, compare with what it recorded."""
-    import numpy as np
-
     model = registry.load_model(version, config.skops_trusted, model_format=config.model_format)
     predictions = Artifacts(Path()).predictions.name
     recorded: dict[str, Any] = json.loads(registry.read_file(version, predictions))
-    table = read_table(
-        text_stream(registry.read_file(version, DATA)),
-        registry.describe(version, DATA),
-        registry.manifest(version),
+    manifest = registry.manifest(version)
+    table = read_file(
+        registry.read_file(version, DATA), manifest, display=registry.describe(version, DATA)
     )
-    rows = np.asarray(held_out_features(recorded, table), dtype=np.float64)
+    rows = model_input(held_out_features(recorded, table), manifest.features)
     predicted = [str(label) for label in model.predict(rows)]
     problems = [
         f"line {line}: predicted {new}, recorded {old}"

@@ -17,16 +17,17 @@ from mlci.pipeline._checks import rows as check_rows
 from mlci.pipeline._checks import save as save_checks
 from mlci.pipeline._checks import section as checks_section
 from mlci.pipeline._checks import starter as starter_checks
+from mlci.pipeline._columns import INTEGER, NUMERIC, Column, Dialect, read_cell, read_value
 from mlci.pipeline._config import Config, EstimatorSpec, GateConfig, build_estimator, load_config
 from mlci.pipeline._data import (
     Manifest,
     Table,
     accept,
     format_problems,
-    infer_manifest,
     load_manifest,
     open_csv,
     parse_manifest,
+    read_file,
     read_table,
     text_stream,
     validate,
@@ -43,8 +44,10 @@ from mlci.pipeline._gate import evaluate as evaluate_gate
 from mlci.pipeline._gate import rows as gate_rows
 from mlci.pipeline._gate import section as gate_section
 from mlci.pipeline._gate import to_dict as verdict_to_dict
+from mlci.pipeline._infer import infer_manifest, review_notes
 from mlci.pipeline._model import check_sha256, load_verified, loads, read_verified
-from mlci.pipeline._predict import load_trained, predict_rows
+from mlci.pipeline._predict import load_trained, predict_file, predict_rows
+from mlci.pipeline._prepare import MISSING_CATEGORY, PrepareConfig, model_input
 from mlci.pipeline._stage import (
     COMPLETE,
     Artifacts,
@@ -77,6 +80,9 @@ __all__ = [
     "GATE_HEADER",
     "GATE_RESULTS",
     "HEADLINE",
+    "INTEGER",
+    "MISSING_CATEGORY",
+    "NUMERIC",
     "SUMMARY_HEADER",
     "TOLERANCE",
     "TUNE_RESULTS",
@@ -84,11 +90,14 @@ __all__ = [
     "Change",
     "CheckFile",
     "CheckOutcome",
+    "Column",
     "Config",
+    "Dialect",
     "EstimatorSpec",
     "Fitted",
     "GateConfig",
     "Manifest",
+    "PrepareConfig",
     "Reference",
     "Status",
     "Table",
@@ -125,15 +134,21 @@ __all__ = [
     "load_verified",
     "loads",
     "minor_of",
+    "model_input",
     "open_csv",
     "parse_manifest",
+    "predict_file",
     "predict_rows",
     "python_id",
     "python_minor",
+    "read_cell",
+    "read_file",
     "read_lineage",
     "read_run",
     "read_table",
+    "read_value",
     "read_verified",
+    "review_notes",
     "run_checks",
     "save_checks",
     "scalar_metrics",

@@ -22,14 +22,16 @@ from mlci._io import atomic_write_json, finite_float, read_json
 from mlci._report import Section
 from mlci._settings import get, read_toml, reject_unknown
 from mlci.errors import MlciError
+from mlci.pipeline._columns import CATEGORICAL, INTEGER, NUMERIC, Column, read_value
 from mlci.pipeline._config import Config
 from mlci.pipeline._data import Manifest, Table
+from mlci.pipeline._prepare import model_input
 from mlci.pipeline._stage import Artifacts
 from mlci.pipeline._train import fit, held_out_features, load_data
 
 RESULTS = "checks.json"
 SLICE_METRICS = ("recall", "precision", "f1", "accuracy")
-_OPERATORS: dict[str, Callable[[float, float], bool]] = {
+_OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "<=": operator.le,
     ">=": operator.ge,
     "==": operator.eq,
@@ -38,7 +40,8 @@ _OPERATORS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
 }
 _CONDITION = re.compile(
-    r"^\s*(?P<column>[^\s<>=!]+)\s*(?P<op><=|>=|==|!=|<|>)\s*(?P<value>\S+)\s*$"
+    r"^\s*(?P<column>[^\s<>=!]+)\s*(?P<op><=|>=|==|!=|<|>)\s*"
+    r"(?:'(?P<single>[^']*)'|\"(?P<double>[^\"]*)\"|(?P<value>\S+))\s*$"
 )
 
 
@@ -48,7 +51,7 @@ class Example:
 
     name: str
     label: str
-    row: dict[str, float]
+    row: dict[str, Any]  # every feature: a number, a category, or None (missing)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,10 +81,16 @@ class Condition:
 
     column: str
     op: str
-    value: float
+    value: float | str  # a number, or a category (== and != only)
 
     def __str__(self) -> str:
+        if isinstance(self.value, str):
+            return f"{self.column} {self.op} '{self.value}'"
         return f"{self.column} {self.op} {self.value:g}"
+
+    def holds(self, value: Any) -> bool:
+        """True when a row's value meets the condition; a missing value never does."""
+        return value is not None and _OPERATORS[self.op](value, self.value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,6 +149,7 @@ def load_checks(path: Path, manifest: Manifest) -> CheckFile:
     document = read_toml(path)
     reject_unknown(document, {"examples", "invariance", "directional", "slices"}, str(path))
     features = [column.name for column in manifest.features]
+    kinds = {column.name: column for column in manifest.features}
     labels = list(manifest.target_column.labels)
 
     def entries(kind: str) -> list[tuple[str, dict[str, Any]]]:
@@ -156,6 +166,11 @@ def load_checks(path: Path, manifest: Manifest) -> CheckFile:
         name = get(entry, "column", str, where)
         if name not in features:
             raise MlciError(f"{where} column: '{name}' is not a feature ({', '.join(features)})")
+        if kinds[name].kind not in (NUMERIC, INTEGER):
+            raise MlciError(
+                f"{where} column: '{name}' is {kinds[name].kind}; invariance and directional "
+                "checks move numeric columns only (use examples or slices for the others)"
+            )
         return name
 
     def label(entry: dict[str, Any], where: str) -> str:
@@ -176,19 +191,21 @@ def load_checks(path: Path, manifest: Manifest) -> CheckFile:
         reject_unknown(entry, {"name", "label", "row"}, where)
         expected = label(entry, where)
         row = get(entry, "row", dict, where)
-        missing = [name for name in features if name not in row]
+        missing = [name for name in features if name not in row and not kinds[name].missing]
         unknown = sorted(set(row) - set(features))
         if missing or unknown:
             raise MlciError(
                 f"{where} row: needs exactly the features; missing {missing or 'none'}, "
                 f"unknown {unknown or 'none'}"
             )
-        values = {name: finite_float(row[name]) for name in features}
-        bad = [name for name, value in values.items() if value is None]
-        if bad:
-            raise MlciError(f"{where} row: {', '.join(bad)} must be finite numbers")
+        values = {}
+        for feature in manifest.features:
+            value, problem = read_value(row.get(feature.name), feature)
+            if problem:
+                raise MlciError(f"{where} row: {feature.name}: {problem}")
+            values[feature.name] = value
         name = get(entry, "name", str, where, default=f"example {len(examples) + 1}")
-        examples.append(Example(name, expected, {k: float(v or 0) for k, v in values.items()}))
+        examples.append(Example(name, expected, values))
 
     invariance: list[Invariance] = []
     for where, entry in entries("invariance"):
@@ -229,7 +246,7 @@ def load_checks(path: Path, manifest: Manifest) -> CheckFile:
                 Slice(get(entry, "name", str, where, default=name), metric, minimum, name)
             )
             continue
-        condition = _condition(get(entry, "where", str, where), features, where)
+        condition = _condition(get(entry, "where", str, where), kinds, where)
         if metric != "accuracy":
             raise MlciError(f"{where} metric: a 'where' slice takes accuracy")
         title = get(entry, "name", str, where, default=str(condition))
@@ -237,23 +254,42 @@ def load_checks(path: Path, manifest: Manifest) -> CheckFile:
     return CheckFile(path, tuple(examples), tuple(invariance), tuple(directional), tuple(slices))
 
 
-def _condition(text: str, features: Sequence[str], where: str) -> Condition:
+def _condition(text: str, columns: dict[str, Column], where: str) -> Condition:
     match = _CONDITION.match(text)
-    value = finite_float(match["value"]) if match else None
-    if match is None or value is None:
+    if match is None:
         raise MlciError(
-            f"{where} where: '{text}' is not '<column> <op> <number>' (op: < <= > >= == !=)"
+            f"{where} where: '{text}' is not '<column> <op> <number>' or "
+            "\"<column> == '<category>'\" (op: < <= > >= == !=)"
         )
-    if match["column"] not in features:
+    column = columns.get(match["column"])
+    if column is None:
         raise MlciError(f"{where} where: '{match['column']}' is not a feature")
-    return Condition(match["column"], match["op"], value)
+    quoted = match["single"] if match["single"] is not None else match["double"]
+    if column.numeric:
+        value = finite_float(match["value"]) if quoted is None else None
+        if value is None:
+            raise MlciError(
+                f"{where} where: {column.name} is {column.kind}: compare it with a number"
+            )
+        return Condition(column.name, match["op"], value)
+    category = quoted if quoted is not None else match["value"]
+    if match["op"] not in ("==", "!="):
+        raise MlciError(
+            f"{where} where: {column.name} is categorical: use == or != with a category"
+        )
+    if category not in column.values:
+        raise MlciError(
+            f"{where} where: '{category}' is not a category of {column.name} "
+            f"({', '.join(column.values)})"
+        )
+    return Condition(column.name, match["op"], category)
 
 
 @dataclasses.dataclass(frozen=True)
 class HeldOut:
     """The held-out rows of the trained model, as recorded in predictions.json."""
 
-    features: list[list[float]]
+    features: list[list[Any]]
     expected: list[str]
     predicted: list[str]
     fingerprint: str
@@ -284,13 +320,12 @@ def run_checks(
 
     ``data_sha256``: the data's hash when the caller has it (the stage check computed it).
     """
-    import numpy as np
 
     manifest, table = load_data(config, data_sha256)
     rows = held_out(config, table)
     features = [column.name for column in manifest.features]
     labels = list(manifest.target_column.labels)
-    x = np.asarray(rows.features, dtype=np.float64)
+    x = model_input(rows.features, manifest.features)
     predicted = [str(p) for p in model.predict(x)]
     outcomes = [_known_labels(predicted, labels), *_finite_probabilities(model, x)]
     if retrain:
@@ -305,7 +340,8 @@ def run_checks(
             )
         )
     for example in checks.examples:
-        got = str(model.predict(np.asarray([[example.row[n] for n in features]]))[0])
+        one = model_input([[example.row[n] for n in features]], manifest.features)
+        got = str(model.predict(one)[0])
         outcomes.append(Outcome("example", example.name, got == example.label, example.label, got))
     for invariance in checks.invariance:
         column = features.index(invariance.column)
@@ -415,8 +451,8 @@ def _slice(floor: Slice, rows: HeldOut, predicted: list[str], features: list[str
         size = actual
     else:
         assert floor.where is not None
-        column, test = features.index(floor.where.column), _OPERATORS[floor.where.op]
-        kept = [i for i, row in enumerate(rows.features) if test(row[column], floor.where.value)]
+        column = features.index(floor.where.column)
+        kept = [i for i, row in enumerate(rows.features) if floor.where.holds(row[column])]
         size = len(kept)
         value = (
             sum(1 for i in kept if rows.expected[i] == predicted[i]) / size if size else math.nan
@@ -470,15 +506,25 @@ def save(config: Config, outcomes: Sequence[Outcome]) -> Path:
 def starter(manifest: Manifest, table: Table) -> str:
     """A commented checks file for new data: real checks from the first commit, to review.
 
-    One example per label (up to five): the row nearest its class's median, the most typical
-    one. One invariance check per feature, moving it by 1 % of its observed range.
+    One example per label (up to five): the complete row nearest its class's median on the
+    numeric columns, the most typical one. One invariance check per numeric column, moving it by
+    1 % of its observed range.
     """
     import numpy as np
 
-    features = [column.name for column in manifest.features]
-    x = np.asarray(table.features, dtype=np.float64)
-    y = np.asarray(table.labels, dtype=object)
-    spread = np.where(x.max(axis=0) > x.min(axis=0), x.max(axis=0) - x.min(axis=0), 1.0)
+    columns = manifest.features
+    features = [column.name for column in columns]
+    numeric = [i for i, column in enumerate(columns) if column.kind in (NUMERIC, INTEGER)]
+    complete = [i for i, row in enumerate(table.features) if None not in row]
+    x = np.asarray(
+        [[table.features[i][j] for j in numeric] for i in complete], dtype=np.float64
+    ).reshape(len(complete), len(numeric))
+    y = np.asarray([table.labels[i] for i in complete] if table.labels else [], dtype=object)
+    spread = (
+        np.where(x.max(axis=0) > x.min(axis=0), x.max(axis=0) - x.min(axis=0), 1.0)
+        if len(complete)
+        else np.ones(len(numeric))
+    )
     lines = [
         f"# Behavioural checks of the model trained on {Path(manifest.file).name}.",
         "# `mlci check` (the `check` session, part of `make ci`) runs them against the trained",
@@ -488,12 +534,16 @@ def starter(manifest: Manifest, table: Table) -> str:
         "# Minimum functionality: a row and the label the model must give it.",
     ]
     for label in list(manifest.target_column.labels)[:5]:
-        members = x[y == label]
-        if not len(members):
+        members = [k for k in range(len(complete)) if y[k] == label]
+        if not members:
             continue
-        distance = (((members - np.median(members, axis=0)) / spread) ** 2).sum(axis=1)
-        row = members[int(np.argmin(distance))]
-        values = ", ".join(f"{_key(n)} = {float(v)!r}" for n, v in zip(features, row))
+        best = members[0]
+        if numeric:
+            chosen = x[members]
+            distance = (((chosen - np.median(chosen, axis=0)) / spread) ** 2).sum(axis=1)
+            best = members[int(np.argmin(distance))]
+        row = table.features[complete[best]]
+        values = ", ".join(f"{_key(n)} = {_toml(v)}" for n, v in zip(features, row))
         lines += [
             "[[examples]]",
             f'name = "a typical {_escape(label)}"',
@@ -502,22 +552,23 @@ def starter(manifest: Manifest, table: Table) -> str:
             "",
         ]
     lines += [
-        "# Invariance: moving one column by a small amount (1 % of its range here) keeps the",
-        "# predicted label of at least `min_share` of the held-out rows.",
+        "# Invariance: moving one numeric column by a small amount (1 % of its range here) keeps",
+        "# the predicted label of at least `min_share` of the held-out rows.",
     ]
-    for name, width in zip(features, spread):
-        delta = float(f"{0.01 * float(width):.2g}")
+    for position, j in enumerate(numeric):
+        delta = float(f"{0.01 * float(spread[position]):.2g}")
         lines += [
             "[[invariance]]",
-            f'column = "{_escape(name)}"',
+            f'column = "{_escape(features[j])}"',
             f"delta = {delta!r}",
             "min_share = 0.9",
             "",
         ]
+    first = features[numeric[0]] if numeric else "<a numeric column>"
     lines += [
-        "# Directional: raising a column must not lower the probability of a class, e.g.",
+        "# Directional: raising a numeric column must not lower the probability of a class, e.g.",
         "# [[directional]]",
-        f'# column = "{_escape(features[0])}"',
+        f'# column = "{_escape(first)}"',
         "# increase = 1.0",
         f'# label = "{_escape(manifest.target_column.labels[-1])}"',
         "# tolerance = 0.01",
@@ -529,11 +580,31 @@ def starter(manifest: Manifest, table: Table) -> str:
         '# metric = "recall"',
         "# min = 0.8",
         "# [[slices]]",
-        f'# where = "{features[0]} >= {float(np.median(x[:, 0])):g}"',
+        f"# where = {_escape_where(columns, numeric, x)}",
         '# metric = "accuracy"',
         "# min = 0.8",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _toml(value: Any) -> str:
+    """A row's value as TOML: a float, or a quoted category."""
+    if isinstance(value, str):
+        return f'"{_escape(value)}"'
+    return repr(float(value))
+
+
+def _escape_where(columns: Sequence[Column], numeric: list[int], x: Any) -> str:
+    """A slice condition to start from: a category, or the first numeric column's median."""
+    import numpy as np
+
+    for column in columns:
+        if column.kind == CATEGORICAL:
+            return f"\"{_escape(column.name)} == '{_escape(column.values[0])}'\""
+    if not numeric:
+        return '"<column> >= <number>"'
+    median = float(np.median(x[:, 0])) if len(x) else 0.0
+    return f'"{_escape(columns[numeric[0]].name)} >= {median:g}"'
 
 
 def _key(name: str) -> str:

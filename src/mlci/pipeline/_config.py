@@ -9,6 +9,8 @@ from typing import Any
 
 from mlci._settings import PYPROJECT, get, number, read_toml, reject_unknown
 from mlci.errors import MlciError
+from mlci.pipeline._columns import Column
+from mlci.pipeline._prepare import CATEGORICAL_CHOICES, NUMERIC_CHOICES, PrepareConfig, prepared
 
 DEFAULT_ESTIMATOR = "sklearn.ensemble.RandomForestClassifier"
 
@@ -142,6 +144,7 @@ class Config:
     threads: int = 1
     checks: Path | None = None  # the behavioural checks file; None: next to the data
     tune: TuneConfig | None = None  # [tool.mlci.tune]; None: not configured
+    prepare: PrepareConfig | None = None  # [tool.mlci.prepare]; None: the defaults
     # The parts of [tool.mlci] that other concerns own (registry, drift, serve), as read: each
     # parses its own, so that their settings and code never reach the training stage's key.
     sections: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -158,6 +161,8 @@ class Config:
             "threads": self.threads,
             "estimator": self.estimator.resolved(),
         }
+        if self.prepare is not None:
+            resolved["prepare"] = self.prepare.resolved()
         simpler = self.gate.simpler.resolved()  # their scores are recorded with the model's
         if simpler is not None:
             resolved["simpler"] = simpler
@@ -187,6 +192,7 @@ _TOP_KEYS = {
     "threads",
     "checks",
     "tune",
+    "prepare",
 }
 # Keys of [tool.mlci] that belong to delivery, serving, tracking and reporting; the pipeline
 # passes them on unread.
@@ -247,6 +253,7 @@ def load_config(root: Path) -> Config:
         threads=threads,
         checks=root / checks if checks else None,
         tune=_tune_config(table.get("tune"), f"{pyproject}: [tool.mlci.tune]"),
+        prepare=_prepare_config(table.get("prepare"), f"{pyproject}: [tool.mlci.prepare]"),
         sections={key: table[key] for key in DELEGATED if key in table},
         pyproject=pyproject,
     )
@@ -348,14 +355,42 @@ def _tune_config(table: Any, where: str) -> TuneConfig | None:
     return TuneConfig(dict(grid), folds, metric, tolerance)
 
 
+def _prepare_config(table: Any, where: str) -> PrepareConfig | None:
+    """``[tool.mlci.prepare]`` checked key by key; None when the table is absent."""
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise MlciError(f"{where}: must be a table with categorical and numeric")
+    reject_unknown(table, {"categorical", "numeric"}, where)
+    return PrepareConfig(
+        categorical=_choice(
+            get(table, "categorical", str, where, default="auto"),
+            CATEGORICAL_CHOICES,
+            f"{where} categorical",
+        ),
+        numeric=_choice(
+            get(table, "numeric", str, where, default="auto"), NUMERIC_CHOICES, f"{where} numeric"
+        ),
+    )
+
+
 def _choice(value: str, allowed: tuple[str, ...], where: str) -> str:
     if value not in allowed:
         raise MlciError(f"{where}: '{value}' is not one of {', '.join(allowed)}")
     return value
 
 
-def build_estimator(spec: EstimatorSpec, where: str = "[tool.mlci.estimator]") -> Any:
-    """The configured classifier, or `make_pipeline` of the steps; anything else is refused."""
+def build_estimator(
+    spec: EstimatorSpec,
+    where: str = "[tool.mlci.estimator]",
+    columns: tuple[Column, ...] = (),
+    prepare: PrepareConfig | None = None,
+) -> Any:
+    """The configured classifier, or `make_pipeline` of the steps; anything else is refused.
+
+    With the feature ``columns``, the model starts with the preparation they need (categories
+    encoded, missing values imputed; ``[tool.mlci.prepare]``), so that it takes raw rows.
+    """
     from sklearn.base import is_classifier
 
     if len(spec.steps) == 1:
@@ -378,7 +413,7 @@ def build_estimator(spec: EstimatorSpec, where: str = "[tool.mlci.estimator]") -
             f"mlci trains classifiers, such as {DEFAULT_ESTIMATOR} or "
             "sklearn.linear_model.LogisticRegression"
         )
-    return estimator
+    return prepared(estimator, columns, prepare or PrepareConfig(), where)
 
 
 def _build_step(step: StepSpec, where: str) -> Any:

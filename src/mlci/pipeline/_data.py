@@ -5,35 +5,29 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import math
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from mlci._io import atomic_write_json, finite_float, read_json, sha256_file
 from mlci.errors import MlciError
+from mlci.pipeline._columns import (
+    CATEGORICAL,
+    DATE,
+    FEATURE_KINDS,
+    INTEGER,
+    KINDS,
+    NUMERIC,
+    TEXT,
+    UNKNOWN_POLICIES,
+    V1_KINDS,
+    Column,
+    Dialect,
+    read_cell,
+)
 
-NUMERIC = ("float", "int")
-DTYPES = (*NUMERIC, "category")
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
 MAX_LABELS = 1000  # more distinct target values than this is regression, not classification
-
-
-@dataclasses.dataclass(frozen=True)
-class Column:
-    """One column of the schema: a numeric range or a set of labels."""
-
-    name: str
-    dtype: str
-    min: float | None = None
-    max: float | None = None
-    labels: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON for the manifest."""
-        if self.dtype == "category":
-            return {"name": self.name, "dtype": self.dtype, "labels": list(self.labels)}
-        return {"name": self.name, "dtype": self.dtype, "min": self.min, "max": self.max}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +40,12 @@ class Manifest:
     rows: int
     target: str
     columns: tuple[Column, ...]
+    dialect: Dialect = dataclasses.field(default_factory=Dialect)
+
+    @property
+    def parquet(self) -> bool:
+        """True when the data file is Parquet (its types come from the file, not a dialect)."""
+        return is_parquet(Path(self.file))
 
     @property
     def data_path(self) -> Path:
@@ -54,8 +54,19 @@ class Manifest:
 
     @property
     def features(self) -> tuple[Column, ...]:
-        """Every column but the target, in manifest order."""
-        return tuple(column for column in self.columns if column.name != self.target)
+        """The model's inputs: every column but the target and those marked not a feature."""
+        return tuple(
+            column for column in self.columns if column.name != self.target and column.feature
+        )
+
+    @property
+    def ignored(self) -> tuple[str, ...]:
+        """Columns of the data that are not features (identifiers, dates): read, never used."""
+        return tuple(
+            column.name
+            for column in self.columns
+            if column.name != self.target and not column.feature
+        )
 
     @property
     def target_column(self) -> Column:
@@ -78,6 +89,7 @@ class Manifest:
             "sha256": self.sha256,
             "rows": self.rows,
             "target": self.target,
+            "dialect": self.dialect.to_dict(),
             "columns": [column.to_dict() for column in self.columns],
         }
 
@@ -88,14 +100,17 @@ class Manifest:
 
 @dataclasses.dataclass(frozen=True)
 class Problem:
-    """One finding, located as precisely as possible: file, line and column."""
+    """One finding, located as precisely as possible: file, line and column (or Parquet row)."""
 
     file: str
     message: str
     line: int | None = None
     column: int | None = None
+    row: int | None = None  # a Parquet file's data row (1 is the first), instead of a line
 
     def __str__(self) -> str:
+        if self.row is not None:
+            return f"{self.file}: row {self.row}, column {self.column}: {self.message}"
         place = self.file
         if self.line is not None:
             place += f":{self.line}"
@@ -122,14 +137,19 @@ class Report:
         """Record a problem."""
         self.problems.append(Problem(self.file, message, line, column))
 
+    def add_cell(self, message: str, row: int, column: int) -> None:
+        """Record a problem in one cell of a Parquet file."""
+        self.problems.append(Problem(self.file, message, column=column, row=row))
+
 
 @dataclasses.dataclass
 class Table:
     """Rows read into memory for training, prediction or drift: features by column, labels."""
 
     feature_names: tuple[str, ...]
-    features: list[list[float]]
+    features: list[list[Any]]  # floats, strings (categories) and None (missing)
     labels: list[str] | None
+    columns: tuple[Column, ...] = ()  # the feature columns, as the manifest describes them
 
 
 def load_manifest(path: Path) -> Manifest:
@@ -138,7 +158,10 @@ def load_manifest(path: Path) -> Manifest:
 
 
 def parse_manifest(raw: Any, where: str, path: Path | None = None) -> Manifest:
-    """Check a manifest read from ``where`` (a file, or a registry object's URL)."""
+    """Check a manifest read from ``where`` (a file, or a registry object's URL).
+
+    Version 1 (numeric features, ``dtype``) is still read: registries hold models made with it.
+    """
     if not isinstance(raw, dict):
         raise MlciError(f"{where}: the manifest must be a JSON object")
     for key, kind in (
@@ -150,8 +173,15 @@ def parse_manifest(raw: Any, where: str, path: Path | None = None) -> Manifest:
     ):
         if not isinstance(raw.get(key), kind):
             raise MlciError(f"{where}: field '{key}' is missing or not a {kind.__name__}")
+    version = raw.get("version", 1)
+    if version not in (1, MANIFEST_VERSION):
+        raise MlciError(
+            f"{where}: version {version!r} is not one this mlci reads (1 or {MANIFEST_VERSION}); "
+            "update mlci"
+        )
     columns = tuple(
-        _column(item, f"{where}: columns[{index}]") for index, item in enumerate(raw["columns"])
+        _column(item, f"{where}: columns[{index}]", version)
+        for index, item in enumerate(raw["columns"])
     )
     names = [column.name for column in columns]
     if len(set(names)) != len(names):
@@ -159,45 +189,106 @@ def parse_manifest(raw: Any, where: str, path: Path | None = None) -> Manifest:
     if raw["target"] not in names:
         raise MlciError(f"{where}: target '{raw['target']}' is not one of the columns {names}")
     for index, column in enumerate(columns):
-        if column.dtype == "category" and column.name != raw["target"]:
+        if version == 1 and column.kind == CATEGORICAL and column.name != raw["target"]:
             raise MlciError(
-                f"{where}: columns[{index}] ({column.name}): only the target may be a category; "
-                "mlci trains on numeric features (encode the column as numbers first)"
+                f"{where}: columns[{index}] ({column.name}): only the target may be a category "
+                "in a version 1 manifest; run 'mlci data init' again to describe categories"
             )
-        if column.name == raw["target"] and column.dtype != "category":
+        if column.name == raw["target"] and (column.kind != CATEGORICAL or column.missing):
             raise MlciError(
-                f"{where}: columns[{index}] ({column.name}): the target must be a category "
-                "with its labels listed"
+                f"{where}: columns[{index}] ({column.name}): the target must be categorical "
+                "with its labels listed, and never missing"
             )
+    if not any(c.feature and c.kind in FEATURE_KINDS for c in columns if c.name != raw["target"]):
+        raise MlciError(f"{where}: columns: no feature column besides the target")
+    dialect = _dialect(raw.get("dialect", {}), f"{where}: dialect")
     path = Path(where) if path is None else path
-    return Manifest(path, raw["file"], raw["sha256"], raw["rows"], raw["target"], columns)
+    return Manifest(path, raw["file"], raw["sha256"], raw["rows"], raw["target"], columns, dialect)
 
 
-def _column(item: Any, where: str) -> Column:
+_COLUMN_KEYS = {"name", "kind", "min", "max", "values", "missing", "feature", "why", "note"}
+
+
+def _column(item: Any, where: str, version: int) -> Column:
     if not isinstance(item, dict) or not isinstance(item.get("name"), str):
         raise MlciError(f"{where}: must be an object with a string 'name'")
-    dtype = item.get("dtype")
-    if dtype not in DTYPES:
+    where = f"{where} ({item['name']})"
+    if version == 1:
+        dtype = item.get("dtype")
+        if dtype not in V1_KINDS:
+            raise MlciError(f"{where}: dtype must be one of {', '.join(V1_KINDS)}, got {dtype!r}")
+        item = {k: v for k, v in item.items() if k != "dtype"}
+        item["kind"] = V1_KINDS[dtype]
+        if "labels" in item:
+            item["values"] = item.pop("labels")
+    unknown = sorted(set(item) - _COLUMN_KEYS - {"unknown"})
+    if unknown:
+        raise MlciError(f"{where}: unknown key(s) {', '.join(unknown)}")
+    kind = item.get("kind")
+    if kind not in KINDS:
+        raise MlciError(f"{where}: kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    flags = {}
+    for key in ("missing", "feature"):
+        if key in item and not isinstance(item[key], bool):
+            raise MlciError(f"{where}: '{key}' must be true or false")
+        flags[key] = item.get(key, key == "feature")
+    texts = {}
+    for key in ("why", "note"):
+        if not isinstance(item.get(key, ""), str):
+            raise MlciError(f"{where}: '{key}' must be a string")
+        texts[key] = item.get(key, "")
+    if kind in (TEXT, DATE) and flags["feature"]:
         raise MlciError(
-            f"{where} ({item['name']}): dtype must be one of {', '.join(DTYPES)}, got {dtype!r}"
+            f'{where}: a {kind} column cannot be a feature: set "feature": false and say why'
         )
-    if dtype == "category":
-        labels = item.get("labels")
+    policy = item.get("unknown", "refuse")
+    if policy not in UNKNOWN_POLICIES:
+        raise MlciError(f"{where}: unknown must be one of {', '.join(UNKNOWN_POLICIES)}")
+    common: dict[str, Any] = {"name": item["name"], "kind": kind, **flags, **texts}
+    if kind == CATEGORICAL:
+        values = item.get("values")
         if (
-            not isinstance(labels, list)
-            or not labels
-            or not all(isinstance(x, str) for x in labels)
+            not isinstance(values, list)
+            or not values
+            or not all(isinstance(x, str) for x in values)
         ):
-            raise MlciError(
-                f"{where} ({item['name']}): 'labels' must be a non-empty list of strings"
-            )
-        return Column(item["name"], dtype, labels=tuple(labels))
+            field = "labels" if version == 1 else "values"
+            raise MlciError(f"{where}: '{field}' must be a non-empty list of strings")
+        return Column(**common, values=tuple(values), unknown=policy)
+    if kind not in (NUMERIC, INTEGER):
+        return Column(**common)
     low, high = finite_float(item.get("min")), finite_float(item.get("max"))
     if low is None or high is None:
-        raise MlciError(f"{where} ({item['name']}): numeric columns need numbers 'min' and 'max'")
+        raise MlciError(f"{where}: numeric columns need numbers 'min' and 'max'")
     if low > high:
-        raise MlciError(f"{where} ({item['name']}): min {low:g} is greater than max {high:g}")
-    return Column(item["name"], dtype, min=low, max=high)
+        raise MlciError(f"{where}: min {low:g} is greater than max {high:g}")
+    return Column(**common, min=low, max=high)
+
+
+def _dialect(raw: Any, where: str) -> Dialect:
+    if not isinstance(raw, dict):
+        raise MlciError(f"{where}: must be an object")
+    unknown = sorted(set(raw) - {f.name for f in dataclasses.fields(Dialect)})
+    if unknown:
+        raise MlciError(f"{where}: unknown key(s) {', '.join(unknown)}")
+    default = Dialect()
+    for key in ("delimiter", "quotechar"):
+        value = raw.get(key, getattr(default, key))
+        if not isinstance(value, str) or len(value) != 1:
+            raise MlciError(f"{where} {key}: must be one character, got {value!r}")
+    for key in ("skipinitialspace", "index_column"):
+        if not isinstance(raw.get(key, False), bool):
+            raise MlciError(f"{where} {key}: must be true or false")
+    missing = raw.get("missing", [])
+    if not isinstance(missing, list) or not all(isinstance(x, str) for x in missing):
+        raise MlciError(f"{where} missing: must be a list of strings (cell texts)")
+    return Dialect(
+        raw.get("delimiter", ","),
+        raw.get("skipinitialspace", False),
+        raw.get("quotechar", '"'),
+        tuple(missing),
+        raw.get("index_column", False),
+    )
 
 
 def open_csv(path: Path) -> IO[str]:
@@ -218,25 +309,32 @@ def text_stream(data: bytes, where: str = "data") -> IO[str]:
         raise MlciError(f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
-def _header(
-    reader: Iterator[list[str]], report: Report, expected: list[str], optional: set[str]
+def check_header(
+    header: list[str] | None,
+    report: Report,
+    expected: list[str],
+    optional: set[str],
+    skip: int = 0,
 ) -> tuple[dict[str, int], int] | None:
-    """Check the header line; return each column's index and the field count, or None if empty."""
-    header = next(reader, None)
+    """Check the header line; return each column's index and the field count, or None if empty.
+
+    ``skip``: leading fields that are not data (an unnamed index column).
+    """
     if header is None or not any(cell.strip() for cell in header):
         report.add("file is empty: expected a header line with columns " + ", ".join(expected), 1)
         return None
+    header = [name.strip() for name in header]
     index: dict[str, int] = {}
-    for position, name in enumerate(header, start=1):
+    for position, name in enumerate(header[skip:], start=skip + 1):
         if name in index:
             report.add(f"duplicated column '{name}' (also column {index[name] + 1})", 1, position)
         else:
             index[name] = position - 1
     missing = [name for name in expected if name not in index and name not in optional]
-    for position, name in enumerate(header, start=1):
+    for position, name in enumerate(header[skip:], start=skip + 1):
         if name in expected:
             continue
-        slot = expected[position - 1] if position <= len(expected) else None
+        slot = expected[position - 1 - skip] if position - skip <= len(expected) else None
         if slot in missing:
             report.add(
                 f"column '{name}' is not in the manifest: renamed from '{slot}'?", 1, position
@@ -249,68 +347,29 @@ def _header(
     return index, len(header)
 
 
-def _cell(value: str, column: Column, report: Report, line: int, position: int) -> Any:
-    """Check one cell against its column; return the parsed value or None when it is bad."""
-    name = column.name
-    text = value.strip()
-    if not text:
-        report.add(f"{name}: empty value", line, position)
-        return None
-    if column.dtype == "category":
-        if text not in column.labels:
-            report.add(
-                f"{name}: unknown label '{text}'; allowed: {', '.join(column.labels)}",
-                line,
-                position,
-            )
-            return None
-        return text
-    try:
-        number = float(text)
-    except ValueError:
-        report.add(f"{name}: not a number: '{text}'", line, position)
-        return None
-    if math.isnan(number):
-        report.add(f"{name}: NaN is not allowed", line, position)
-        return None
-    if math.isinf(number):
-        report.add(f"{name}: infinite value '{text}' is not allowed", line, position)
-        return None
-    if column.dtype == "int" and not number.is_integer():
-        report.add(f"{name}: expected an integer, got '{text}'", line, position)
-        return None
-    low, high = column.min, column.max
-    assert low is not None
-    assert high is not None
-    if not low <= number <= high:
-        report.add(
-            f"{name}: {text} is outside the allowed range [{column.min:g}, {column.max:g}]",
-            line,
-            position,
-        )
-        return None
-    return number
-
-
 def scan(
     stream: Iterable[str], report: Report, manifest: Manifest, *, require_target: bool = True
-) -> Iterator[tuple[list[float], str | None]]:
-    """Stream rows out of CSV text, checking each against the manifest.
+) -> Iterator[tuple[list[Any], Any]]:
+    """Stream rows out of CSV text, checking each against the manifest and its dialect.
 
-    Yields ``(features, label)`` for every valid row; every problem goes to ``report``. Nothing
-    but the current row is held in memory.
+    Yields ``(features, label)`` for every valid row, each feature a float, a string or None
+    (missing); every problem goes to ``report``. Nothing but the current row is in memory.
     """
-    reader = csv.reader(stream)
+    dialect = manifest.dialect
+    reader = csv.reader(stream, **dialect.reader_options())
     expected = [column.name for column in manifest.columns]
     optional = set() if require_target else {manifest.target}
     header = None
     try:
-        header = _header(reader, report, expected, optional)
+        header = check_header(
+            next(reader, None), report, expected, optional, int(dialect.index_column)
+        )
         if header is None:
             return
         index, width = header
         header_ok = report.ok
         columns = [(column, index.get(column.name)) for column in manifest.columns]
+        features = [column.name for column in manifest.features]
         for row in reader:
             line = reader.line_num
             if not row:
@@ -323,10 +382,14 @@ def scan(
             values: dict[str, Any] = {}
             for column, position in columns:
                 if position is not None and position < len(row):
-                    values[column.name] = _cell(row[position], column, report, line, position + 1)
+                    value, problem = read_cell(
+                        row[position], column, dialect, target=column.name == manifest.target
+                    )
+                    if problem:
+                        report.add(f"{column.name}: {problem}", line, position + 1)
+                    values[column.name] = value
             if header_ok and len(report.problems) == before:
-                features = [values[column.name] for column in manifest.features]
-                yield features, values.get(manifest.target)
+                yield [values[name] for name in features], values.get(manifest.target)
     except UnicodeDecodeError as exc:
         report.add(f"not UTF-8 text: {exc.reason} at byte {exc.start}")
     except csv.Error as exc:
@@ -335,14 +398,31 @@ def scan(
         report.add("no data rows: the file has a header only", 1)
 
 
+def rows_of(
+    path: Path, report: Report, manifest: Manifest, *, require_target: bool = True
+) -> Iterator[tuple[list[Any], Any]]:
+    """``scan`` over a data file: CSV with the manifest's dialect, or Parquet by its suffix."""
+    if is_parquet(path):
+        from mlci.pipeline._parquet import scan_parquet
+
+        yield from scan_parquet(path, report, manifest, require_target=require_target)
+        return
+    with open_csv(path) as stream:
+        yield from scan(stream, report, manifest, require_target=require_target)
+
+
+def is_parquet(path: Path) -> bool:
+    """A Parquet file, told by its suffix."""
+    return path.suffix.lower() in (".parquet", ".pq")
+
+
 def validate(
     path: Path, manifest: Manifest, *, check_hash: bool = True, display: str | None = None
 ) -> Report:
     """Check a CSV file against the manifest's schema and, unless told not to, its recorded hash."""
     report = Report(display or str(path))
-    with open_csv(path) as stream:
-        for _ in scan(stream, report, manifest):
-            pass
+    for _ in rows_of(path, report, manifest):
+        pass
     report.sha256 = sha256_file(path)
     if check_hash:
         _check_hash(report, manifest)
@@ -360,16 +440,21 @@ def _check_hash(report: Report, manifest: Manifest) -> None:
         )
 
 
-def _collect(rows: Iterable[tuple[list[float], str | None]], manifest: Manifest) -> Table:
+def _collect(rows: Iterable[tuple[list[Any], Any]], manifest: Manifest) -> Table:
     """Gather scanned rows into a Table; labels only when every row has one."""
-    features: list[list[float]] = []
+    features: list[list[Any]] = []
     labels: list[str] = []
     for row, label in rows:
         features.append(row)
         if label is not None:
             labels.append(label)
     has_labels = bool(labels) and len(labels) == len(features)
-    return Table(tuple(c.name for c in manifest.features), features, labels if has_labels else None)
+    return Table(
+        tuple(c.name for c in manifest.features),
+        features,
+        labels if has_labels else None,
+        manifest.features,
+    )
 
 
 def read_table(
@@ -383,6 +468,34 @@ def read_table(
     return table
 
 
+def read_file(
+    source: Path | bytes,
+    manifest: Manifest,
+    *,
+    require_target: bool = True,
+    display: str | None = None,
+) -> Table:
+    """A data file's rows in memory, refusing the whole file if any row is invalid.
+
+    ``source``: a CSV or Parquet file, or its bytes (a registry object): the manifest's data
+    file says which format, so the format travels with the manifest.
+    """
+    report = Report(display or str(source if isinstance(source, Path) else "data"))
+    if isinstance(source, Path):
+        rows = rows_of(source, report, manifest, require_target=require_target)
+    elif manifest.parquet:
+        from mlci.pipeline._parquet import scan_parquet
+
+        rows = scan_parquet(source, report, manifest, require_target=require_target)
+    else:
+        stream = text_stream(source, report.file)
+        rows = scan(stream, report, manifest, require_target=require_target)
+    table = _collect(rows, manifest)
+    if not report.ok:
+        raise MlciError(format_problems(report))
+    return table
+
+
 def read_training_data(
     path: Path, manifest: Manifest, *, sha256: str, display: str | None = None
 ) -> Table:
@@ -391,8 +504,7 @@ def read_training_data(
     ``sha256`` is the file's hash, already computed for the stage key.
     """
     report = Report(display or str(path))
-    with open_csv(path) as stream:
-        table = _collect(scan(stream, report, manifest), manifest)
+    table = _collect(rows_of(path, report, manifest), manifest)
     report.sha256 = sha256
     _check_hash(report, manifest)
     if not report.ok:
@@ -418,75 +530,13 @@ def accept(manifest: Manifest, path: Path | None = None) -> Manifest:
     if not report.ok:
         raise MlciError(format_problems(report) + "\nnothing was recorded: fix the data first")
     assert report.sha256 is not None
-    file = _relative_to(path, manifest.path.parent)
+    file = relative_to(path, manifest.path.parent)
     updated = dataclasses.replace(manifest, file=file, sha256=report.sha256, rows=report.rows)
     updated.save()
     return updated
 
 
-def infer_manifest(path: Path, target: str, manifest_path: Path) -> Manifest:
-    """Draft a manifest from a CSV: numeric ranges widened by their span, observed labels."""
-    with open_csv(path) as stream:
-        reader = csv.reader(stream)
-        header = next(reader, None)
-        if not header:
-            raise MlciError(f"{path}:1: file is empty: expected a header line")
-        if len(set(header)) != len(header):
-            raise MlciError(f"{path}:1: duplicated column names in the header")
-        if target not in header:
-            raise MlciError(f"{path}:1: target column '{target}' is not in the header {header}")
-        lows: dict[str, float] = {}
-        highs: dict[str, float] = {}
-        labels: set[str] = set()
-        rows = 0
-        for row in reader:
-            if not row:
-                continue
-            rows += 1
-            if len(row) != len(header):
-                raise MlciError(
-                    f"{path}:{reader.line_num}: expected {len(header)} fields, found {len(row)}"
-                )
-            for position, (name, cell) in enumerate(zip(header, row), start=1):
-                cell = cell.strip()
-                if name == target:
-                    if not cell:
-                        raise MlciError(
-                            f"{path}:{reader.line_num}:{position}: target '{target}' is empty: "
-                            "every row needs a label (drop or label the row, then run init again)"
-                        )
-                    labels.add(cell)
-                    if len(labels) > MAX_LABELS:
-                        raise MlciError(
-                            f"{path}:{reader.line_num}:{position}: target '{target}' has more "
-                            f"than {MAX_LABELS} distinct labels; mlci trains classifiers"
-                        )
-                    continue
-                number = finite_float(cell)
-                if number is None:
-                    raise MlciError(
-                        f"{path}:{reader.line_num}:{position}: {name}: '{cell}' is not a finite "
-                        "number; mlci trains on numeric features (encode the column first)"
-                    )
-                lows[name] = min(lows.get(name, number), number)
-                highs[name] = max(highs.get(name, number), number)
-    if rows == 0:
-        raise MlciError(f"{path}: no data rows: the file has a header only")
-    columns = []
-    for name in header:
-        if name == target:
-            columns.append(Column(name, "category", labels=tuple(sorted(labels))))
-            continue
-        low, high = lows[name], highs[name]
-        span = (high - low) or abs(high) or 1.0
-        floor = 0.0 if low >= 0 else low - span
-        low_bound = max(floor, round(low - span, 6))
-        columns.append(Column(name, "float", min=low_bound, max=round(high + span, 6)))
-    file = _relative_to(path, manifest_path.parent)
-    return Manifest(manifest_path, file, sha256_file(path), rows, target, tuple(columns))
-
-
-def _relative_to(path: Path, folder: Path) -> str:
+def relative_to(path: Path, folder: Path) -> str:
     try:
         return path.resolve().relative_to(folder.resolve()).as_posix()
     except ValueError:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from mlci.errors import MlciError
 from mlci.pipeline import _stage as stage
 from mlci.pipeline._config import Config
-from mlci.pipeline._data import Manifest, read_table
+from mlci.pipeline._data import Manifest, Table, read_file, read_table
 from mlci.pipeline._model import load_verified
+from mlci.pipeline._prepare import model_input
 
 
 def load_trained(config: Config) -> Any:
@@ -26,10 +28,17 @@ def load_trained(config: Config) -> Any:
 
 
 def predict_rows(manifest: Manifest, model: Any, stream: Iterable[str], source: str) -> list[str]:
-    """Validate rows against the model's manifest (its feature columns), then predict labels."""
-    import numpy as np
+    """Validate CSV rows against the model's manifest (its feature columns), then predict labels."""
+    return predict_table(model, read_table(stream, source, manifest, require_target=False), source)
 
-    table = read_table(stream, source, manifest, require_target=False)
+
+def predict_file(manifest: Manifest, model: Any, path: Path) -> list[str]:
+    """Predict the rows of a CSV or Parquet file, read as the manifest describes the data."""
+    return predict_table(model, read_file(path, manifest, require_target=False), str(path))
+
+
+def predict_table(model: Any, table: Table, source: str) -> list[str]:
+    """Labels for rows already validated against the model's manifest."""
     if not table.features:
         raise MlciError(f"{source}: no rows to predict")
-    return [str(label) for label in model.predict(np.asarray(table.features, dtype=np.float64))]
+    return [str(label) for label in model.predict(model_input(table.features, table.columns))]

@@ -20,7 +20,8 @@ from mlci.pipeline._model import file_matches
 
 PACKAGE = Path(__file__).resolve().parents[1]  # src/mlci
 _MLCI_IMPORT = re.compile(r"^\s*(?:from|import)\s+mlci\.(\w+)", re.MULTILINE)
-INPUT_NAMES = ("data", "config", "code", "lock", "python")
+# The manifest is an input since it describes how the data is read and prepared (dialect, kinds).
+INPUT_NAMES = ("data", "manifest", "config", "code", "lock", "python")
 COMPLETE = "complete"
 
 
@@ -113,6 +114,7 @@ def current_inputs(config: Config) -> dict[str, str | None]:
     lock = config.lock
     return {
         "data": sha256_file(config.data) if config.data.is_file() else None,
+        "manifest": sha256_file(config.manifest) if config.manifest.is_file() else None,
         "config": hashlib.sha256(canonical_json(config.resolved()).encode()).hexdigest(),
         "code": code_hash(),
         "lock": sha256_file(lock) if lock is not None and lock.is_file() else None,

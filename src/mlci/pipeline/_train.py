@@ -35,6 +35,7 @@ from mlci.pipeline._evaluate import (
     summary_rows,
 )
 from mlci.pipeline._model import save_model
+from mlci.pipeline._prepare import PrepareConfig, model_input
 from mlci.pipeline._stage import Artifacts
 
 PACKAGES = ("scikit-learn", "numpy", "scipy", "joblib", "threadpoolctl")
@@ -149,7 +150,8 @@ def fit(config: Config, manifest: Manifest, table: Table) -> Fitted:
     from threadpoolctl import threadpool_limits
 
     # Built first: its import loads the OpenMP and BLAS libraries that the limit then reaches.
-    estimator = build_estimator(config.estimator)  # a wrong estimator fails before any work
+    # A wrong estimator fails before any work.
+    estimator = build_estimator(config.estimator, columns=manifest.features, prepare=config.prepare)
     with threadpool_limits(limits=config.threads):
         return _fit(config, manifest, table, estimator)
 
@@ -158,7 +160,7 @@ def _fit(config: Config, manifest: Manifest, table: Table, estimator: Any) -> Fi
     import numpy as np
 
     assert table.labels is not None
-    features = np.asarray(table.features, dtype=np.float64)
+    features = model_input(table.features, manifest.features)
     labels = np.asarray(table.labels, dtype=object)
     rows = split(config, labels)
     test_rows = rows[1]
@@ -171,7 +173,7 @@ def _fit(config: Config, manifest: Manifest, table: Table, estimator: Any) -> Fi
         manifest,
     )
     simpler = {
-        name: simpler_score(spec, (features, labels), rows, manifest)
+        name: simpler_score(spec, (features, labels), rows, manifest, config.prepare)
         for name, spec in config.gate.simpler.models().items()
     }
     if simpler:
@@ -212,13 +214,26 @@ def _fit_and_score(
 
 
 def simpler_score(
-    spec: EstimatorSpec, data: tuple[Any, Any], rows: tuple[Any, Any], manifest: Manifest
+    spec: EstimatorSpec,
+    data: tuple[Any, Any],
+    rows: tuple[Any, Any],
+    manifest: Manifest,
+    prepare: PrepareConfig | None = None,
 ) -> dict[str, Any]:
-    """Fit a simpler model on the candidate's training rows; score it on the same held-out rows."""
+    """Fit a simpler model on the candidate's training rows; score it on the same held-out rows.
+
+    It gets the candidate's preparation, but for what only the candidate's estimator may support
+    (native categories, NaN passed through): there it takes the default for its own estimator.
+    """
     from sklearn.exceptions import ConvergenceWarning
 
     where = "[tool.mlci.gate.simpler] model"
-    estimator = build_estimator(spec, where)
+    prepare = prepare or PrepareConfig()
+    simpler = PrepareConfig(
+        "auto" if prepare.categorical == "native" else prepare.categorical,
+        "auto" if prepare.numeric == "passthrough" else prepare.numeric,
+    )
+    estimator = build_estimator(spec, where, manifest.features, simpler)
     with warnings.catch_warnings():  # a baseline that does not converge is still a baseline
         warnings.simplefilter("ignore", ConvergenceWarning)
         scored, _ = _fit_and_score(
@@ -268,18 +283,17 @@ def score(
     return metrics, predicted
 
 
-def held_out_features(predictions: dict[str, Any], table: Table) -> list[list[float]]:
+def held_out_features(predictions: dict[str, Any], table: Table) -> list[list[Any]]:
     """The feature rows a run was evaluated on, found by the data-file lines it recorded."""
     return [list(table.features[line - FIRST_LINE]) for line in predictions["lines"]]
 
 
 def score_held_out(config: Config, model: Any, data_sha256: str | None = None) -> dict[str, Any]:
     """Another model's metrics on the held-out rows of the current artifacts (champion scoring)."""
-    import numpy as np
 
     manifest, table = load_data(config, data_sha256)
     recorded = read_json(Artifacts.of(config).predictions, "predictions")
-    features = np.asarray(held_out_features(recorded, table), dtype=np.float64)
+    features = model_input(held_out_features(recorded, table), manifest.features)
     train_size = len(table.features) - len(features)
     metrics, _ = score(
         model, features, list(recorded["expected"]), manifest.target_column.labels, train_size

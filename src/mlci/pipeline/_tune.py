@@ -15,6 +15,7 @@ from typing import Any
 from mlci._report import Section
 from mlci.errors import MlciError
 from mlci.pipeline._config import SCORING, Config, EstimatorSpec, TuneConfig, build_estimator
+from mlci.pipeline._prepare import model_input
 from mlci.pipeline._train import split
 
 RESULTS = "tune.json"  # in the artifacts folder: every point's score, the verdict
@@ -60,7 +61,7 @@ def tune(config: Config, settings: TuneConfig, table: Any) -> Tuning:
     for name in settings.grid:  # each name and value refused before any fitting, by field
         for value in settings.grid[name]:
             build_estimator(_with(spec, {name: value}), f"{where}.{name}")
-    features = np.asarray(table.features, dtype=np.float64)
+    features = model_input(table.features, table.columns)
     labels = np.asarray(table.labels, dtype=object)
     train_rows, _ = split(config, labels)  # the held-out rows stay unseen
     x, y = features[train_rows], labels[train_rows]
@@ -72,7 +73,9 @@ def tune(config: Config, settings: TuneConfig, table: Any) -> Tuning:
     scoring = SCORING[settings.metric]
 
     def cross_validated(params: dict[str, Any]) -> Point:
-        estimator = build_estimator(_with(spec, params))
+        estimator = build_estimator(
+            _with(spec, params), columns=table.columns, prepare=config.prepare
+        )
         try:
             scores = cross_val_score(
                 estimator, x, y, cv=folds, scoring=scoring, error_score="raise"

@@ -56,8 +56,7 @@ def _data_files(root: Path, data: Data, csv_text: str | None) -> dict[str, bytes
             csv_path.write_text(csv_text, encoding="utf-8")
         manifest_path = csv_path.with_name(Path(data.manifest).name)
         manifest = pipeline.infer_manifest(csv_path, data.target, manifest_path)
-        with pipeline.open_csv(csv_path) as stream:
-            table = pipeline.read_table(stream, data.csv, manifest)
+        table = pipeline.read_file(csv_path, manifest, display=data.csv)
         checks = pipeline.starter_checks(manifest, table)
         body = json.dumps(manifest.to_dict(), indent=2) + "\n"
     files = {data.manifest: body.encode(), data.checks: checks.encode()}

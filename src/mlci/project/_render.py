@@ -73,6 +73,9 @@ def starters() -> dict[str, str]:
     return {path: template(name) for path, name in STARTERS.items()}
 
 
+PARQUET = (".parquet", ".pq")
+
+
 def tables(data: Data) -> dict[str, str]:
     """The pyproject.toml tables `mlci init` adds, by dotted name, as TOML text."""
     if data == IRIS:
@@ -82,7 +85,13 @@ def tables(data: Data) -> dict[str, str]:
             "tool-mlci.toml.tmpl", data=data.csv, manifest=data.manifest, target=data.target
         )
     return {
-        "dependency-groups": template("groups.toml.tmpl"),
+        # Parquet data needs pyarrow wherever the data is read (training, tests, drift).
+        "dependency-groups": template(
+            "groups.toml.tmpl",
+            extras="plots,parquet"
+            if PurePosixPath(data.csv).suffix.lower() in PARQUET
+            else "plots",
+        ),
         "tool.mlci": config,
         "tool.pytest": template("tool-pytest.toml.tmpl"),
         "tool.ruff": template("tool-ruff.toml.tmpl"),

@@ -15,12 +15,13 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from mlci._io import finite_float
+from mlci.pipeline import INTEGER, NUMERIC, Column, Dialect, read_cell, read_value
 
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 PARAMS = {"proba": bool}  # params: {"proba": true} adds class probabilities to the reply
 JSON_TYPE = "application/json"
 CSV_TYPE = "text/csv"
+CSV_DIALECT = Dialect()  # a scoring request's CSV: commas, and an empty cell is missing
 
 
 class BadRequest(Exception):
@@ -43,23 +44,34 @@ class Limits:
 class Scoring:
     """A parsed request: feature rows in manifest order, and the params."""
 
-    rows: list[list[float]]
+    rows: list[list[Any]]  # floats, categories (strings) and None (missing)
     params: dict[str, Any]
 
 
 def parse(
-    body: bytes, content_type: str | None, features: Sequence[str], limits: Limits
+    body: bytes,
+    content_type: str | None,
+    features: Sequence[Column | str],
+    limits: Limits,
+    ignored: Sequence[str] = (),
 ) -> Scoring:
-    """Turn a request body into rows of the ``features`` columns, or raise ``BadRequest``."""
+    """Turn a request body into rows of the ``features`` columns, or raise ``BadRequest``.
+
+    Each value is checked against its column of the served version's manifest, as training read
+    the data; a bare name is a numeric column. Columns in ``ignored`` (the data's identifiers,
+    dates) may be sent and are dropped.
+    """
+    columns = [Column(c, NUMERIC) if isinstance(c, str) else c for c in features]
+    spec = _Spec(columns, [c.name for c in columns], frozenset(ignored))
     media, charset = _content_type(content_type)
     try:
         text = body.decode(charset)
     except (UnicodeDecodeError, LookupError):
         raise BadRequest(f"the body is not valid {charset} text") from None
     if media == CSV_TYPE:
-        rows, params = _csv(text, features), dict[str, Any]()
+        rows, params = _csv(text, spec), dict[str, Any]()
     else:
-        rows, params = _json(text, features)
+        rows, params = _json(text, spec)
     if not rows:
         raise BadRequest("the batch is empty: send at least one row")
     if len(rows) > limits.max_rows:
@@ -67,6 +79,15 @@ def parse(
             f"{len(rows)} rows is more than the limit of {limits.max_rows} per request"
         )
     return Scoring(rows, params)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Spec:
+    """The columns a request must carry, their names in order, and those it may add."""
+
+    columns: list[Column]
+    names: list[str]
+    ignored: frozenset[str]
 
 
 def _content_type(header: str | None) -> tuple[str, str]:
@@ -86,7 +107,7 @@ def _content_type(header: str | None) -> tuple[str, str]:
     return media, "utf-8"
 
 
-def _json(text: str, features: Sequence[str]) -> tuple[list[list[float]], dict[str, Any]]:
+def _json(text: str, spec: _Spec) -> tuple[list[list[Any]], dict[str, Any]]:
     try:
         document = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
@@ -110,12 +131,12 @@ def _json(text: str, features: Sequence[str]) -> tuple[list[list[float]], dict[s
     params = _params(document.get("params"))
     value = document[key]
     if key == "dataframe_split":
-        return _split(value, features), params
+        return _split(value, spec), params
     if key == "dataframe_records":
-        return _records(value, features, key), params
+        return _records(value, spec, key), params
     if key == "inputs" and isinstance(value, dict):
-        return _columns(value, features), params
-    return _instances(value, features, key), params
+        return _columns(value, spec), params
+    return _instances(value, spec, key), params
 
 
 def _reject_constant(name: str) -> None:
@@ -135,19 +156,19 @@ def _params(value: Any) -> dict[str, Any]:
     return dict(value)
 
 
-def _split(value: Any, features: Sequence[str]) -> list[list[float]]:
+def _split(value: Any, spec: _Spec) -> list[list[Any]]:
     if not isinstance(value, dict) or not isinstance(value.get("columns"), list):
         raise BadRequest('dataframe_split must be {"columns": [...], "data": [[...], ...]}')
     extra = sorted(set(value) - {"columns", "data", "index"})
     if extra:
         raise BadRequest(f"dataframe_split: unknown key(s) {', '.join(extra)}")
     columns = value["columns"]
-    order = _order(columns, features, "dataframe_split.columns")
+    order = _order(columns, spec, "dataframe_split.columns")
     data = value.get("data")
     if not isinstance(data, list):
         raise BadRequest("dataframe_split.data must be a list of rows")
     rows = []
-    positions = [order[name] for name in features]
+    positions = [order[name] for name in spec.names]
     for number, row in enumerate(data):
         if not isinstance(row, list) or len(row) != len(columns):
             where = f"dataframe_split.data[{number}]"
@@ -155,76 +176,87 @@ def _split(value: Any, features: Sequence[str]) -> list[list[float]]:
         rows.append(
             _row(
                 [row[p] for p in positions],
-                functools.partial(_named, f"dataframe_split.data[{number}] (", features, ")"),
+                spec,
+                functools.partial(_named, f"dataframe_split.data[{number}] (", spec.names, ")"),
             )
         )
     return rows
 
 
-def _records(value: Any, features: Sequence[str], key: str) -> list[list[float]]:
+def _records(value: Any, spec: _Spec, key: str) -> list[list[Any]]:
     if not isinstance(value, list):
         raise BadRequest(f"{key} must be a list of objects")
-    return [_record(record, features, f"{key}[{number}]") for number, record in enumerate(value)]
+    return [_record(record, spec, f"{key}[{number}]") for number, record in enumerate(value)]
 
 
-def _record(record: Any, features: Sequence[str], where: str) -> list[float]:
+def _record(record: Any, spec: _Spec, where: str) -> list[Any]:
     if not isinstance(record, dict):
-        raise BadRequest(f"{where}: expected an object with the columns {', '.join(features)}")
-    if len(record) != len(features) or not all(name in record for name in features):
-        _order(list(record), features, where)  # says what is wrong
+        raise BadRequest(f"{where}: expected an object with the columns {', '.join(spec.names)}")
+    if not all(name in record for name in spec.names) or any(
+        name not in spec.ignored for name in record.keys() - set(spec.names)
+    ):
+        _order(list(record), spec, where)  # says what is wrong
     return _row(
-        [record[name] for name in features], functools.partial(_named, f"{where}.", features, "")
+        [record[name] for name in spec.names],
+        spec,
+        functools.partial(_named, f"{where}.", spec.names, ""),
     )
 
 
-def _instances(value: Any, features: Sequence[str], key: str) -> list[list[float]]:
+def _instances(value: Any, spec: _Spec, key: str) -> list[list[Any]]:
     if not isinstance(value, list):
         raise BadRequest(f"{key} must be a list of rows (lists or objects)")
     rows = []
+    count = len(spec.names)
     for number, row in enumerate(value):
         where = f"{key}[{number}]"
         if isinstance(row, dict):
-            rows.append(_record(row, features, where))
+            rows.append(_record(row, spec, where))
         elif isinstance(row, list):
-            if len(row) != len(features):
+            if len(row) != count:
                 raise BadRequest(
-                    f"{where}: expected {len(features)} features ({', '.join(features)}), "
-                    f"got {len(row)}"
+                    f"{where}: expected {count} features ({', '.join(spec.names)}), got {len(row)}"
                 )
-            rows.append(_row(row, functools.partial(_indexed, where)))
+            rows.append(_row(row, spec, functools.partial(_indexed, where)))
         else:
-            raise BadRequest(f"{where}: expected a list of {len(features)} values or an object")
+            raise BadRequest(f"{where}: expected a list of {count} values or an object")
     return rows
 
 
-def _columns(value: dict[str, Any], features: Sequence[str]) -> list[list[float]]:
-    _order(list(value), features, "inputs")
-    lengths = {name: len(value[name]) if isinstance(value[name], list) else -1 for name in features}
+def _columns(value: dict[str, Any], spec: _Spec) -> list[list[Any]]:
+    _order(list(value), spec, "inputs")
+    names = spec.names
+    lengths = {name: len(value[name]) if isinstance(value[name], list) else -1 for name in names}
     if any(length < 0 for length in lengths.values()):
         raise BadRequest("inputs: each column must be a list of values")
     if len(set(lengths.values())) > 1:
         raise BadRequest(f"inputs: the columns differ in length: {lengths}")
     count = next(iter(lengths.values()), 0)
     return [
-        [_number(value[name][row], f"inputs.{name}[{row}]") for name in features]
+        [
+            _value(value[column.name][row], column, f"inputs.{column.name}[{row}]")
+            for column in spec.columns
+        ]
         for row in range(count)
     ]
 
 
-def _order(columns: list[Any], features: Sequence[str], where: str) -> dict[str, int]:
+def _order(columns: list[Any], spec: _Spec, where: str) -> dict[str, int]:
     """Each feature's position in ``columns``; missing, unknown or repeated names are refused.
 
     Linear in the number of columns: one body of 5 MB holds about 600,000 names, and far more
     columns than the model has are refused before their names are read.
     """
-    if len(columns) > 10 * len(features) + 100:  # hostile: say so without reading the names
+    features = spec.names
+    allowed = len(features) + len(spec.ignored)
+    if len(columns) > 10 * allowed + 100:  # hostile: say so without reading the names
         raise BadRequest(
             f"{where}: {len(columns)} columns, more than the model's {len(features)} "
             f"features; expected {', '.join(features)}"
         )
     if not all(isinstance(name, str) for name in columns):
         raise BadRequest(f"{where}: column names must be strings")
-    known = set(features)
+    known = set(features) | spec.ignored
     positions: dict[str, int] = {}
     repeated: set[str] = set()
     for position, name in enumerate(columns):
@@ -235,7 +267,7 @@ def _order(columns: list[Any], features: Sequence[str], where: str) -> dict[str,
     missing = [name for name in features if name not in positions]
     unknown = [name for name in positions if name not in known]
     problems = []
-    if len(columns) > len(features):
+    if len(columns) > allowed:
         problems.append(f"{len(columns)} columns, more than the model's {len(features)} features")
     if missing:
         problems.append(f"missing column(s) {_names(missing)}")
@@ -254,18 +286,24 @@ def _names(names: Sequence[str], shown: int = 10) -> str:
     return text + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
-def _row(values: list[Any], where: Callable[[int], str]) -> list[float]:
-    """A row's values as floats; the place of a bad one is worded only when there is one.
+def _row(values: list[Any], spec: _Spec, where: Callable[[int], str]) -> list[Any]:
+    """A row's values checked against their columns; a bad one's place is worded only then.
 
-    Finite JSON floats, by far the most common values, take one check: parsing runs beside the
-    event loop, and every bytecode it saves is time the loop can have the GIL.
+    Finite JSON floats within a numeric column's range, by far the most common values, take one
+    check: parsing runs beside the event loop, and every bytecode it saves is time the loop can
+    have the GIL.
     """
     row = []
-    for index, value in enumerate(values):
-        if type(value) is float and value - value == 0.0:  # NaN and infinity give NaN
+    for index, (value, column) in enumerate(zip(values, spec.columns)):
+        if (
+            type(value) is float
+            and value - value == 0.0  # NaN and infinity give NaN
+            and column.kind == NUMERIC
+            and (column.min is None or column.min <= value <= column.max)  # type: ignore[operator]
+        ):
             row.append(value)
         else:
-            row.append(_number(value, where(index)))
+            row.append(_value(value, column, where(index)))
     return row
 
 
@@ -277,24 +315,29 @@ def _indexed(prefix: str, index: int) -> str:
     return f"{prefix}[{index}]"
 
 
-def _number(value: Any, where: str) -> float:
-    if value is None:
-        raise BadRequest(f"{where}: null is not allowed: send a number")
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+def _value(value: Any, column: Column, where: str) -> Any:
+    """A JSON value for one column: numbers must be JSON numbers, categories strings or numbers."""
+    if (
+        column.kind in (NUMERIC, INTEGER)
+        and value is not None
+        and (isinstance(value, bool) or not isinstance(value, (int, float)))
+    ):
         raise BadRequest(f"{where}: {json.dumps(value)[:40]} is not a number")
-    number = finite_float(value)
-    if number is None:
-        raise BadRequest(f"{where}: {value} is not a finite number")
-    return number
+    if isinstance(value, (dict, list)):
+        raise BadRequest(f"{where}: expected a single value, got {json.dumps(value)[:40]}")
+    parsed, problem = read_value(value, column)
+    if problem:
+        raise BadRequest(f"{where}: {problem}")
+    return parsed
 
 
-def _csv(text: str, features: Sequence[str]) -> list[list[float]]:
+def _csv(text: str, spec: _Spec) -> list[list[Any]]:
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
     try:
         header = next(reader, None)
         if header is None:
             raise BadRequest("the CSV body is empty: send a header line and rows")
-        order = _order([name.strip() for name in header], features, "CSV header")
+        order = _order([name.strip() for name in header], spec, "CSV header")
         rows = []
         for row in reader:
             if not row:
@@ -302,21 +345,15 @@ def _csv(text: str, features: Sequence[str]) -> list[list[float]]:
             where = f"CSV line {reader.line_num}"
             if len(row) != len(header):
                 raise BadRequest(f"{where}: expected {len(header)} fields, found {len(row)}")
-            rows.append([_csv_number(row[order[name]], f"{where} ({name})") for name in features])
+            rows.append([_cell(row[order[c.name]], c, f"{where} ({c.name})") for c in spec.columns])
     except csv.Error as exc:
         raise BadRequest(f"malformed CSV: {exc}") from None
     return rows
 
 
-def _csv_number(text: str, where: str) -> float:
-    text = text.strip()
-    if not text:
-        raise BadRequest(f"{where}: empty value: send a number")
-    number = finite_float(text)
-    if number is None:
-        try:
-            float(text)
-        except ValueError:
-            raise BadRequest(f"{where}: '{text[:40]}' is not a number") from None
-        raise BadRequest(f"{where}: {text} is not a finite number")
-    return number
+def _cell(text: str, column: Column, where: str) -> Any:
+    """A CSV cell: an empty one is missing, anything else is read as training read its data."""
+    parsed, problem = read_cell(text, column, CSV_DIALECT)
+    if problem:
+        raise BadRequest(f"{where}: {problem}")
+    return parsed

@@ -37,7 +37,7 @@ from mlci._io import utc_now
 from mlci._secrets import redact
 from mlci.delivery import Registry, Version, age_days
 from mlci.errors import MlciError
-from mlci.pipeline import Config
+from mlci.pipeline import Column, Config, model_input
 from mlci.serving._metrics import Metrics
 from mlci.serving._sample import SampleLog
 from mlci.serving._scoring import BadRequest, Limits, parse
@@ -64,8 +64,14 @@ class Loaded:
     version: Version
     model: Any
     loaded_at: str
-    features: tuple[str, ...]  # from the version's own manifest: model and schema swap together
+    columns: tuple[Column, ...]  # the version's own features: model and schema swap together
     trained_at: str = ""  # when its training run finished: the model's age in /health
+    ignored: tuple[str, ...] = ()  # the data's columns that are not features: sent, dropped
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        """The feature columns' names, in the manifest's order."""
+        return tuple(column.name for column in self.columns)
 
     def age_days(self) -> float | None:
         """Days since the model was trained, now."""
@@ -126,7 +132,7 @@ class ModelSlot:
                 model = self.registry.load_model(
                     version, self.trusted, model_format=self.model_format
                 )
-                features = tuple(c.name for c in self.registry.manifest(version).features)
+                manifest = self.registry.manifest(version)
                 trained_at = self.registry.trained_at(version)
             except MlciError as error:
                 self._fail(str(error), version)  # _seen stays: the next poll tries again
@@ -136,7 +142,14 @@ class ModelSlot:
                     f"the alias '{self.alias}' could not be loaded: {_describe(error)}", version
                 )
                 return
-            self.current = Loaded(version, model, utc_now("milliseconds"), features, trained_at)
+            self.current = Loaded(
+                version,
+                model,
+                utc_now("milliseconds"),
+                manifest.features,
+                trained_at,
+                manifest.ignored,
+            )
             self.error = None
             self._failed = None
             self._seen = stamp
@@ -256,7 +269,7 @@ def create_app(slot: ModelSlot, settings: ServeConfig) -> FastAPI:
         # other features changes what a valid request is, with the model, in one swap.
         # Parsed in a worker thread: a large body must not keep /ping and /health waiting.
         scoring = await run_in_threadpool(
-            parse, body, request.headers.get("content-type"), loaded.features, limits
+            parse, body, request.headers.get("content-type"), loaded.columns, limits, loaded.ignored
         )
         if scoring.params.get("proba") and not hasattr(loaded.model, "predict_proba"):
             return error(
@@ -265,7 +278,9 @@ def create_app(slot: ModelSlot, settings: ServeConfig) -> FastAPI:
                 'no class probabilities: leave out params {"proba": true}',
             )
         try:
-            reply = await batcher.predict(loaded.model, scoring.rows, scoring.params)
+            reply = await batcher.predict(
+                loaded.model, scoring.rows, scoring.params, loaded.columns
+            )
         except Unstable as unstable:
             metrics.unstable.inc(unstable.rows)
             return error(500, str(unstable))
@@ -355,9 +370,10 @@ class _Pending:
     """One request waiting for its share of a batched prediction."""
 
     model: Any
-    rows: list[list[float]]
+    rows: list[list[Any]]
     params: dict[str, Any]
     future: asyncio.Future[dict[str, Any]]
+    columns: tuple[Column, ...] = ()
 
 
 class Batcher:
@@ -379,12 +395,21 @@ class Batcher:
         self.queue = asyncio.Queue()
         return asyncio.create_task(self._loop())
 
-    async def predict(self, model: Any, rows: list[list[float]], params: dict[str, Any]) -> Any:
-        """This request's reply, scored together with whatever else is waiting."""
+    async def predict(
+        self,
+        model: Any,
+        rows: list[list[Any]],
+        params: dict[str, Any],
+        columns: tuple[Column, ...] = (),
+    ) -> Any:
+        """This request's reply, scored together with whatever else is waiting.
+
+        ``columns``: the version's feature columns, which say how rows become the model's input.
+        """
         if self.queue is None:  # no lifespan (e.g. a bare ASGI test): score alone
-            return await run_in_threadpool(_predict, model, rows, params)
+            return await run_in_threadpool(_predict, model, rows, params, columns)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        await self.queue.put(_Pending(model, rows, params, future))
+        await self.queue.put(_Pending(model, rows, params, future, columns))
         return await future
 
     async def _loop(self) -> None:
@@ -412,7 +437,7 @@ def _score_group(group: list[_Pending]) -> None:
     rows = [row for pending in group for row in pending.rows]
     params = {"proba": any(pending.params.get("proba") for pending in group)}
     try:
-        reply = _predict(group[0].model, rows, params)
+        reply = _predict(group[0].model, rows, params, group[0].columns)
     except (BadRequest, Unstable):  # this request's fault, or its probabilities': isolate it
         if len(group) == 1:
             _settle(group[0], None, sys.exc_info()[1])
@@ -445,10 +470,12 @@ def _settle(pending: _Pending, reply: dict[str, Any] | None, error: BaseExceptio
     loop.call_soon_threadsafe(settle)
 
 
-def _predict(model: Any, rows: list[list[float]], params: dict[str, Any]) -> dict[str, Any]:
+def _predict(
+    model: Any, rows: list[list[Any]], params: dict[str, Any], columns: tuple[Column, ...] = ()
+) -> dict[str, Any]:
     import numpy as np
 
-    features = np.asarray(rows, dtype=np.float64)
+    features = model_input(rows, columns) if columns else np.asarray(rows, dtype=np.float64)
     try:
         labels = model.predict(features)
         reply: dict[str, Any] = {"predictions": [str(label) for label in labels]}

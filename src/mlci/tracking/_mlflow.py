@@ -198,14 +198,27 @@ def log_training(config: Config, result: TrainResult, settings: TrackingConfig) 
 
 
 def signature_of(manifest: pipeline.Manifest, model: Any) -> Any:
-    """The model's MLflow signature: the manifest's features in, one label out."""
+    """The model's MLflow signature: the manifest's features in, one label out.
+
+    Numbers are doubles and categories strings; a column that may be missing is optional, so
+    MLflow's server lets a null through to the model's own imputation.
+    """
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
     labels = getattr(model, "classes_", None)
     kind = "long" if labels is not None and labels.dtype.kind in "iu" else "string"
     return ModelSignature(
-        inputs=Schema([ColSpec("double", column.name) for column in manifest.features]),
+        inputs=Schema(
+            [
+                ColSpec(
+                    "double" if column.numeric else "string",
+                    column.name,
+                    required=not column.missing,
+                )
+                for column in manifest.features
+            ]
+        ),
         outputs=Schema([ColSpec(kind)]),
     )
 
@@ -282,8 +295,7 @@ def _example(config: Config, manifest: pipeline.Manifest, features: list[str]) -
     import pandas as pd
 
     predictions = json.loads(pipeline.Artifacts.of(config).predictions.read_text())
-    with pipeline.open_csv(config.data) as stream:
-        table = pipeline.read_table(stream, str(config.data), manifest)
+    table = pipeline.read_file(config.data, manifest)
     rows = pipeline.held_out_features(predictions, table)[:1]
     return pd.DataFrame(rows, columns=features)
 

@@ -57,6 +57,7 @@ def test_every_import_is_declared_where_it_is_used() -> None:
         "delivery": extras["remote"] | extras["mlflow"],  # object storage, MLflow's registry
         "tracking": extras["mlflow"],
         "reporting": extras["plots"],
+        "pipeline": extras["parquet"],  # Parquet data files, read by _parquet.py alone
         "nox.py": {"nox"},  # the session factories run inside nox's own process
     }
     missing = []

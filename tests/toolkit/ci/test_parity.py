@@ -239,6 +239,7 @@ def test_locks_fresh_names_every_lock_missing_a_dependency(repo: Path) -> None:
         "requirements/gcs.txt",
         "requirements/mlflow.txt",
         "requirements/plots.txt",
+        "requirements/parquet.txt",
         "requirements/typecheck.txt",
         "requirements/mlflow-server.txt",
     }

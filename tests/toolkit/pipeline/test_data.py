@@ -9,6 +9,7 @@ import pytest
 
 from mlci.errors import MlciError
 from mlci.pipeline import _data as data
+from mlci.pipeline import _infer as infer
 
 HEADER = "sepal_length,sepal_width,petal_length,petal_width,species"
 ROW = "5.1,3.5,1.4,0.2,setosa"
@@ -56,8 +57,14 @@ def test_the_committed_data_matches_its_manifest(project: Path, manifest: data.M
         ),
         (f"{HEADER}\n5.1,abc,1.4,0.2,setosa\n", "batch.csv:2:2: sepal_width: not a number: 'abc'"),
         (f"{HEADER}\n5.1,,1.4,0.2,setosa\n", "batch.csv:2:2: sepal_width: empty value"),
-        (f"{HEADER}\n5.1,3.5,NaN,0.2,setosa\n", "batch.csv:2:3: petal_length: NaN is not allowed"),
-        (f"{HEADER}\n5.1,3.5,1.4,inf,setosa\n", "batch.csv:2:4: petal_width: infinite value 'inf'"),
+        (
+            f"{HEADER}\n5.1,3.5,NaN,0.2,setosa\n",
+            "batch.csv:2:3: petal_length: 'NaN' is not a finite number",
+        ),
+        (
+            f"{HEADER}\n5.1,3.5,1.4,inf,setosa\n",
+            "batch.csv:2:4: petal_width: 'inf' is not a finite number",
+        ),
         (
             f"{HEADER}\n99,3.5,1.4,0.2,setosa\n",
             "batch.csv:2:1: sepal_length: 99 is outside the allowed range",
@@ -148,13 +155,13 @@ def test_read_table_without_the_target(manifest: data.Manifest) -> None:
 def test_infer_manifest_drafts_ranges_and_labels(tmp_path: Path) -> None:
     csv = tmp_path / "t.csv"
     csv.write_text("a,b,label\n1,-2,x\n3,4,y\n")
-    manifest = data.infer_manifest(csv, "label", tmp_path / "t.manifest.json")
+    manifest = infer.infer_manifest(csv, "label", tmp_path / "t.manifest.json")
     manifest.save()
     loaded = data.load_manifest(tmp_path / "t.manifest.json")
     assert loaded.rows == 2
     assert loaded.file == "t.csv"
     a, b, label = loaded.columns
-    assert (a.dtype, a.min, a.max) == ("float", 0.0, 5.0)
+    assert (a.kind, a.min, a.max) == ("integer", 0.0, 5.0)
     assert (b.min, b.max) == (-8.0, 10.0)
     assert label.labels == ("x", "y")
     assert data.validate(csv, loaded).ok
@@ -168,19 +175,18 @@ def test_infer_manifest_drafts_ranges_and_labels(tmp_path: Path) -> None:
         ("a,b\n1,2\n", "target column"),
         ("a,label\n", "header only"),
         ("a,label\n1\n", "t.csv:2: expected 2 fields"),
-        ("a,label\n1,x\nred,y\n", r"t.csv:3:1: a: 'red' is not a finite number; .*encode"),
-        ("a,label\nnan,x\n", "t.csv:2:1: a: 'nan' is not a finite number"),
         ("a,label\n1,x\n2,y\n3,z\n", "t.csv:4:2: target 'label' has more than 2 distinct"),
+        ("a,label\n1,x\n2,NA\n", r"t.csv:3:2: target 'label' is missing"),
     ],
 )
 def test_infer_manifest_errors(
     tmp_path: Path, text: str, message: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(data, "MAX_LABELS", 2)
+    monkeypatch.setattr(infer, "MAX_LABELS", 2)
     csv = tmp_path / "t.csv"
     csv.write_text(text)
     with pytest.raises(MlciError, match=message):
-        data.infer_manifest(csv, "label", tmp_path / "m.json")
+        infer.infer_manifest(csv, "label", tmp_path / "m.json")
 
 
 @pytest.mark.parametrize(
@@ -189,20 +195,28 @@ def test_infer_manifest_errors(
         (lambda m: m.pop("sha256"), "field 'sha256' is missing"),
         (lambda m: m.update(target="nope"), "target 'nope' is not one of the columns"),
         (
-            lambda m: m["columns"][0].update(dtype="text"),
-            r"columns\[0\] \(sepal_length\): dtype must be",
+            lambda m: m["columns"][0].update(kind="float"),
+            r"columns\[0\] \(sepal_length\): kind must be",
+        ),
+        (lambda m: m["columns"][0].update(dtype="float"), r"unknown key\(s\) dtype"),
+        (lambda m: m.update(version=3), "version 3 is not one this mlci reads"),
+        (lambda m: m["dialect"].update(delimiter=";;"), "dialect delimiter: must be one character"),
+        (lambda m: m["columns"][0].update(missing="yes"), "'missing' must be true or false"),
+        (
+            lambda m: m["columns"][0].update(kind="text"),
+            r"\(sepal_length\): a text column cannot be a feature",
+        ),
+        (
+            lambda m: m["columns"][1].update(kind="categorical", values=["a"], unknown="x"),
+            "unknown must be one of refuse, missing",
         ),
         (lambda m: m["columns"][0].update(min=9, max=1), "min 9 is greater than max 1"),
         (lambda m: m["columns"][0].pop("max"), "need numbers 'min' and 'max'"),
-        (lambda m: m["columns"][4].update(labels=[]), "'labels' must be a non-empty list"),
+        (lambda m: m["columns"][4].update(values=[]), "'values' must be a non-empty list"),
         (lambda m: m["columns"].append(m["columns"][0]), "duplicated column name"),
         (
-            lambda m: m["columns"][1].update(dtype="category", labels=["a"]),
-            r"columns\[1\] \(sepal_width\): only the target may be a category",
-        ),
-        (
-            lambda m: m["columns"][4].update(dtype="float", min=0, max=1),
-            r"columns\[4\] \(species\): the target must be a category",
+            lambda m: m["columns"][4].update(kind="numeric", min=0, max=1),
+            r"columns\[4\] \(species\): the target must be categorical",
         ),
     ],
 )
@@ -226,6 +240,56 @@ def test_init_refuses_a_blank_target_cell(tmp_path: Path) -> None:
     """Its manifest would list '' as a label, and its own CSV would then fail validation."""
     csv_path = tmp_path / "d.csv"
     csv_path.write_text("a,label\n1,x\n2,\n3,y\n")
-    with pytest.raises(MlciError, match=r"d\.csv:3:2: target 'label' is empty"):
-        data.infer_manifest(csv_path, "label", tmp_path / "d.manifest.json")
+    with pytest.raises(MlciError, match=r"d\.csv:3:2: target 'label' is missing"):
+        infer.infer_manifest(csv_path, "label", tmp_path / "d.manifest.json")
     assert not (tmp_path / "d.manifest.json").exists()
+
+
+V1 = {
+    "file": "d.csv",
+    "sha256": "0" * 64,
+    "rows": 2,
+    "target": "label",
+    "columns": [
+        {"name": "a", "dtype": "int", "min": 0, "max": 9},
+        {"name": "b", "dtype": "float", "min": -1, "max": 1},
+        {"name": "label", "dtype": "category", "labels": ["x", "y"]},
+    ],
+}
+
+
+def test_a_version_1_manifest_still_reads(tmp_path: Path) -> None:
+    """Registries hold models made with version 1 manifests: mlci must keep reading them."""
+    path = tmp_path / "d.manifest.json"
+    path.write_text(json.dumps(V1))
+    manifest = data.load_manifest(path)
+    assert [c.kind for c in manifest.columns] == ["integer", "numeric", "categorical"]
+    assert manifest.target_column.labels == ("x", "y")
+    assert manifest.dialect == data.Dialect()
+    (tmp_path / "d.csv").write_text("a,b,label\n1,0.5,x\n2,,y\n")
+    report = data.validate(tmp_path / "d.csv", manifest, check_hash=False)
+    assert [str(p) for p in report.problems] == [
+        f"{tmp_path / 'd.csv'}:3:2: b: empty value; the manifest says this column is never missing"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda m: m["columns"][0].update(dtype="text"), r"columns\[0\] \(a\): dtype must be"),
+        (lambda m: m["columns"][2].update(labels=[]), "'labels' must be a non-empty list"),
+        (
+            lambda m: m["columns"][1].update(dtype="category", labels=["a"]),
+            r"columns\[1\] \(b\): only the target may be a category",
+        ),
+    ],
+)
+def test_version_1_errors_name_the_field(
+    tmp_path: Path, change: Callable[[dict[str, Any]], object], message: str
+) -> None:
+    raw = json.loads(json.dumps(V1))
+    change(raw)
+    path = tmp_path / "d.manifest.json"
+    path.write_text(json.dumps(raw))
+    with pytest.raises(MlciError, match=message):
+        data.load_manifest(path)

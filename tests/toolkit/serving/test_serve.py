@@ -30,11 +30,12 @@ from hypothesis import strategies as st
 
 from mlci.delivery._registry import PRODUCTION, Registry
 from mlci.errors import MlciError
-from mlci.pipeline import infer_manifest, load_config
+from mlci.pipeline import Column, infer_manifest, load_config
 from mlci.serving import ServeConfig
 from mlci.serving._server import Loaded, ModelSlot, create_app, is_loopback, serve
 
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+COLUMNS = tuple(Column(name, "numeric") for name in FEATURES)
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3], [6.7, 3.0, 5.2, 2.3]]
 SETTINGS = ServeConfig(max_rows=50, max_body_bytes=4096, poll_seconds=0.02)
 
@@ -170,7 +171,13 @@ BAD_REQUESTS = [
     (b'{"instances": [[NaN, 1, 2, 3]]}', None, 400, "NaN is not a valid value"),
     (b'{"instances": [[Infinity, 1, 2, 3]]}', None, 400, "Infinity is not a valid value"),
     ({"instances": [[None, 1, 2, 3]]}, None, 400, "null is not allowed"),
-    ({"instances": [[1e300, 1, 2, 3]]}, None, 400, "the model cannot score these values"),
+    # the served version's manifest: each value within its column's range
+    (
+        {"instances": [[1e300, 1, 2, 3]]},
+        None,
+        400,
+        "instances[0][0]: 1e+300 is outside the allowed",
+    ),
     ({"instances": []}, None, 400, "the batch is empty"),
     ({"instances": [[1, 2, 3, 4]] * 51}, None, 400, "51 rows is more than the limit of 50"),
     (b"{" + b" " * 5000 + b"}", None, 413, "over the limit of 4096"),
@@ -634,7 +641,7 @@ def test_nan_probabilities_are_a_500_counted_in_metrics_not_a_crash(served: Serv
 
     slot = Fixed(served.registry, PRODUCTION)
     version = served.registry.get(1)
-    slot.current = Loaded(version, NaNProbabilities(served.models[1]), "now", tuple(FEATURES))
+    slot.current = Loaded(version, NaNProbabilities(served.models[1]), "now", COLUMNS)
     server = Server(create_app(slot, SETTINGS))
     try:
         status, reply, _ = server.post({"instances": ROWS, "params": {"proba": True}})
@@ -690,7 +697,7 @@ def test_proba_for_a_model_without_probabilities_is_a_400_for_that_client_alone(
 
     svc = LinearSVC(random_state=0).fit(ROWS * 2, ["a", "b", "c"] * 2)
     slot = _Fixed(served.registry, PRODUCTION)
-    slot.current = Loaded(served.registry.get(1), svc, "now", tuple(FEATURES))
+    slot.current = Loaded(served.registry.get(1), svc, "now", COLUMNS)
     server = Server(create_app(slot, SETTINGS))
     try:
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
