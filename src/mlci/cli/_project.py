@@ -48,6 +48,13 @@ def cmd_init(args: argparse.Namespace) -> int:
         elif path == "tool.mlci" and args.data:
             advice = f"; point its data, manifest and target at {data.csv} yourself"
         print(f"pyproject.toml: kept your [{path}] as it is{advice}", file=sys.stderr)
+    if args.data:
+        from mlci import pipeline
+
+        manifest = pipeline.load_manifest(root / data.manifest)
+        print(f"{data.manifest}: drafted from {data.csv}; review it and {data.checks}")
+        for line in pipeline.review_notes(manifest):
+            print(f"  {line}")
     print("next: `make baseline` (the model on every Python), then `make ci`")
     if args.no_lock:
         print("the locks are not written yet: run `mlci lock` first")

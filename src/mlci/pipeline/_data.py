@@ -358,7 +358,7 @@ def scan(
     dialect = manifest.dialect
     reader = csv.reader(stream, **dialect.reader_options())
     expected = [column.name for column in manifest.columns]
-    optional = set() if require_target else {manifest.target}
+    optional = set() if require_target else {manifest.target, *manifest.ignored}
     header = None
     try:
         header = check_header(

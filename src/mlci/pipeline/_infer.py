@@ -152,9 +152,11 @@ def sniff(path: Path, sample_bytes: int = 65536) -> Dialect:
         raise MlciError(f"{path}:1: file is empty: expected a header line")
     best, widths = ",", 0
     for delimiter in DELIMITERS:
-        counts = {len(row) for row in csv.reader(lines, delimiter=delimiter) if row}
-        if len(counts) == 1 and (width := counts.pop()) > max(widths, 1):
-            best, widths = delimiter, width
+        for spaces in (False, True):  # a quoted field after a space is one field with spaces
+            reader = csv.reader(lines, delimiter=delimiter, skipinitialspace=spaces)
+            counts = {len(row) for row in reader if row}
+            if len(counts) == 1 and (width := counts.pop()) > max(widths, 1):
+                best, widths = delimiter, width
     rows = [row for row in csv.reader(lines, delimiter=best) if row]
     later = [cell for row in rows for cell in row[1:]]
     spaced = sum(1 for cell in later if cell.startswith(" "))
@@ -223,7 +225,7 @@ def describe(stats: _Stats, rows: int, labels: int) -> Column:
     if stats.booleans == present and distinct <= 2:
         return _unless_leaking(Column(name, BOOLEAN, missing=missing), stats, labels)
     if stats.dates == present:
-        why = "a date: not a feature; derive features from it (month, weekday) if they help"
+        why = "a date: derive features from it (month, weekday) if they help"
         return Column(name, DATE, missing=missing, feature=False, why=why)
     if unique and present > MAX_CATEGORIES:
         why = "identifier or free text: a distinct value in every row"

@@ -81,7 +81,7 @@ def scan_parquet(
     """Rows of a Parquet file checked against the manifest, as ``scan`` yields them from CSV."""
     names = list(_file(path).schema_arrow.names)
     expected = [column.name for column in manifest.columns]
-    optional = set() if require_target else {manifest.target}
+    optional = set() if require_target else {manifest.target, *manifest.ignored}
     if check_header(names, report, expected, optional) is None:
         return
     header_ok = report.ok
