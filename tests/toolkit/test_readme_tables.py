@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -128,6 +129,13 @@ def test_a_real_table_goes_through_the_readme_steps(
     predicted = json.loads(capsys.readouterr().out)["predictions"]
     assert len(predicted) == len(made.raw)
     assert set(predicted) <= set(manifest.target_column.labels)
+    # A new batch in the file's own format: the same rows do not drift, column by kind.
+    Path("data/incoming").mkdir()
+    shutil.copy(made.path, Path("data/incoming") / f"batch{made.path.suffix}")
+    assert main(["drift"]) == 0, capsys.readouterr().out
+    report = json.loads(Path("artifacts/drift.json").read_text())
+    tests = {c["column"]: c["test"] for c in report["batches"][0]["columns"]}
+    assert {tests[c.name] for c in manifest.features if c.kind == "categorical"} == {"chi2"}
 
 
 def test_predict_refuses_an_unknown_category_naming_its_line_and_column(
@@ -147,3 +155,75 @@ def _text(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+CHECKS = """
+[[examples]]
+name = "a young woman in first class, embarked unknown"
+label = "yes"
+row = { sex = "female", pclass = 1, fare = 60.0, age = 25.0 }
+
+[[slices]]
+where = "sex == 'female'"
+metric = "accuracy"
+min = 0.5
+
+[[slices]]
+where = "embarked != 'Q'"
+metric = "accuracy"
+min = 0.5
+"""
+
+
+def test_checks_take_categories_and_missing_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    adapt(tmp_path, "passengers", False, monkeypatch)
+    Path("data/passengers.checks.toml").write_text(CHECKS)
+    assert main(["train"]) == 0
+    capsys.readouterr()
+    assert main(["check"]) == 0, capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "a young woman in first class, embarked unknown" in out
+    assert "sex == 'female'" in out
+    assert "embarked != 'Q'" in out
+
+
+@pytest.mark.parametrize(
+    ("checks", "message"),
+    [
+        (
+            '[[invariance]]\ncolumn = "sex"\ndelta = 1.0\n',
+            "column: 'sex' is categorical; invariance and directional checks move numeric",
+        ),
+        (
+            '[[slices]]\nwhere = "sex == \'other\'"\nmetric = "accuracy"\nmin = 0.5\n',
+            "'other' is not a category of sex",
+        ),
+        (
+            '[[slices]]\nwhere = "sex > \'a\'"\nmetric = "accuracy"\nmin = 0.5\n',
+            "sex is categorical: use == or != with a category",
+        ),
+        (  # age may be missing and can be left out; fare cannot
+            '[[examples]]\nlabel = "yes"\nrow = { sex = "female", pclass = 1, age = 3.0 }\n',
+            r"missing \['fare'\]",
+        ),
+        (
+            '[[examples]]\nlabel = "yes"\nrow = { sex = "f", pclass = 1, fare = 1.0 }\n',
+            "row: sex: unknown category 'f'",
+        ),
+    ],
+)
+def test_checks_on_categories_say_what_is_wrong(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    checks: str,
+    message: str,
+) -> None:
+    adapt(tmp_path, "passengers", False, monkeypatch)
+    Path("data/passengers.checks.toml").write_text(checks)
+    assert main(["train"]) == 0
+    capsys.readouterr()
+    assert main(["check"]) == 2
+    assert re.search(message, capsys.readouterr().err)

@@ -257,3 +257,40 @@ def test_a_multi_line_step_detail_stays_in_its_table_row() -> None:
     table = section.markdown().split("\n\n")[1].splitlines()
     assert len(table) == 3
     assert table[2] == "| smoke | FAIL | line 1: wrong line 2: also \\| wrong |"
+
+
+def _mixed(rng: random.Random, rows: int, *, women: float, missing: float) -> Table:
+    """A categorical and a numeric column, with a share of missing ages."""
+    from mlci.pipeline import Column
+
+    columns = (
+        Column("sex", "categorical", values=("female", "male")),
+        Column("age", "numeric", min=0, max=100, missing=True),
+    )
+    features = [
+        [
+            "female" if rng.random() < women else "male",
+            None if rng.random() < missing else rng.uniform(1, 80),
+        ]
+        for _ in range(rows)
+    ]
+    return Table(("sex", "age"), features, None, columns)
+
+
+def test_categories_and_the_share_of_missing_values_drift() -> None:
+    rng = random.Random(2)  # a seed whose like batch is alike at alpha 0.05, as most are
+    reference = _mixed(rng, 600, women=0.5, missing=0.1)
+    same = drift.detect(reference, _mixed(rng, 300, women=0.5, missing=0.1), DriftConfig())
+    assert same.drifted_columns == []
+    moved = drift.detect(reference, _mixed(rng, 300, women=0.8, missing=0.4), DriftConfig())
+    by_name = {c.column: c for c in moved.columns}
+    assert by_name["sex"].test == "chi2"
+    assert by_name["sex"].drifted
+    assert by_name["sex"].psi is not None
+    assert by_name["sex"].psi > 0.1
+    assert by_name["age (missing)"].drifted
+    assert re.match(r"missing \d+\.\d% in the reference, 4\d\.\d% in the batch", by_name["age (missing)"].note)
+    assert not by_name["age"].drifted  # the ages present are alike
+    # the missing share is reported beside its column, not counted as a column of its own
+    assert [c.column for c in moved.tested] == ["sex", "age"]
+    assert moved.share == 0.5
