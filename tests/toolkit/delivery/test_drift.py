@@ -289,7 +289,8 @@ def test_categories_and_the_share_of_missing_values_drift() -> None:
     assert by_name["sex"].psi is not None
     assert by_name["sex"].psi > 0.1
     assert by_name["age (missing)"].drifted
-    assert re.match(r"missing \d+\.\d% in the reference, 4\d\.\d% in the batch", by_name["age (missing)"].note)
+    note = by_name["age (missing)"].note
+    assert re.match(r"missing \d+\.\d% in the reference, 4\d\.\d% in the batch", note)
     assert not by_name["age"].drifted  # the ages present are alike
     # the missing share is reported beside its column, not counted as a column of its own
     assert [c.column for c in moved.tested] == ["sex", "age"]

@@ -1,4 +1,4 @@
-"""Real columns: the dialect and kinds `data init` drafts, the reader, the preparation in the model."""
+"""Real columns: the dialect and kinds `data init` drafts, the reader, the model's preparation."""
 
 from __future__ import annotations
 
@@ -74,7 +74,9 @@ def test_each_kind_is_drafted_and_left_out_columns_say_why(tmp_path: Path) -> No
     assert kinds["x"].kind == "numeric"
     assert [c.name for c in manifest.features] == ["flag", "code", "city", "x"]
     notes = infer.review_notes(manifest)
-    assert "id: not a feature: identifier: a distinct integer in every row, and named like one" in notes
+    assert "id: not a feature: identifier: a distinct integer in every row, and named like one" in (
+        notes
+    )
     assert any(note.startswith("code: 3 distinct integers") for note in notes)
     manifest.save()  # what is written reads back the same
     assert data.load_manifest(manifest.path) == manifest
@@ -147,7 +149,7 @@ def test_a_parquet_file_is_drafted_with_its_types_and_bad_cells_named_by_row(
         "b: row 4, column 2: c: unknown category 'z'; allowed: a, b"
     ]
     (tmp_path / "broken.parquet").write_bytes(b"PAR1 not really")
-    with pytest.raises(MlciError, match="broken.parquet: not a readable Parquet file"):
+    with pytest.raises(MlciError, match=r"broken\.parquet: not a readable Parquet file"):
         data.read_file(tmp_path / "broken.parquet", manifest)
 
 

@@ -79,7 +79,7 @@ BAD = [
     ({"instances": [[None, 2]]}, "null is not allowed"),
     (b'{"instances": [[1e400, 2]]}', "not a finite number"),
     ({"instances": [[10**400, 2]]}, "not a finite number"),
-    (b'{"instances": [[NaN, 2]]}', "NaN is not a valid value"),
+    (b'{"instances": [[NaN, 2]]}', "null is not allowed"),  # pandas' missing value
     (b'{"instances": [[Infinity, 2]]}', "Infinity is not a valid value"),
     (b'{"instances": [[-Infinity, 2]]}', "-Infinity is not a valid value"),
     # an empty batch, or more rows than the limit

@@ -168,7 +168,7 @@ BAD_REQUESTS = [
     ({"dataframe_split": {"columns": FEATURES[:3], "data": [[1, 2, 3]]}}, None, 400, "missing"),
     ({"dataframe_records": [{"sepal_length": "x"}]}, None, 400, "missing column"),
     ({"instances": [["a", 1, 2, 3]]}, None, 400, "is not a number"),
-    (b'{"instances": [[NaN, 1, 2, 3]]}', None, 400, "NaN is not a valid value"),
+    (b'{"instances": [[NaN, 1, 2, 3]]}', None, 400, "null is not allowed"),
     (b'{"instances": [[Infinity, 1, 2, 3]]}', None, 400, "Infinity is not a valid value"),
     ({"instances": [[None, 1, 2, 3]]}, None, 400, "null is not allowed"),
     # the served version's manifest: each value within its column's range
