@@ -33,6 +33,7 @@ pytestmark = pytest.mark.integration
 
 @dataclasses.dataclass
 class Table:
+    root: Path
     made: Made
     manifest: Manifest
     model: Any
@@ -74,7 +75,7 @@ def table(
     manifest = load_manifest(config.manifest)
     model = registry.load_model(registry.get(1))
     server = Server(create_app(ModelSlot(registry, PRODUCTION), SETTINGS))
-    yield Table(made, manifest, model, server)
+    yield Table(root, made, manifest, model, server)
     server.stop()
 
 
@@ -156,3 +157,26 @@ def test_mlflows_scoring_client_scores_raw_rows(table: Table) -> None:
     frame = pd.DataFrame([{name: raw[name] for name in table.features} for raw in table.made.raw])
     predictions = client.invoke(frame).get_predictions()
     assert [str(p) for p in predictions.iloc[:, 0]] == table.expected()
+
+
+@pytest.mark.mlflow
+# mlci fits on arrays; MLflow hands the model a frame, which scikit-learn notes (the columns are
+# in the signature's order, so the note changes nothing), as for every mlci export.
+@pytest.mark.filterwarnings("ignore:X has feature names:UserWarning")
+def test_an_export_takes_raw_rows_with_strings_and_nulls_in_mlflow(
+    table: Table, tmp_path: Path
+) -> None:
+    """The signature has string and optional columns; MLflow's pyfunc scores as mlci does."""
+    pyfunc = pytest.importorskip("mlflow.pyfunc", reason="needs MLflow: nox -s mlflow")
+    import pandas as pd
+
+    exported = tmp_path / "exported"
+    assert main(["-C", str(table.root), "export", "mlflow", "1", str(exported)]) == 0
+    model = pyfunc.load_model(str(exported))
+    inputs = {spec.name: spec for spec in model.metadata.get_input_schema().inputs}
+    for column in table.manifest.features:
+        assert inputs[column.name].type.name == ("double" if column.numeric else "string")
+        assert inputs[column.name].required is not column.missing
+    frame = pd.DataFrame([{name: raw[name] for name in table.features} for raw in table.made.raw])
+    frame = frame.astype({c.name: "float64" for c in table.manifest.features if c.numeric})
+    assert [str(p) for p in model.predict(frame)] == table.expected()
