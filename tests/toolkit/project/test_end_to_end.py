@@ -66,7 +66,10 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def test_a_project_made_by_mlci_init_passes_its_own_make_ci(wheels: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def user(wheels: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A user's environment: mlci installed from the wheel in a venv of its own, on PATH."""
+    tmp_path = tmp_path_factory.mktemp("user")
     env = {
         **os.environ,
         # mlci from the built wheel, before it is on the index: pip (the tools) and uv (nox).
@@ -89,16 +92,22 @@ def test_a_project_made_by_mlci_init_passes_its_own_make_ci(wheels: Path, tmp_pa
         env,
     )
     env["PATH"] = os.pathsep.join([str(user / "bin"), env["PATH"]])
+    env["MLCI_TEST_USER_PYTHON"] = str(user / "bin" / "python")
+    return env
 
+
+def test_a_project_made_by_mlci_init_passes_its_own_make_ci(
+    wheels: Path, user: dict[str, str], tmp_path: Path
+) -> None:
+    env = user
+    python = env["MLCI_TEST_USER_PYTHON"]
     # The README's adapt steps, as written: a new repository, the data, init, the config.
     wine = tmp_path / "wine"
     wine.mkdir()
     run(["git", "init", "--quiet"], wine, env)
     text = readme_adapt_section()
     snippet = block(text, "<<'PY'", "PY")
-    subprocess.run(
-        [str(user / "bin" / "python"), "-"], input=snippet, text=True, cwd=wine, check=True, env=env
-    )
+    subprocess.run([python, "-"], input=snippet, text=True, cwd=wine, check=True, env=env)
     command = re.search(r"^\s*mlci (init --data \S+ --target \S+)$", text, re.MULTILINE)
     assert command, "no `mlci init --data … --target …` line in the section"
     output = run(["mlci", *command[1].split(), "--find-links", str(wheels)], wine, env)
@@ -116,17 +125,7 @@ def test_a_project_made_by_mlci_init_passes_its_own_make_ci(wheels: Path, tmp_pa
     start, end = old.index("[tool.mlci.estimator]"), old.index("[tool.mlci.drift]")
     pyproject.write_text(old[:start] + toml + "\n" + old[end:])
 
-    # The model on every Python, committed; then the project's own pipeline, to green.
-    run(["make", "baseline"], wine, env)
-    run(["git", "add", "-A"], wine, env)
-    run(["git", "commit", "--quiet", "-m", "mlci init"], wine, env)
-    output = run(["make", "ci"], wine, env)
-    ran = re.findall(r"^nox > \* (\S+): (\w+)", output, re.MULTILINE)
-    sessions = dict(ran)
-    assert {"lint", "parity", "train", "gate", "check"} <= set(sessions), output[-3000:]
-    assert {f"test-{python}" for python in ("3.9", "3.10", "3.11", "3.12")} <= set(sessions)
-    assert all(result in ("success", "skipped") for result in sessions.values()), sessions
-    assert "tests/toolkit" not in output  # no test of mlci's runs in a project
+    green(wine, env)
     assert "StandardScaler" in (wine / "artifacts" / "metrics.json").read_text()
 
     # The next mlci: noxfile.py as an older mlci left it (unedited), the Makefile edited by the
@@ -154,3 +153,46 @@ def test_a_project_made_by_mlci_init_passes_its_own_make_ci(wheels: Path, tmp_pa
     assert noxfile.read_text() == project.owned()["noxfile.py"]
     assert makefile.read_text() == edited
     assert (wine / "Makefile.mlci-new").read_text() == project.owned()["Makefile"]
+
+
+def green(folder: Path, env: dict[str, str]) -> str:
+    """The model on every Python, committed; then the project's own `make ci`, to green."""
+    run(["make", "baseline"], folder, env)
+    run(["git", "add", "-A"], folder, env)
+    run(["git", "commit", "--quiet", "-m", "mlci init"], folder, env)
+    output = run(["make", "ci"], folder, env)
+    ran = re.findall(r"^nox > \* (\S+): (\w+)", output, re.MULTILINE)
+    sessions = dict(ran)
+    assert {"lint", "parity", "train", "gate", "check"} <= set(sessions), output[-3000:]
+    assert {f"test-{python}" for python in ("3.9", "3.10", "3.11", "3.12")} <= set(sessions)
+    assert all(result in ("success", "skipped") for result in sessions.values()), sessions
+    assert "tests/toolkit" not in output  # no test of mlci's runs in a project
+    return output
+
+
+def test_a_real_table_passes_its_projects_make_ci(
+    wheels: Path, user: dict[str, str], tmp_path: Path
+) -> None:
+    """The README's "Real tables" steps: categories, missing values, an identifier, the
+    configured preparation; the project's own `make ci` green with no code or test edit."""
+    from tables import passengers
+    from test_readme_tables import real_tables_section
+
+    folder = tmp_path / "passengers"
+    (folder / "data").mkdir(parents=True)
+    made = passengers(folder / "data")
+    run(["git", "init", "--quiet"], folder, user)
+    text = real_tables_section()
+    command = re.search(r"^\s*mlci (init --data \S+ --target \S+)$", text, re.MULTILINE)
+    assert command, "no `mlci init --data … --target …` line in the section"
+    assert command[1].split()[1:4:2] == [f"data/{made.path.name}", made.target]
+    output = run(["mlci", *command[1].split(), "--find-links", str(wheels)], folder, user)
+    assert "passenger_id: not a feature" in output
+    pyproject = folder / "pyproject.toml"
+    old = pyproject.read_text()
+    start, end = old.index("[tool.mlci.estimator]"), old.index("[tool.mlci.gate]")
+    toml = block(text, "```toml", "```")
+    pyproject.write_text(old[:start] + toml + "\n" + old[end:])
+    green(folder, user)
+    metrics = json.loads((folder / "artifacts" / "metrics.json").read_text())
+    assert set(metrics["feature_importance"]) == {"sex", "embarked", "pclass", "age", "fare"}
