@@ -141,9 +141,8 @@ def _json(text: str, spec: _Spec) -> tuple[list[list[Any]], dict[str, Any]]:
 
 def _reject_constant(name: str) -> None:
     """NaN is how pandas (and so MLflow's scoring client) writes a missing value: read as null."""
-    if name == "NaN":
-        return None
-    raise BadRequest(f"{name} is not a valid value: send finite numbers")
+    if name != "NaN":
+        raise BadRequest(f"{name} is not a valid value: send finite numbers")
 
 
 def _params(value: Any) -> dict[str, Any]:
