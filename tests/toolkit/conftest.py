@@ -25,7 +25,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
+import numpy.testing  # noqa: F401  # some numpy versions run `lscpu` when first imported:
+import pytest  # imported here, before the unit tier's guard, not inside the first test to use it
 
 from mlci.delivery import Registry
 from mlci.delivery._registry import StoreRegistry
