@@ -185,7 +185,7 @@ def test_a_real_table_passes_its_projects_make_ci(
     text = real_tables_section()
     command = re.search(r"^\s*mlci (init --data \S+ --target \S+)$", text, re.MULTILINE)
     assert command, "no `mlci init --data … --target …` line in the section"
-    assert command[1].split()[1:4:2] == [f"data/{made.path.name}", made.target]
+    assert command[1].split()[2::2] == [f"data/{made.path.name}", made.target]
     output = run(["mlci", *command[1].split(), "--find-links", str(wheels)], folder, user)
     assert "passenger_id: not a feature" in output
     pyproject = folder / "pyproject.toml"
