@@ -124,6 +124,12 @@ def test_a_real_table_goes_through_the_readme_steps(
     predicted = json.loads(capsys.readouterr().out)["predictions"]
     assert len(predicted) == len(made.raw)
     assert set(predicted) <= set(manifest.target_column.labels)
+    # The data file itself, CSV or Parquet: its target and identifier columns are read past.
+    assert main(["predict", str(made.path), "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["predictions"]) == manifest.rows
+    # A release: registered with its data, smoke-tested from the registry's copy, promoted.
+    assert main(["release"]) == 0, capsys.readouterr().out
+    assert "loaded, verified, reproduced its held-out predictions" in capsys.readouterr().out
     # A new batch in the file's own format: the same rows do not drift, column by kind.
     Path("data/incoming").mkdir()
     shutil.copy(made.path, Path("data/incoming") / f"batch{made.path.suffix}")
@@ -222,3 +228,22 @@ def test_checks_on_categories_say_what_is_wrong(
     capsys.readouterr()
     assert main(["check"]) == 2
     assert re.search(message, capsys.readouterr().err)
+
+
+def test_an_unknown_category_read_as_missing_when_the_manifest_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    adapt(tmp_path, "passengers", False, monkeypatch)
+    path = Path("data/passengers.manifest.json")
+    raw = json.loads(path.read_text())
+    sex = next(column for column in raw["columns"] if column["name"] == "sex")
+    sex["unknown"] = "missing"
+    path.write_text(json.dumps(raw))
+    assert main(["train"]) == 0
+    Path("raw.csv").write_text("sex,embarked,pclass,age,fare\nother,S,3,30,8\n,S,3,30,8\n")
+    capsys.readouterr()
+    assert main(["predict", "raw.csv"]) == 2  # an empty cell is still missing, never allowed
+    assert "raw.csv:3:1: sex: empty value" in capsys.readouterr().err
+    Path("raw.csv").write_text("sex,embarked,pclass,age,fare\nother,S,3,30,8\n")
+    assert main(["predict", "raw.csv"]) == 0
+    assert capsys.readouterr().out.strip() in ("yes", "no")
