@@ -317,16 +317,16 @@ def register(commands: Any) -> None:
     data = commands.add_parser("data", help="validate data against its manifest, record changes")
     data_commands = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     validate = add(data_commands, "validate", cmd_data_validate)
-    validate.add_argument("csv", nargs="?", help="CSV file (default: [tool.mlci] data)")
+    validate.add_argument("csv", nargs="?", help="CSV or Parquet file (default: [tool.mlci] data)")
     validate.add_argument("--manifest", help="manifest file (default: [tool.mlci] manifest)")
     validate.add_argument(
         "--schema-only", action="store_true", help="skip the hash check (new batches)"
     )
     accept = add(data_commands, "accept", cmd_data_accept)
-    accept.add_argument("csv", nargs="?", help="CSV file (default: the manifest's file)")
+    accept.add_argument("csv", nargs="?", help="CSV or Parquet file (default: the manifest's file)")
     accept.add_argument("--manifest", help="manifest file (default: [tool.mlci] manifest)")
     init = add(data_commands, "init", cmd_data_init)
-    init.add_argument("csv", help="CSV file to describe")
+    init.add_argument("csv", help="CSV or Parquet file to describe")
     init.add_argument("--target", required=True, help="the label column")
     init.add_argument("--manifest", help="where to write it (default: <csv stem>.manifest.json)")
     init.add_argument("--force", action="store_true", help="overwrite an existing manifest")
@@ -352,7 +352,11 @@ def register(commands: Any) -> None:
     add(base_commands, "update", cmd_baseline_update)
     add(base_commands, "check", cmd_baseline_check)
     predict = add(commands, "predict", cmd_predict)
-    predict.add_argument("csv", nargs="?", help="CSV with the feature columns (default: stdin)")
+    predict.add_argument(
+        "csv",
+        nargs="?",
+        help="CSV (in the data's dialect) or Parquet with the feature columns (default: stdin)",
+    )
     predict.add_argument("--json", action="store_true", help='print {"predictions": [...]}')
     predict.add_argument(
         "--model", metavar="VERSION|ALIAS", help="a registry version (default: artifacts/)"
