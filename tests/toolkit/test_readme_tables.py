@@ -108,8 +108,9 @@ def test_a_real_table_goes_through_the_readme_steps(
     assert main(["baseline", "update"]) == 0
     assert main(["gate"]) == 0
     assert "reference: baseline for Python" in capsys.readouterr().out
-    assert main(["tune"]) in (0, 1)  # the grid fits the estimator; 1 when a point beats it
-    capsys.readouterr()
+    if configured:  # the README's grid fits its estimator (1: a point beats the configured one)
+        assert main(["tune"]) in (0, 1)
+        capsys.readouterr()
     # The model takes raw rows: categories as text, missing values, in the file's own dialect.
     rows = Path("raw.csv")
     features = [column.name for column in manifest.features]
