@@ -49,7 +49,7 @@ def passengers(folder: Path, rows: int = 400) -> Made:
                     survived,
                 ]
             )
-    raw = [
+    raw: list[dict[str, object]] = [
         {"sex": "female", "embarked": None, "pclass": 1, "age": None, "fare": 50.0},
         {"sex": "male", "embarked": "S", "pclass": 3, "age": 30.0, "fare": 8.0},
     ]
@@ -75,7 +75,7 @@ def census(folder: Path, rows: int = 400) -> Made:
             income = ">50K" if high != (rng.random() < 0.05) else "<=50K"
             shown = f'"{work}"' if "," in work else work
             stream.write(f"{age}, {shown}, {education}, {hours}, {sex}, {income}\n")
-    raw = [
+    raw: list[dict[str, object]] = [
         {"age": 40, "workclass": None, "education_num": 13, "hours_per_week": 45, "sex": "Male"},
         {
             "age": 25,
@@ -109,7 +109,7 @@ def sales(folder: Path, rows: int = 400) -> Made:
             tier = "high" if value > 800 else "mid" if value > 250 else "low"
             day = 1 + i % 28
             out.writerow([i, f"2026-0{1 + i % 9}-{day:02d}", region, promo, units, price, tier])
-    raw = [
+    raw: list[dict[str, object]] = [
         {"region": "North", "promo": True, "units": 80.0, "price": 15.0},
         {"region": "West", "promo": False, "units": 5.0, "price": 2.0},
     ]

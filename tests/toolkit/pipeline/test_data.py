@@ -10,6 +10,7 @@ import pytest
 from mlci.errors import MlciError
 from mlci.pipeline import _data as data
 from mlci.pipeline import _infer as infer
+from mlci.pipeline._columns import Dialect
 
 HEADER = "sepal_length,sepal_width,petal_length,petal_width,species"
 ROW = "5.1,3.5,1.4,0.2,setosa"
@@ -265,7 +266,7 @@ def test_a_version_1_manifest_still_reads(tmp_path: Path) -> None:
     manifest = data.load_manifest(path)
     assert [c.kind for c in manifest.columns] == ["integer", "numeric", "categorical"]
     assert manifest.target_column.labels == ("x", "y")
-    assert manifest.dialect == data.Dialect()
+    assert manifest.dialect == Dialect()
     (tmp_path / "d.csv").write_text("a,b,label\n1,0.5,x\n2,,y\n")
     report = data.validate(tmp_path / "d.csv", manifest, check_hash=False)
     assert [str(p) for p in report.problems] == [

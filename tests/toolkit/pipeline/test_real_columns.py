@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -193,7 +194,7 @@ def test_a_prepared_model_scores_none_and_nan_alike(categorical: str) -> None:
     import numpy as np
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    rows = [["a", 1.0], ["b", None], [None, 50.0], ["a", 80.0]] * 10
+    rows: list[list[Any]] = [["a", 1.0], ["b", None], [None, 50.0], ["a", 80.0]] * 10
     labels = ["x", "y", "y", "x"] * 10
     model = prepared(
         HistGradientBoostingClassifier(max_iter=10),

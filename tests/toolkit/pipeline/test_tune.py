@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 from conftest import make_dataset_project
+from sklearn.tree import DecisionTreeClassifier
 
 from mlci.cli import main
 from mlci.errors import MlciError
@@ -131,47 +133,16 @@ def test_without_a_tune_table_the_command_says_what_to_add(
     assert "no [tool.mlci.tune] table; add one" in capsys.readouterr().err
 
 
-class ThreadRecorder:
-    """A classifier that records the OpenMP and BLAS thread limits it is fitted under."""
+class ThreadRecorder(DecisionTreeClassifier):  # type: ignore[misc]  # sklearn has no types
+    """A tree that records the OpenMP and BLAS thread limits it is fitted under."""
 
-    seen: list[int] = []  # noqa: RUF012  # the class is the record: sklearn clones instances
+    seen: ClassVar[list[int]] = []  # the class is the record: scikit-learn clones instances
 
-    def __init__(self, depth: int = 1) -> None:
-        self.depth = depth
-
-    def get_params(self, deep: bool = True) -> dict[str, int]:
-        return {"depth": self.depth}
-
-    def set_params(self, **params: int) -> ThreadRecorder:
-        self.depth = params.get("depth", self.depth)
-        return self
-
-    def __sklearn_tags__(self) -> object:
-        from sklearn.base import BaseEstimator, ClassifierMixin
-
-        class Tags(ClassifierMixin, BaseEstimator):
-            pass
-
-        return Tags().__sklearn_tags__()
-
-    _estimator_type = "classifier"
-
-    def fit(self, x: object, y: object) -> ThreadRecorder:
+    def fit(self, *args: Any, **kwargs: Any) -> Any:
         from threadpoolctl import threadpool_info
 
         ThreadRecorder.seen.extend(pool["num_threads"] for pool in threadpool_info())
-        import numpy as np
-
-        self.classes_ = np.unique(y)
-        return self
-
-    def predict(self, x: object) -> object:
-        import numpy as np
-
-        return np.full(len(x), self.classes_[0])  # type: ignore[arg-type]
-
-    def score(self, x: object, y: object) -> float:
-        return 0.0
+        return super().fit(*args, **kwargs)
 
 
 def test_tuning_fits_with_the_configured_threads(
@@ -180,12 +151,13 @@ def test_tuning_fits_with_the_configured_threads(
     """Tuning a HistGradientBoosting grid ran on every core: other scores, and two sessions
     side by side thrashed for minutes. It fits with `[tool.mlci] threads`, as training does."""
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
-    estimator = 'class = "test_tune.ThreadRecorder"\nparams = { depth = 1 }'
-    grid = "[tool.mlci.tune]\ngrid = { depth = [1, 2] }\nfolds = 2\n"
+    estimator = 'class = "test_tune.ThreadRecorder"\nparams = { max_depth = 1 }'
+    grid = "[tool.mlci.tune]\ngrid = { max_depth = [1, 2] }\nfolds = 2\n"
     root = make_dataset_project(tmp_path, "iris", estimator, string_labels=True, extra=grid)
     config = load_config(root)
     _, table = load_data(config)
     ThreadRecorder.seen.clear()
+    assert config.tune is not None
     tune(config, config.tune, table)
     assert ThreadRecorder.seen
     assert set(ThreadRecorder.seen) == {1}
