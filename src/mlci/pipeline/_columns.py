@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from mlci._io import finite_float
@@ -119,6 +119,36 @@ def read_cell(
     if is_missing(text, dialect):
         return _missing(column, text)
     return read_value(text, column, target=target)
+
+
+def cell_reader(
+    column: Column, dialect: Dialect, *, target: bool = False
+) -> Callable[[str], tuple[Any, str | None]]:
+    """``read_cell`` for one column, made once per file: a number's cell takes a few steps.
+
+    Validation reads every cell of the data; this keeps mlci's reader near the speed of
+    ``float()`` for numeric columns, the most common ones.
+    """
+    if column.kind not in (NUMERIC, INTEGER) or column.min is None or column.max is None:
+        return lambda text: read_cell(text, column, dialect, target=target)
+    low, high, integer, missing = column.min, column.max, column.kind == INTEGER, dialect.missing
+
+    def read(text: str) -> tuple[Any, str | None]:
+        if missing and text.strip() in missing:
+            return read_cell(text, column, dialect, target=target)
+        try:
+            number = float(text)
+        except ValueError:
+            return read_cell(text, column, dialect, target=target)  # words what is wrong
+        if (
+            number - number == 0.0
+            and low <= number <= high
+            and (not integer or number.is_integer())
+        ):
+            return number, None
+        return read_cell(text, column, dialect, target=target)
+
+    return read
 
 
 def read_value(value: Any, column: Column, *, target: bool = False) -> tuple[Any, str | None]:

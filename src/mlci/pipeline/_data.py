@@ -23,7 +23,7 @@ from mlci.pipeline._columns import (
     V1_KINDS,
     Column,
     Dialect,
-    read_cell,
+    cell_reader,
 )
 
 MANIFEST_VERSION = 2
@@ -368,7 +368,14 @@ def scan(
             return
         index, width = header
         header_ok = report.ok
-        columns = [(column, index.get(column.name)) for column in manifest.columns]
+        columns = [
+            (
+                column,
+                index.get(column.name),
+                cell_reader(column, dialect, target=column.name == manifest.target),
+            )
+            for column in manifest.columns
+        ]
         features = [column.name for column in manifest.features]
         for row in reader:
             line = reader.line_num
@@ -380,11 +387,9 @@ def scan(
             if len(row) != width:
                 report.add(f"expected {width} fields, found {len(row)}", line)
             values: dict[str, Any] = {}
-            for column, position in columns:
+            for column, position, read in columns:
                 if position is not None and position < len(row):
-                    value, problem = read_cell(
-                        row[position], column, dialect, target=column.name == manifest.target
-                    )
+                    value, problem = read(row[position])
                     if problem:
                         report.add(f"{column.name}: {problem}", line, position + 1)
                     values[column.name] = value

@@ -230,3 +230,30 @@ def test_a_configured_preparation_is_part_of_the_training_key(project: Path) -> 
     after = load_config(project).resolved()
     assert after["prepare"] == {"categorical": "auto", "numeric": "mean"}
     assert json.dumps(after) != before
+
+
+@pytest.mark.parametrize(
+    ("text", "missing", "expected"),
+    [
+        ("1.5", True, (1.5, None)),
+        (" 2 ", True, (2.0, None)),
+        ("-999", True, (None, None)),  # a number the dialect says means missing
+        (
+            "-999",
+            False,
+            (None, "missing value ('-999'); the manifest says this column is never missing"),
+        ),
+        ("1e9", True, (None, "1e9 is outside the allowed range [-1000, 10]")),
+        ("nan", True, (None, "'nan' is not a finite number")),
+        ("x", True, (None, "not a number: 'x'")),
+        ("", True, (None, None)),
+    ],
+)
+def test_the_fast_reader_of_numbers_reads_as_read_cell(
+    text: str, missing: bool, expected: tuple[object, object]
+) -> None:
+    from mlci.pipeline._columns import cell_reader
+
+    column = Column("n", "numeric", min=-1000, max=10, missing=missing)
+    dialect = Dialect(missing=("-999",))
+    assert cell_reader(column, dialect)(text) == expected == read_cell(text, column, dialect)
