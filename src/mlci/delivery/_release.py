@@ -29,6 +29,7 @@ from mlci.pipeline import (
     load_manifest,
     minor_of,
     model_input,
+    model_threads,
     read_file,
     train,
     validate,
@@ -241,13 +242,14 @@ def smoke_test(config: Config, registry: Registry, version: Version) -> list[str
         registry.read_file(version, DATA), manifest, display=registry.describe(version, DATA)
     )
     rows = model_input(held_out_features(recorded, table), manifest.features)
-    predicted = [str(label) for label in model.predict(rows)]
-    problems = [
-        f"line {line}: predicted {new}, recorded {old}"
-        for line, old, new in zip(recorded["lines"], recorded["predicted"], predicted)
-        if old != new
-    ]
-    return problems + unstable(model, rows, recorded["lines"])
+    with model_threads(config):
+        predicted = [str(label) for label in model.predict(rows)]
+        problems = [
+            f"line {line}: predicted {new}, recorded {old}"
+            for line, old, new in zip(recorded["lines"], recorded["predicted"], predicted)
+            if old != new
+        ]
+        return problems + unstable(model, rows, recorded["lines"])
 
 
 def unstable(model: Any, rows: Any, lines: list[int]) -> list[str]:

@@ -64,6 +64,7 @@ from mlci.pipeline._train import (
     fit,
     held_out_features,
     load_data,
+    model_threads,
     score_held_out,
     train,
 )
@@ -135,6 +136,7 @@ __all__ = [
     "loads",
     "minor_of",
     "model_input",
+    "model_threads",
     "open_csv",
     "parse_manifest",
     "predict_file",

@@ -27,7 +27,7 @@ from mlci.pipeline._config import Config
 from mlci.pipeline._data import Manifest, Table
 from mlci.pipeline._prepare import model_input
 from mlci.pipeline._stage import Artifacts
-from mlci.pipeline._train import fit, held_out_features, load_data
+from mlci.pipeline._train import fit, held_out_features, load_data, model_threads
 
 RESULTS = "checks.json"
 SLICE_METRICS = ("recall", "precision", "f1", "accuracy")
@@ -320,7 +320,13 @@ def run_checks(
 
     ``data_sha256``: the data's hash when the caller has it (the stage check computed it).
     """
+    with model_threads(config):
+        return _run_checks(config, model, checks, retrain=retrain, data_sha256=data_sha256)
 
+
+def _run_checks(
+    config: Config, model: Any, checks: CheckFile, *, retrain: bool, data_sha256: str | None
+) -> list[Outcome]:
     manifest, table = load_data(config, data_sha256)
     rows = held_out(config, table)
     features = [column.name for column in manifest.features]

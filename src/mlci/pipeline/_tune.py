@@ -16,7 +16,7 @@ from mlci._report import Section
 from mlci.errors import MlciError
 from mlci.pipeline._config import SCORING, Config, EstimatorSpec, TuneConfig, build_estimator
 from mlci.pipeline._prepare import model_input
-from mlci.pipeline._train import split
+from mlci.pipeline._train import model_threads, split
 
 RESULTS = "tune.json"  # in the artifacts folder: every point's score, the verdict
 SHOWN = 10  # the report's table: the best points, and the configured params
@@ -57,10 +57,8 @@ def tune(config: Config, settings: TuneConfig, table: Any) -> Tuning:
     ``HistGradientBoosting*`` scores the same everywhere, and two sessions side by side do not
     fight over every core.
     """
-    from threadpoolctl import threadpool_limits
-
     build_estimator(config.estimator)  # loads the OpenMP and BLAS libraries the limit reaches
-    with threadpool_limits(limits=config.threads):
+    with model_threads(config):
         return _tune(config, settings, table)
 
 

@@ -13,7 +13,7 @@ from sklearn.tree import DecisionTreeClassifier
 
 from mlci.cli import main
 from mlci.errors import MlciError
-from mlci.pipeline import load_config, load_data, tune
+from mlci.pipeline import load_config, load_data, load_trained, tune
 
 TREE = (
     'class = "sklearn.tree.DecisionTreeClassifier"\n'
@@ -139,10 +139,18 @@ class ThreadRecorder(DecisionTreeClassifier):  # type: ignore[misc]  # sklearn h
     seen: ClassVar[list[int]] = []  # the class is the record: scikit-learn clones instances
 
     def fit(self, *args: Any, **kwargs: Any) -> Any:
+        self.record()
+        return super().fit(*args, **kwargs)
+
+    def predict(self, *args: Any, **kwargs: Any) -> Any:
+        self.record()
+        return super().predict(*args, **kwargs)
+
+    @staticmethod
+    def record() -> None:
         from threadpoolctl import threadpool_info
 
         ThreadRecorder.seen.extend(pool["num_threads"] for pool in threadpool_info())
-        return super().fit(*args, **kwargs)
 
 
 def test_tuning_fits_with_the_configured_threads(
@@ -159,5 +167,24 @@ def test_tuning_fits_with_the_configured_threads(
     ThreadRecorder.seen.clear()
     assert config.tune is not None
     tune(config, config.tune, table)
+    assert ThreadRecorder.seen
+    assert set(ThreadRecorder.seen) == {1}
+
+
+def test_checks_and_champion_scoring_run_the_model_with_the_configured_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Predictions do not depend on threads, but two sessions side by side each spinning OpenMP
+    on every core made a HistGradientBoosting check six times slower."""
+    from mlci.pipeline import load_checks, run_checks, score_held_out, train
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    estimator = 'class = "test_tune.ThreadRecorder"\nparams = { max_depth = 2 }'
+    config = load_config(make_dataset_project(tmp_path, "iris", estimator, string_labels=True))
+    train(config)
+    model = load_trained(config)
+    ThreadRecorder.seen.clear()
+    run_checks(config, model, load_checks(tmp_path / "none.toml", load_data(config)[0]))
+    score_held_out(config, model)
     assert ThreadRecorder.seen
     assert set(ThreadRecorder.seen) == {1}
