@@ -134,6 +134,8 @@ def model_input(rows: Sequence[Sequence[Any]], columns: Sequence[Column]) -> Any
     """
     import numpy as np
 
+    if not columns:  # rows without a description of their columns: numbers, as before
+        return np.asarray(rows, dtype=np.float64)
     if all(column.numeric for column in columns):
         if any(column.missing for column in columns):
             rows = [[np.nan if value is None else value for value in row] for row in rows]

@@ -257,3 +257,13 @@ def test_the_fast_reader_of_numbers_reads_as_read_cell(
     column = Column("n", "numeric", min=-1000, max=10, missing=missing)
     dialect = Dialect(missing=("-999",))
     assert cell_reader(column, dialect)(text) == expected == read_cell(text, column, dialect)
+
+
+def test_model_input_by_kind() -> None:
+    numbers = model_input([[1.0, None]], (Column("a", "numeric"), Column("b", "numeric")))
+    assert numbers.dtype.kind == "f"
+    assert numbers[0, 1] != numbers[0, 1]  # NaN
+    assert model_input([[1.0, 2.0]], ()).dtype.kind == "f"  # rows without column descriptions
+    mixed = model_input([["a", None]], COLUMNS)
+    assert mixed.dtype == object
+    assert mixed[0, 0] == "a"
