@@ -130,6 +130,11 @@ def infer_manifest(path: Path, target: str, manifest_path: Path) -> Manifest:
             stats[name].add(value, label)
     if count == 0:
         raise MlciError(f"{path}: no data rows: the file has a header only")
+    if looks_continuous(labels, count):
+        raise MlciError(
+            f"{path}: target '{target}' holds {len(labels)} distinct numbers in {count} rows: "
+            "a quantity to predict (regression), not class labels; mlci trains classifiers"
+        )
     columns = [
         Column(name, CATEGORICAL, values=tuple(sorted(labels)))
         if name == target
@@ -139,6 +144,16 @@ def infer_manifest(path: Path, target: str, manifest_path: Path) -> Manifest:
     dialect = dataclasses.replace(dialect, missing=tuple(sorted(found)))
     file = relative_to(path, manifest_path.parent)
     return Manifest(manifest_path, file, sha256_file(path), count, target, tuple(columns), dialect)
+
+
+FEW_LABELS = 20  # a numeric target with more distinct values, over 5 % of the rows, is a quantity
+
+
+def looks_continuous(labels: set[str], rows: int) -> bool:
+    """Numbers with many distinct values (scikit-learn's diabetes target: 214 in 442 rows)."""
+    if len(labels) <= FEW_LABELS or len(labels) * 20 <= rows:
+        return False
+    return all(finite_float(label) is not None for label in labels)
 
 
 def sniff(path: Path, sample_bytes: int = 65536) -> Dialect:
