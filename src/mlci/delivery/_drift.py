@@ -393,10 +393,13 @@ def section(reports: list[DriftReport]) -> Section:
     parts = []
     for report in reports:
         verdict = "DRIFT" if report.drifted else "no drift"
+        tested = report.tested
+        moved = [c.column for c in report.columns if c.drifted and not c.counted]
         summary = (
-            f"{report.batch}: {verdict}: {len(report.drifted_columns)} of {len(report.columns)} "
+            f"{report.batch}: {verdict}: {sum(c.drifted for c in tested)} of {len(tested)} "
             f"columns drifted (share {report.share:.2f}, threshold {report.share_threshold:g}); "
-            f"{report.batch_rows} rows against {report.reference_rows} of the {report.reference}"
+            + (f"the share of missing values moved in {', '.join(moved)}; " if moved else "")
+            + f"{report.batch_rows} rows against {report.reference_rows} of the {report.reference}"
         )
         parts.append(
             Section(

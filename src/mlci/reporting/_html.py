@@ -285,9 +285,10 @@ def _drift(artifacts: Path) -> list[Picture]:
                     }
                 )
         dataset = batch.get("dataset", {})
+        tested = [c for c in batch["columns"] if c.get("counted", True)]  # not missing shares
         caption = (
             f"{batch.get('batch')}: {'DRIFT' if dataset.get('drifted') else 'no drift'} "
-            f"({len(dataset.get('drifted_columns', []))} of {len(batch['columns'])} columns) "
+            f"({sum(bool(c.get('drifted')) for c in tested)} of {len(tested)} columns) "
             f"against the {batch.get('reference')}"
         )
         pictures.append(

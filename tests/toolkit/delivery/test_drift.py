@@ -295,3 +295,6 @@ def test_categories_and_the_share_of_missing_values_drift() -> None:
     # the missing share is reported beside its column, not counted as a column of its own
     assert [c.column for c in moved.tested] == ["sex", "age"]
     assert moved.share == 0.5
+    summary = drift.section([moved]).text()
+    assert "1 of 2 columns drifted (share 0.50" in summary
+    assert "the share of missing values moved in age (missing)" in summary
