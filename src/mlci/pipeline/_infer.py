@@ -39,6 +39,7 @@ MAX_CATEGORIES = 50  # more distinct strings than this is text, not a category
 FEW_INTEGERS = 10  # integers with this many distinct values or fewer may be codes
 _TRACKED = 10_000  # distinct values kept per column; beyond it the column is text or numbers
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$")
+_WORDS = frozenset(TRUE + FALSE)  # what a boolean column's text cells say
 _ID_NAME = re.compile(r"(^|[_\s])(id|key|uuid|index)$|^id[_\s]", re.IGNORECASE)
 
 
@@ -63,17 +64,15 @@ class _Stats:
         if value is None:
             self.missing += 1
             return
-        if isinstance(value, bool) or (isinstance(value, str) and value.lower() in TRUE + FALSE):
+        if isinstance(value, bool) or (isinstance(value, str) and value.lower() in _WORDS):
             self.booleans += 1
         number = finite_float(value) if not isinstance(value, bool) else None
         if number is not None:
             self.numbers += 1
             self.integers += number.is_integer()
             self.low, self.high = min(self.low, number), max(self.high, number)
-        elif isinstance(value, str) and _DATE.match(value):
+        elif isinstance(value, str) and _DATE.match(value):  # Parquet's dates arrive as ISO text
             self.dates += 1
-        elif not isinstance(value, str) and not isinstance(value, bool):
-            self.dates += 1  # Parquet dates and timestamps
         key = _text(value)
         if key in self.distinct:
             self.distinct[key].add(label)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,7 @@ def test_a_parquet_file_is_drafted_with_its_types_and_bad_cells_named_by_row(
             "n": pa.array([float(i) if i % 5 else None for i in range(count)]),
             "c": pa.array([["a", "b"][i % 2] for i in range(count)]).dictionary_encode(),
             "ok": pa.array([bool(i % 3) for i in range(count)]),
+            "day": pa.array([datetime.date(2026, 1, 1 + i % 28) for i in range(count)]),
             "label": pa.array([["x", "y"][i % 2 == 0 or i % 7 == 0] for i in range(count)]),
         }
     )
@@ -140,8 +142,10 @@ def test_a_parquet_file_is_drafted_with_its_types_and_bad_cells_named_by_row(
         "n": ("integer", True),
         "c": ("categorical", False),
         "ok": ("boolean", False),
+        "day": ("date", False),
         "label": ("categorical", False),
     }
+    assert [c.name for c in manifest.features] == ["n", "c", "ok"]
     assert data.validate(tmp_path / "t.parquet", manifest).ok
     bad = table.set_column(1, "c", pa.array([["a", "z"][i == 3] for i in range(count)]))
     pq.write_table(bad, tmp_path / "b.parquet")
