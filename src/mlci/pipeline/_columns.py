@@ -188,16 +188,18 @@ def _category(value: Any, column: Column, word: str) -> tuple[Any, str | None]:
 
 
 def _boolean(value: Any, column: Column) -> tuple[Any, str | None]:
+    """true/false, yes/no, or the numbers 1 and 0 (also as text: a logged 1.0 reads back)."""
     if isinstance(value, bool):
-        return float(value), None
-    if isinstance(value, (int, float)) and value in (0, 1):
         return float(value), None
     if isinstance(value, str):
         lowered = value.strip().lower()
-        if lowered in (*TRUE, "1"):
+        if lowered in TRUE:
             return 1.0, None
-        if lowered in (*FALSE, "0"):
+        if lowered in FALSE:
             return 0.0, None
+    number = finite_float(value)
+    if number in (0.0, 1.0):
+        return number, None
     return None, f"expected true or false, got {_shown(value)}"
 
 

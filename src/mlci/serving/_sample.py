@@ -9,12 +9,18 @@ version's features, and a version with other features starts a new file.
 
 from __future__ import annotations
 
+import csv
+import io
 import random
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+from mlci.pipeline import Dialect
 
 ROTATED = ".1"
+_PLAIN = Dialect()
 
 
 class SampleLog:
@@ -28,14 +34,23 @@ class SampleLog:
         self.lock = threading.Lock()
         self.features: tuple[str, ...] | None = None
 
-    def write(self, features: Sequence[str], rows: Sequence[Sequence[float]]) -> int:
-        """Log a sample of ``rows``; how many rows were written."""
+    def write(
+        self, features: Sequence[str], rows: Sequence[Sequence[Any]], dialect: Dialect = _PLAIN
+    ) -> int:
+        """Log a sample of ``rows``; how many rows were written.
+
+        Written in the data's dialect, so that `mlci drift --serving-log` reads the log as it
+        reads the data: categories as text, a missing value as an empty cell.
+        """
         with self.lock:
             chosen = [row for row in rows if self.rate >= 1 or self.random.random() < self.rate]
             if not chosen:
                 return 0
-            header = ",".join(features) + "\n"
-            lines = [",".join(repr(float(value)) for value in row) + "\n" for row in chosen]
+            index = dialect.index_column  # the data has an unnamed index column first
+            header = _line([""] * index + list(features), dialect)
+            lines = [
+                _line(["0"] * index + [_cell(value) for value in row], dialect) for row in chosen
+            ]
             if tuple(features) != self.features or not self.path.exists():
                 self._start(header)
                 self.features = tuple(features)
@@ -62,6 +77,20 @@ class SampleLog:
         if self.path.exists():
             self.path.replace(self.path.with_name(self.path.name + ROTATED))
         self.path.write_text(header, encoding="utf-8")
+
+
+def _cell(value: Any) -> str:
+    """A logged value: a number as Python writes it exactly, a category as is, missing empty."""
+    if value is None:
+        return ""
+    return repr(float(value)) if isinstance(value, (int, float)) else str(value)
+
+
+def _line(cells: Sequence[str], dialect: Dialect) -> str:
+    """One CSV line in ``dialect`` (quoted where a cell holds the separator)."""
+    out = io.StringIO()
+    csv.writer(out, delimiter=dialect.delimiter, quotechar=dialect.quotechar).writerow(cells)
+    return out.getvalue().replace("\r\n", "\n")
 
 
 def serving_batch(path: Path, work: Path) -> Path:

@@ -37,7 +37,7 @@ from mlci._io import utc_now
 from mlci._secrets import redact
 from mlci.delivery import Registry, Version, age_days
 from mlci.errors import MlciError
-from mlci.pipeline import Column, Config, model_input
+from mlci.pipeline import Column, Config, Dialect, model_input
 from mlci.serving._metrics import Metrics
 from mlci.serving._sample import SampleLog
 from mlci.serving._scoring import BadRequest, Limits, parse
@@ -67,6 +67,7 @@ class Loaded:
     columns: tuple[Column, ...]  # the version's own features: model and schema swap together
     trained_at: str = ""  # when its training run finished: the model's age in /health
     ignored: tuple[str, ...] = ()  # the data's columns that are not features: sent, dropped
+    dialect: Dialect = dataclasses.field(default_factory=Dialect)  # how the data is written
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -149,6 +150,7 @@ class ModelSlot:
                 manifest.features,
                 trained_at,
                 manifest.ignored,
+                manifest.dialect,
             )
             self.error = None
             self._failed = None
@@ -286,7 +288,7 @@ def create_app(slot: ModelSlot, settings: ServeConfig) -> FastAPI:
             return error(500, str(unstable))
         metrics.scored(reply["predictions"])
         if sample is not None:
-            await run_in_threadpool(sample.write, loaded.features, scoring.rows)
+            await run_in_threadpool(sample.write, loaded.features, scoring.rows, loaded.dialect)
         return JSONResponse(reply, headers={"X-Model-Version": str(loaded.version.number)})
 
     @app.get("/metrics")

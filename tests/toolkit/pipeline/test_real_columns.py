@@ -105,6 +105,8 @@ def test_the_reader_refuses_by_kind_and_names_the_cell(tmp_path: Path) -> None:
         (None, Column("c", "categorical", values=("x",), missing=True), (None, None)),
         (True, Column("b", "boolean"), (1.0, None)),
         ("no", Column("b", "boolean"), (0.0, None)),
+        ("1.0", Column("b", "boolean"), (1.0, None)),
+        (2, Column("b", "boolean"), (None, "expected true or false, got 2")),
         (2.0, Column("i", "integer", min=0, max=9), (2.0, None)),
     ],
 )

@@ -180,3 +180,25 @@ def test_an_export_takes_raw_rows_with_strings_and_nulls_in_mlflow(
     frame = pd.DataFrame([{name: raw[name] for name in table.features} for raw in table.made.raw])
     frame = frame.astype({c.name: "float64" for c in table.manifest.features if c.numeric})
     assert [str(p) for p in model.predict(frame)] == table.expected()
+
+
+def test_the_sample_log_keeps_raw_rows_for_drift_against_the_training_data(
+    table: Table, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Logging a category or a null crashed the request (each value went through float())."""
+    log = tmp_path / "served.csv"
+    settings = dataclasses.replace(SETTINGS, sample_log=str(log))
+    registry = Registry.of(load_config(table.root))
+    server = Server(create_app(ModelSlot(registry, PRODUCTION), settings))
+    try:
+        for _ in range(20):
+            status, reply, _ = server.post({"dataframe_records": table.made.raw})
+            assert status == 200, reply
+    finally:
+        server.stop()
+    capsys.readouterr()
+    code = main(["-C", str(table.root), "drift", "--serving-log", str(log)])
+    out, err = capsys.readouterr()
+    assert code in (0, 1), err  # read and judged: two rows repeated may well drift
+    assert f"serving log {log}" in out
+    assert "rows against" in out
