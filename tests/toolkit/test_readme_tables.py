@@ -137,7 +137,8 @@ def test_a_real_table_goes_through_the_readme_steps(
     assert main(["drift"]) == 0, capsys.readouterr().out
     report = json.loads(Path("artifacts/drift.json").read_text())
     tests = {c["column"]: c["test"] for c in report["batches"][0]["columns"]}
-    assert {tests[c.name] for c in manifest.features if c.kind == "categorical"} == {"chi2"}
+    chi2 = {tests[c.name] for c in manifest.features if c.kind in ("categorical", "boolean")}
+    assert chi2 == {"chi2"}
 
 
 def test_predict_refuses_an_unknown_category_naming_its_line_and_column(

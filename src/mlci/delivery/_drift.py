@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from mlci._report import Markup, Section, mermaid_xychart
 from mlci.delivery._settings import DriftConfig, drift_settings
 from mlci.pipeline import (
+    BOOLEAN,
     NUMERIC,
     Column,
     Config,
@@ -121,6 +122,9 @@ def detect(
         present = [v for v in ref if v is not None], [v for v in cur if v is not None]
         if not (present[0] and present[1]):
             pass  # a column missing in every row of one side: its missing share says so
+        elif column.kind == BOOLEAN:  # two values: chi-squared, as for categories
+            words = [["true" if v else "false" for v in side] for side in present]
+            columns.append(categories(column.name, *words, settings, ("false", "true")))
         elif column.numeric:
             columns.append(numeric(column.name, *present, settings))
         else:

@@ -17,7 +17,15 @@ from mlci.pipeline._checks import rows as check_rows
 from mlci.pipeline._checks import save as save_checks
 from mlci.pipeline._checks import section as checks_section
 from mlci.pipeline._checks import starter as starter_checks
-from mlci.pipeline._columns import INTEGER, NUMERIC, Column, Dialect, read_cell, read_value
+from mlci.pipeline._columns import (
+    BOOLEAN,
+    INTEGER,
+    NUMERIC,
+    Column,
+    Dialect,
+    read_cell,
+    read_value,
+)
 from mlci.pipeline._config import Config, EstimatorSpec, GateConfig, build_estimator, load_config
 from mlci.pipeline._data import (
     Manifest,
@@ -75,6 +83,7 @@ from mlci.pipeline._tune import section as tune_section
 from mlci.pipeline._tune import to_dict as tuning_to_dict
 
 __all__ = [
+    "BOOLEAN",
     "CHECK_HEADER",
     "COMPLETE",
     "DIFF_HEADER",
