@@ -123,8 +123,8 @@ def detect(
         if not (present[0] and present[1]):
             pass  # a column missing in every row of one side: its missing share says so
         elif column.kind == BOOLEAN:  # two values: chi-squared, as for categories
-            words = [["true" if v else "false" for v in side] for side in present]
-            columns.append(categories(column.name, *words, settings, ("false", "true")))
+            ref, cur = (["true" if v else "false" for v in side] for side in present)
+            columns.append(categories(column.name, ref, cur, settings, ("false", "true")))
         elif column.numeric:
             columns.append(numeric(column.name, *present, settings))
         else:
