@@ -25,8 +25,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy.testing  # noqa: F401  # some numpy versions run `lscpu` when first imported:
-import pytest  # imported here, before the unit tier's guard, not inside the first test to use it
+# Imported here, before the unit tier's guard: on Python 3.9 numpy's first import runs `lscpu`,
+# which the guard refuses when that import happens inside a test.
+import numpy.testing  # noqa: F401
+import pytest
 
 from mlci.delivery import Registry
 from mlci.delivery._registry import StoreRegistry

@@ -18,6 +18,7 @@ from mlci.delivery._settings import DriftConfig, drift_settings
 from mlci.pipeline import (
     BOOLEAN,
     NUMERIC,
+    PARQUET_SUFFIXES,
     Column,
     Config,
     Manifest,
@@ -33,7 +34,7 @@ RESULTS = "drift.json"  # in the artifacts folder, unless --output says otherwis
 PSI_BINS = 10
 PSI_FLOOR = 1e-4  # empty bins get this share, so PSI stays finite
 FEW_ROWS = 30  # below this many rows a test has little power: said in the note
-BATCH_SUFFIXES = (".csv", ".parquet", ".pq")  # the files in `incoming` that are batches
+BATCH_SUFFIXES = (".csv", *PARQUET_SUFFIXES)  # the files in `incoming` that are batches
 
 
 @dataclasses.dataclass(frozen=True)

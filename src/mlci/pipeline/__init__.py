@@ -28,10 +28,12 @@ from mlci.pipeline._columns import (
 )
 from mlci.pipeline._config import Config, EstimatorSpec, GateConfig, build_estimator, load_config
 from mlci.pipeline._data import (
+    PARQUET_SUFFIXES,
     Manifest,
     Table,
     accept,
     format_problems,
+    is_parquet,
     load_manifest,
     open_csv,
     parse_manifest,
@@ -93,6 +95,7 @@ __all__ = [
     "INTEGER",
     "MISSING_CATEGORY",
     "NUMERIC",
+    "PARQUET_SUFFIXES",
     "SUMMARY_HEADER",
     "TOLERANCE",
     "TUNE_RESULTS",
@@ -135,6 +138,7 @@ __all__ = [
     "held_out_features",
     "incomparable",
     "infer_manifest",
+    "is_parquet",
     "judge",
     "load_checks",
     "load_config",

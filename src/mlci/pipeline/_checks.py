@@ -586,7 +586,7 @@ def starter(manifest: Manifest, table: Table) -> str:
         '# metric = "recall"',
         "# min = 0.8",
         "# [[slices]]",
-        f"# where = {_escape_where(columns, numeric, x)}",
+        f"# where = {_slice_example(columns, numeric, x)}",
         '# metric = "accuracy"',
         "# min = 0.8",
     ]
@@ -600,7 +600,7 @@ def _toml(value: Any) -> str:
     return repr(float(value))
 
 
-def _escape_where(columns: Sequence[Column], numeric: list[int], x: Any) -> str:
+def _slice_example(columns: Sequence[Column], numeric: list[int], x: Any) -> str:
     """A slice condition to start from: a category, or the first numeric column's median."""
     import numpy as np
 

@@ -27,6 +27,7 @@ from mlci.pipeline._columns import (
 )
 
 MANIFEST_VERSION = 2
+PARQUET_SUFFIXES = (".parquet", ".pq")  # a data file by these names is Parquet, else CSV
 MAX_LABELS = 1000  # more distinct target values than this is regression, not classification
 
 
@@ -418,7 +419,7 @@ def rows_of(
 
 def is_parquet(path: Path) -> bool:
     """A Parquet file, told by its suffix."""
-    return path.suffix.lower() in (".parquet", ".pq")
+    return path.suffix.lower() in PARQUET_SUFFIXES
 
 
 def validate(

@@ -49,24 +49,24 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _batches(path: Path | bytes) -> Iterator[tuple[list[str], dict[str, list[Any]]]]:
-    parquet = _file(path)
+def _batches(parquet: Any, where: Path | str) -> Iterator[dict[str, list[Any]]]:
+    """The file's rows a batch at a time, as lists per column name."""
     names = list(parquet.schema_arrow.names)
     try:
         for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
-            yield names, {name: batch.column(i).to_pylist() for i, name in enumerate(names)}
+            yield {name: batch.column(i).to_pylist() for i, name in enumerate(names)}
     except Exception as exc:
-        where = path if isinstance(path, Path) else "data"
         raise MlciError(f"{where}: cannot read the Parquet data: {exc}") from None
 
 
 def parquet_rows(path: Path) -> tuple[list[str], Iterator[tuple[Any, list[Any]]]]:
     """The column names, and each row's values (None for missing), for ``mlci data init``."""
-    names = list(_file(path).schema_arrow.names)
+    parquet = _file(path)
+    names = list(parquet.schema_arrow.names)
 
     def rows() -> Iterator[tuple[Any, list[Any]]]:
         number = 0
-        for _, columns in _batches(path):
+        for columns in _batches(parquet, path):
             count = len(next(iter(columns.values()), []))
             for i in range(count):
                 number += 1
@@ -79,7 +79,8 @@ def scan_parquet(
     path: Path | bytes, report: Report, manifest: Manifest, *, require_target: bool = True
 ) -> Iterator[tuple[list[Any], Any]]:
     """Rows of a Parquet file checked against the manifest, as ``scan`` yields them from CSV."""
-    names = list(_file(path).schema_arrow.names)
+    parquet = _file(path)
+    names = list(parquet.schema_arrow.names)
     expected = [column.name for column in manifest.columns]
     optional = set() if require_target else {manifest.target, *manifest.ignored}
     if check_header(names, report, expected, optional) is None:
@@ -89,7 +90,7 @@ def scan_parquet(
     columns = [column for column in manifest.columns if column.name in position]
     features = [column.name for column in manifest.features]
     number = 0
-    for _, batch in _batches(path):
+    for batch in _batches(parquet, path if isinstance(path, Path) else "data"):
         count = len(next(iter(batch.values()), []))
         for i in range(count):
             number += 1

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 from importlib import resources
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 from mlci import __version__
+from mlci.pipeline import is_parquet
 
 # The tools every project's locks pin: this repository's own `tools` group, checked by its tests.
 NOX_VERSION = "2026.10.20"
@@ -73,9 +74,6 @@ def starters() -> dict[str, str]:
     return {path: template(name) for path, name in STARTERS.items()}
 
 
-PARQUET = (".parquet", ".pq")
-
-
 def tables(data: Data) -> dict[str, str]:
     """The pyproject.toml tables `mlci init` adds, by dotted name, as TOML text."""
     if data == IRIS:
@@ -88,9 +86,7 @@ def tables(data: Data) -> dict[str, str]:
         # Parquet data needs pyarrow wherever the data is read (training, tests, drift).
         "dependency-groups": template(
             "groups.toml.tmpl",
-            extras="plots,parquet"
-            if PurePosixPath(data.csv).suffix.lower() in PARQUET
-            else "plots",
+            extras="plots,parquet" if is_parquet(Path(data.csv)) else "plots",
         ),
         "tool.mlci": config,
         "tool.pytest": template("tool-pytest.toml.tmpl"),

@@ -80,6 +80,29 @@ def test_init_with_data_points_the_config_at_it(tmp_path: Path) -> None:
     assert (tmp_path / "data" / "flowers.manifest.json").is_file()
     assert (tmp_path / "data" / "flowers.checks.toml").is_file()
     assert not (tmp_path / "data" / "iris.csv").exists()
+    groups = tomllib.loads((tmp_path / "pyproject.toml").read_text())["dependency-groups"]
+    assert "mlci[plots]" in groups["main"]  # CSV data: no pyarrow
+
+
+def test_init_with_parquet_data_installs_pyarrow_where_the_data_is_read(tmp_path: Path) -> None:
+    pq = pytest.importorskip("pyarrow.parquet")
+    import csv
+    import io
+
+    import pyarrow as pa
+
+    rows = list(csv.DictReader(io.StringIO(iris_csv())))
+    table = pa.table({name: [row[name] for row in rows] for name in rows[0]})
+    table = table.set_column(0, "sepal_length", pa.array([float(r["sepal_length"]) for r in rows]))
+    (tmp_path / "data").mkdir()
+    pq.write_table(table, tmp_path / "data" / "flowers.parquet")
+    args = ["-C", str(tmp_path), "init", str(tmp_path), "--no-lock", "--data"]
+    assert main([*args, str(tmp_path / "data" / "flowers.parquet"), "--target", "species"]) == 0
+    groups = tomllib.loads((tmp_path / "pyproject.toml").read_text())["dependency-groups"]
+    assert "mlci[plots,parquet]" in groups["main"]
+    manifest = json.loads((tmp_path / "data" / "flowers.manifest.json").read_text())
+    assert manifest["file"] == "flowers.parquet"
+    assert manifest["columns"][0]["kind"] == "numeric"
 
 
 def test_the_generated_project_loads_trains_and_passes_its_gate(
