@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import uuid
@@ -298,19 +299,47 @@ def free_port() -> int:
         return port
 
 
+class OneRequestAtATime:
+    """moto's app, answering one request at a time, as S3 orders conditional writes.
+
+    moto's PUT checks ``If-None-Match: *`` and then stores the object, with no lock between the
+    two (moto/s3/responses.py, ``put_object``): two concurrent creates of one key can both
+    succeed, which S3 never allows and the registry's event log relies on. Serialised, moto
+    keeps S3's guarantee; ``test_the_s3_server_lets_one_create_of_a_key_win`` checks it does.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        with self.lock:
+            return list(self.app(environ, start_response))
+
+
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     """moto's S3 server on 127.0.0.1 for the whole run: a real S3 API over HTTP, no network."""
     pytest.importorskip("s3fs", reason="the remote extra (s3fs) is not installed")
-    moto_server = pytest.importorskip("moto.server", reason="moto[server] is not installed")
+    werkzeug_app = pytest.importorskip(
+        "moto.moto_server.werkzeug_app", reason="moto[server] is not installed"
+    )
+    from werkzeug.serving import make_server
+
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
+    app = OneRequestAtATime(
+        werkzeug_app.DomainDispatcherApplication(werkzeug_app.create_backend_app)
+    )
+    server = make_server(
+        "127.0.0.1", 0, app, threaded=True, request_handler=werkzeug_app.MotoRequestHandler
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
     try:
-        host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
+        yield f"http://127.0.0.1:{server.server_port}"
     finally:
-        server.stop()
+        server.shutdown()
+        thread.join()
 
 
 def new_bucket(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:

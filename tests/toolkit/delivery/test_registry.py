@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import concurrent.futures
 import errno
+import functools
 import json
 import os
 import shutil
@@ -615,6 +617,31 @@ def test_credentials_in_a_url_are_never_shown(
 def bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """A registry URL in a new, empty bucket on the moto server."""
     return new_bucket(s3_endpoint, monkeypatch)
+
+
+@pytest.mark.integration
+def test_the_s3_server_lets_one_create_of_a_key_win(bucket: str) -> None:
+    """The concurrency tests rely on S3's rule: of concurrent creates of one key, one wins."""
+    store = store_of(Registry.at(bucket))
+
+    def create(key: str, writer: int) -> int:
+        try:
+            store.create(key, f"writer {writer}".encode())
+        except FileExistsError:
+            return 0
+        return 1
+
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # the server's threads switch as often as they can
+    try:
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            winners = [
+                sum(pool.map(functools.partial(create, f"race/{key}"), range(8)))
+                for key in range(100)
+            ]
+    finally:
+        sys.setswitchinterval(previous)
+    assert winners == [1] * 100
 
 
 def test_a_bucket_without_credentials_is_a_clear_error(
