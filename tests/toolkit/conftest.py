@@ -330,9 +330,9 @@ def s3_endpoint() -> Iterator[str]:
     app = OneRequestAtATime(
         werkzeug_app.DomainDispatcherApplication(werkzeug_app.create_backend_app)
     )
-    server = make_server(
-        "127.0.0.1", 0, app, threaded=True, request_handler=werkzeug_app.MotoRequestHandler
-    )
+    # moto 5.2 has a request handler of its own; 5.1 (the last for Python 3.9) uses werkzeug's.
+    handler = getattr(werkzeug_app, "MotoRequestHandler", None)
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
