@@ -15,6 +15,17 @@ from mlci.cli._common import add, config_of, publish
 from mlci.errors import MlciError
 
 VERSION_HEADER = ["version", "aliases", "accuracy", "macro_f1", "python", "created", "stage key"]
+SHOWN_METRICS = {"classification": ("accuracy", "macro_f1"), "regression": ("r2", "rmse")}
+
+
+def _shown_metrics(versions: list[delivery.Version]) -> tuple[str, ...]:
+    """The two metrics the table shows: a regressor's registry shows R² and RMSE."""
+    if any("r2" in v.metrics for v in versions) and not any(
+        "accuracy" in v.metrics for v in versions
+    ):
+        return SHOWN_METRICS["regression"]
+    return SHOWN_METRICS["classification"]
+
 
 if TYPE_CHECKING:  # the concern is imported when a command runs, not to parse one
     from mlci import delivery
@@ -59,12 +70,12 @@ def _registry(args: argparse.Namespace) -> delivery.Registry:
 def _version_rows(
     versions: list[delivery.Version], aliases: dict[int, list[str]]
 ) -> list[list[str]]:
+    shown = _shown_metrics(versions)
     return [
         [
             str(v.number),
             ", ".join(aliases.get(v.number, [])) or "-",
-            f"{v.metrics.get('accuracy', 0):.4f}",
-            f"{v.metrics.get('macro_f1', 0):.4f}",
+            *(f"{v.metrics[name]:.4f}" if name in v.metrics else "-" for name in shown),
             v.python,
             v.created_at,
             v.stage_key[:12],
@@ -108,11 +119,12 @@ def cmd_registry_list(args: argparse.Namespace) -> int:
         print(f"{_where(config, registry)}: no versions yet; run 'mlci registry register'")
         return 0
     rows = _version_rows(versions, aliases)
-    print(text_table(VERSION_HEADER, rows))
+    header = [*VERSION_HEADER[:2], *_shown_metrics(versions), *VERSION_HEADER[4:]]
+    print(text_table(header, rows))
     section = Section(
         f"Registry: {len(versions)} version{'s' if len(versions) != 1 else ''}",
         (f"registry: {_where(config, registry)}",),
-        tuple(VERSION_HEADER),
+        tuple(header),
         tuple(map(tuple, rows)),
         blocks=tuple(filter(None, [delivery.history_chart(index)])),
     )

@@ -92,7 +92,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"trained {config.estimator.name} on {result.lineage['data']['rows']} rows")
     metrics = result.metrics
     print(
-        f"  accuracy {metrics['accuracy']:.4f}   macro_f1 {metrics['macro_f1']:.4f}   "
+        f"  {pipeline.headline_text(metrics)}   "
         f"train {metrics['train_size']} / test {metrics['test_size']} rows"
     )
     print(f"  model    {config.relative(result.artifacts.model)}")
@@ -292,7 +292,7 @@ def cmd_baseline_update(args: argparse.Namespace) -> int:
     fresh = pipeline.update_baseline(config)
     print(
         f"{config.relative(config.baseline)}: recorded Python {pipeline.python_minor()} "
-        f"(accuracy {fresh['metrics']['accuracy']:.4f}, model {fresh['model_sha256'][:12]}…)"
+        f"({pipeline.headline_text(fresh['metrics'], ', ')}, model {fresh['model_sha256'][:12]}…)"
     )
     return 0
 

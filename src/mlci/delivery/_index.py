@@ -174,7 +174,8 @@ def _parse_index(raw: Any) -> Index:
     return Index(versions, aliases, history)
 
 
-CHART_METRICS = ("accuracy", "macro_f1", "f1", "roc_auc")  # the first a version has is charted
+# The first a version has is charted: a classifier's accuracy, a regressor's R².
+CHART_METRICS = ("accuracy", "macro_f1", "f1", "roc_auc", "r2", "rmse")
 SNAPSHOT = "registry.json"  # the versions' metrics and the aliases, in artifacts/, for the report
 
 

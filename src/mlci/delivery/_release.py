@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,15 +22,18 @@ from mlci.delivery._registry import DATA, PRODUCTION, STAGING_ALIAS, Registry
 from mlci.delivery._settings import delivery_settings
 from mlci.errors import MlciError
 from mlci.pipeline import (
+    REGRESSION,
     Artifacts,
     Config,
     TrainResult,
+    headline_text,
     held_out_features,
     judge,
     load_manifest,
     minor_of,
     model_input,
     model_threads,
+    outputs,
     read_file,
     train,
     validate,
@@ -157,7 +161,7 @@ def _train(config: Config, registry: Registry, result: Release) -> bool:
     if result.after_training is not None:
         result.after_training(trained)
     detail = "up to date (cached)" if trained.up_to_date else "trained"
-    return result.add("train", True, f"{detail}, accuracy {trained.metrics['accuracy']:.4f}")
+    return result.add("train", True, f"{detail}, {headline_text(trained.metrics, ', ')}")
 
 
 def _gate(config: Config, registry: Registry, result: Release) -> bool:
@@ -243,13 +247,35 @@ def smoke_test(config: Config, registry: Registry, version: Version) -> list[str
     )
     rows = model_input(held_out_features(recorded, table), manifest.features)
     with model_threads(config):
-        predicted = [str(label) for label in model.predict(rows)]
+        predicted = outputs(model.predict(rows), manifest.task)
         problems = [
             f"line {line}: predicted {new}, recorded {old}"
             for line, old, new in zip(recorded["lines"], recorded["predicted"], predicted)
             if old != new
         ]
+        if manifest.task == REGRESSION:
+            problems += not_finite(predicted, recorded["lines"])
+        problems = _shortened(problems)
         return problems + unstable(model, rows, recorded["lines"])
+
+
+SHOWN_PROBLEMS = 5
+
+
+def _shortened(problems: list[str]) -> list[str]:
+    """The first few problems and a count of the rest: a release report stays readable."""
+    if len(problems) <= SHOWN_PROBLEMS:
+        return problems
+    return [*problems[:SHOWN_PROBLEMS], f"and {len(problems) - SHOWN_PROBLEMS} more rows"]
+
+
+def not_finite(predicted: list[float], lines: list[int]) -> list[str]:
+    """Rows a regressor predicts NaN or infinity for: a model no one should serve."""
+    return [
+        f"line {line}: predicted {value}, not a finite number"
+        for line, value in zip(lines, predicted)
+        if not math.isfinite(value)
+    ]
 
 
 def unstable(model: Any, rows: Any, lines: list[int]) -> list[str]:

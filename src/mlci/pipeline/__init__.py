@@ -46,7 +46,15 @@ from mlci.pipeline._diff import HEADER as DIFF_HEADER
 from mlci.pipeline._diff import Change, changes, shown
 from mlci.pipeline._diff import rows as diff_rows
 from mlci.pipeline._diff import section as diff_section
-from mlci.pipeline._evaluate import HEADLINE, SUMMARY_HEADER, scalar_metrics, summary_rows
+from mlci.pipeline._evaluate import (
+    HEADLINE,
+    SUMMARY_HEADER,
+    headline,
+    headline_text,
+    scalar_metrics,
+    summary,
+    summary_rows,
+)
 from mlci.pipeline._gate import HEADER as GATE_HEADER
 from mlci.pipeline._gate import RESULTS as GATE_RESULTS
 from mlci.pipeline._gate import Reference, Verdict, baseline_reference, incomparable, judge
@@ -68,6 +76,7 @@ from mlci.pipeline._stage import (
     read_run,
 )
 from mlci.pipeline._stage import check as stage_status
+from mlci.pipeline._task import CLASSIFICATION, REGRESSION, task_of_metrics
 from mlci.pipeline._train import (
     Fitted,
     TrainResult,
@@ -75,6 +84,7 @@ from mlci.pipeline._train import (
     held_out_features,
     load_data,
     model_threads,
+    outputs,
     score_held_out,
     train,
 )
@@ -87,6 +97,7 @@ from mlci.pipeline._tune import to_dict as tuning_to_dict
 __all__ = [
     "BOOLEAN",
     "CHECK_HEADER",
+    "CLASSIFICATION",
     "COMPLETE",
     "DIFF_HEADER",
     "GATE_HEADER",
@@ -96,6 +107,7 @@ __all__ = [
     "MISSING_CATEGORY",
     "NUMERIC",
     "PARQUET_SUFFIXES",
+    "REGRESSION",
     "SUMMARY_HEADER",
     "TOLERANCE",
     "TUNE_RESULTS",
@@ -135,6 +147,8 @@ __all__ = [
     "format_problems",
     "gate_rows",
     "gate_section",
+    "headline",
+    "headline_text",
     "held_out_features",
     "incomparable",
     "infer_manifest",
@@ -151,6 +165,7 @@ __all__ = [
     "model_input",
     "model_threads",
     "open_csv",
+    "outputs",
     "parse_manifest",
     "predict_file",
     "predict_rows",
@@ -171,7 +186,9 @@ __all__ = [
     "shown",
     "stage_status",
     "starter_checks",
+    "summary",
     "summary_rows",
+    "task_of_metrics",
     "text_stream",
     "train",
     "train_section",

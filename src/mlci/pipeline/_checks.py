@@ -27,6 +27,7 @@ from mlci.pipeline._config import Config
 from mlci.pipeline._data import Manifest, Table
 from mlci.pipeline._prepare import model_input
 from mlci.pipeline._stage import Artifacts
+from mlci.pipeline._task import REGRESSION
 from mlci.pipeline._train import fit, held_out_features, load_data, model_threads
 
 RESULTS = "checks.json"
@@ -142,12 +143,19 @@ def checks_path(config: Config) -> Path:
     return config.checks or config.data.with_name(f"{config.data.stem}.checks.toml")
 
 
-def load_checks(path: Path, manifest: Manifest) -> CheckFile:
-    """Parse and check the file against the manifest: every column and label must exist."""
+def load_checks(path: Path, manifest: Manifest) -> Any:
+    """Parse and check the file against the manifest: every column and label must exist.
+
+    A regressor's file has the same kinds with tolerances (``_checks_regression``).
+    """
     if not path.exists():
         return CheckFile(None)
     document = read_toml(path)
     reject_unknown(document, {"examples", "invariance", "directional", "slices"}, str(path))
+    if manifest.task == REGRESSION:
+        from mlci.pipeline import _checks_regression
+
+        return _checks_regression.load(path, document, manifest)
     features = [column.name for column in manifest.features]
     kinds = {column.name: column for column in manifest.features}
     labels = list(manifest.target_column.labels)
@@ -290,8 +298,8 @@ class HeldOut:
     """The held-out rows of the trained model, as recorded in predictions.json."""
 
     features: list[list[Any]]
-    expected: list[str]
-    predicted: list[str]
+    expected: list[Any]  # labels, or a regressor's true values
+    predicted: list[Any]
     fingerprint: str
     lines: list[int]  # each row's line in the data file, for failures to point at
 
@@ -311,7 +319,7 @@ def held_out(config: Config, table: Table) -> HeldOut:
 def run_checks(
     config: Config,
     model: Any,
-    checks: CheckFile,
+    checks: Any,
     *,
     retrain: bool = True,
     data_sha256: str | None = None,
@@ -325,15 +333,22 @@ def run_checks(
 
 
 def _run_checks(
-    config: Config, model: Any, checks: CheckFile, *, retrain: bool, data_sha256: str | None
+    config: Config, model: Any, checks: Any, *, retrain: bool, data_sha256: str | None
 ) -> list[Outcome]:
     manifest, table = load_data(config, data_sha256)
     rows = held_out(config, table)
     features = [column.name for column in manifest.features]
     labels = list(manifest.target_column.labels)
     x = model_input(rows.features, manifest.features)
-    predicted = [str(p) for p in model.predict(x)]
-    outcomes = [_known_labels(predicted, labels), *_finite_probabilities(model, x)]
+    regressor = manifest.task == REGRESSION
+    if regressor:
+        from mlci.pipeline import _checks_regression
+
+        numbers = [float(p) for p in model.predict(x)]
+        outcomes = [_checks_regression.finite(numbers)]
+    else:
+        predicted = [str(p) for p in model.predict(x)]
+        outcomes = [_known_labels(predicted, labels), *_finite_probabilities(model, x)]
     if retrain:
         again = fit(config, manifest, table).predictions["sha256"]
         outcomes.append(
@@ -345,6 +360,10 @@ def _run_checks(
                 f"predictions {again[:12]}",
             )
         )
+    if regressor:
+        if checks.path is None:  # no file: the always-on checks alone
+            return outcomes
+        return outcomes + _checks_regression.run(model, checks, manifest, rows, x, numbers)
     for example in checks.examples:
         one = model_input([[example.row[n] for n in features]], manifest.features)
         got = str(model.predict(one)[0])
@@ -514,9 +533,14 @@ def starter(manifest: Manifest, table: Table) -> str:
 
     One example per label (up to five): the complete row nearest its class's median on the
     numeric columns, the most typical one. One invariance check per numeric column, moving it by
-    1 % of its observed range.
+    1 % of its observed range. A regressor's: ``_checks_regression.starter``.
     """
     import numpy as np
+
+    if manifest.task == REGRESSION:
+        from mlci.pipeline import _checks_regression
+
+        return _checks_regression.starter(manifest, table)
 
     columns = manifest.features
     features = [column.name for column in columns]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ from mlci._settings import PYPROJECT, get, number, read_toml, reject_unknown
 from mlci.errors import MlciError
 from mlci.pipeline._columns import Column
 from mlci.pipeline._prepare import CATEGORICAL_CHOICES, NUMERIC_CHOICES, PrepareConfig, prepared
+from mlci.pipeline._task import CLASSIFICATION, REGRESSION, TASKS, check_task, task_of_estimator
 
 DEFAULT_ESTIMATOR = "sklearn.ensemble.RandomForestClassifier"
 
@@ -67,7 +70,23 @@ SIMPLE_MODEL = EstimatorSpec(
         StepSpec("sklearn.linear_model.LogisticRegression", {"max_iter": 1000}),
     )
 )
+SIMPLE_REGRESSOR = EstimatorSpec(
+    (
+        StepSpec("sklearn.preprocessing.StandardScaler", {}),
+        StepSpec("sklearn.linear_model.Ridge", {}),
+    )
+)
 DUMMY = EstimatorSpec.single("sklearn.dummy.DummyClassifier", {"strategy": "prior"})
+# A regressor's constant baselines: the best constant for each error, as Evidently's dummy.
+DUMMY_MEAN = EstimatorSpec.single("sklearn.dummy.DummyRegressor", {"strategy": "mean"})
+DUMMY_MEDIAN = EstimatorSpec.single("sklearn.dummy.DummyRegressor", {"strategy": "median"})
+DUMMIES = {
+    CLASSIFICATION: {DUMMY.name: DUMMY},
+    REGRESSION: {"DummyRegressor (mean)": DUMMY_MEAN, "DummyRegressor (median)": DUMMY_MEDIAN},
+}
+# What a constant is compared on: the mean is the best constant for RMSE (and has R² 0), the
+# median for MAE. Models not named here are compared on every headline metric.
+DUMMY_METRICS = {"DummyRegressor (mean)": ("r2", "rmse"), "DummyRegressor (median)": ("mae",)}
 MODES = ("fail", "warn", "off")
 
 
@@ -75,25 +94,34 @@ MODES = ("fail", "warn", "off")
 class SimplerConfig:
     """Simpler models fitted on the candidate's split, which the candidate must beat by `margin`.
 
-    A ``DummyClassifier`` (the most frequent label) and ``model`` (default: scaling, then
-    logistic regression). ``check`` says what losing to one does: fail, warn, or off (not fitted).
+    Constants (a ``DummyClassifier`` giving the most frequent label; ``DummyRegressor``s giving
+    the mean and the median) and ``model`` (default: scaling, then logistic regression for a
+    classifier, ridge regression for a regressor). ``check`` says what losing to one does:
+    fail, warn, or off (not fitted).
     """
 
     check: str = "fail"
     margin: float = 0.0
-    model: EstimatorSpec = SIMPLE_MODEL
+    model: EstimatorSpec | None = None  # None: the task's default
 
-    def models(self) -> dict[str, EstimatorSpec]:
+    def model_for(self, task: str) -> EstimatorSpec:
+        """The configured simpler model, or the task's default."""
+        if self.model is not None:
+            return self.model
+        return SIMPLE_REGRESSOR if task == REGRESSION else SIMPLE_MODEL
+
+    def models(self, task: str = CLASSIFICATION) -> dict[str, EstimatorSpec]:
         """The simpler models by the name the report shows; none when the check is off."""
         if self.check == "off":
             return {}
-        return {DUMMY.name: DUMMY, self.model.name: self.model}
+        model = self.model_for(task)
+        return {**DUMMIES[task], model.name: model}
 
-    def resolved(self) -> dict[str, Any] | None:
+    def resolved(self, task: str = CLASSIFICATION) -> dict[str, Any] | None:
         """What shapes the recorded scores (part of the training key); None when off."""
         if self.check == "off":
             return None
-        return {"model": self.model.resolved()}
+        return {"model": self.model_for(task).resolved()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,13 +131,23 @@ class GateConfig:
     floors: dict[str, float]
     max_drop: float
     max_relative_drop: float
+    ceilings: dict[str, float] = dataclasses.field(default_factory=dict)  # max_<metric>
     useless_features: str = (
         "warn"  # a feature whose permutation importance is <= 0: warn, fail, off
     )
     simpler: SimplerConfig = dataclasses.field(default_factory=SimplerConfig)
 
 
-SCORING = {"accuracy": "accuracy", "macro_f1": "f1_macro"}  # mlci's metric: scikit-learn's scorer
+# mlci's metric: scikit-learn's scorer, negated where lower is better
+SCORING = {
+    "accuracy": "accuracy",
+    "macro_f1": "f1_macro",
+    "r2": "r2",
+    "rmse": "neg_root_mean_squared_error",
+    "mae": "neg_mean_absolute_error",
+    "max_error": "max_error",
+}
+SCORED = {CLASSIFICATION: ("accuracy", "macro_f1"), REGRESSION: ("r2", "rmse", "mae", "max_error")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,8 +156,12 @@ class TuneConfig:
 
     grid: dict[str, list[Any]]
     folds: int = 5
-    metric: str = "accuracy"
+    metric: str = ""  # "": the task's first (accuracy, R²)
     tolerance: float = 0.01
+
+    def metric_for(self, task: str) -> str:
+        """The configured metric, or the task's default."""
+        return self.metric or SCORED[task][0]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,10 +187,28 @@ class Config:
     checks: Path | None = None  # the behavioural checks file; None: next to the data
     tune: TuneConfig | None = None  # [tool.mlci.tune]; None: not configured
     prepare: PrepareConfig | None = None  # [tool.mlci.prepare]; None: the defaults
+    task_setting: str = "auto"  # [tool.mlci] task: auto (from the estimator), or the task
     # The parts of [tool.mlci] that other concerns own (registry, drift, serve), as read: each
     # parses its own, so that their settings and code never reach the training stage's key.
     sections: dict[str, Any] = dataclasses.field(default_factory=dict)
     pyproject: Path = Path(PYPROJECT)
+
+    @functools.cached_property
+    def task(self) -> str:
+        """The task the manifest's target asks for (the estimator must agree when it is built).
+
+        Read without importing scikit-learn: the stage key needs it on every cached run.
+        Before there is a manifest: ``[tool.mlci] task``, else classification.
+        """
+        from mlci.pipeline._columns import INTEGER, NUMERIC
+
+        try:
+            raw = json.loads(self.manifest.read_text(encoding="utf-8"))
+            target = next(c for c in raw["columns"] if c["name"] == raw["target"])
+            kind = target.get("kind") or {"float": NUMERIC, "int": INTEGER}.get(target.get("dtype"))
+        except (OSError, ValueError, KeyError, TypeError, StopIteration, AttributeError):
+            return self.task_setting if self.task_setting in TASKS else CLASSIFICATION
+        return REGRESSION if kind in (NUMERIC, INTEGER) else CLASSIFICATION
 
     def resolved(self) -> dict[str, Any]:
         """The settings that shape a trained model, as plain JSON (paths relative to the root)."""
@@ -163,9 +223,11 @@ class Config:
         }
         if self.prepare is not None:
             resolved["prepare"] = self.prepare.resolved()
-        simpler = self.gate.simpler.resolved()  # their scores are recorded with the model's
+        simpler = self.gate.simpler.resolved(self.task)  # recorded with the model's scores
         if simpler is not None:
             resolved["simpler"] = simpler
+        if self.task == REGRESSION:  # classifiers' keys stay as they were before regression
+            resolved["task"] = REGRESSION
         return resolved
 
     def relative(self, path: Path) -> str:
@@ -193,12 +255,14 @@ _TOP_KEYS = {
     "checks",
     "tune",
     "prepare",
+    "task",
 }
 # Keys of [tool.mlci] that belong to delivery, serving, tracking and reporting; the pipeline
 # passes them on unread.
 DELEGATED = {"registry", "drift", "serve", "mlflow", "delivery", "report"}
 MODEL_FORMATS = ("joblib", "skops")
 _GATE_FLOOR_PREFIX = "min_"
+_GATE_CEILING_PREFIX = "max_"
 
 
 def load_config(root: Path) -> Config:
@@ -230,6 +294,9 @@ def load_config(root: Path) -> Config:
     threads = get(table, "threads", int, where, default=1)
     if threads < 1:
         raise MlciError(f"{where} threads: must be 1 or more, got {threads}")
+    task = _choice(
+        get(table, "task", str, where, default="auto"), ("auto", *TASKS), f"{where} task"
+    )
     trusted = get(table, "skops_trusted", list, where, default=[])
     if not all(isinstance(name, str) for name in trusted):
         raise MlciError(f"{where} skops_trusted: must be a list of type names (strings)")
@@ -256,6 +323,7 @@ def load_config(root: Path) -> Config:
         prepare=_prepare_config(table.get("prepare"), f"{pyproject}: [tool.mlci.prepare]"),
         sections={key: table[key] for key in DELEGATED if key in table},
         pyproject=pyproject,
+        task_setting=task,
     )
 
 
@@ -289,17 +357,23 @@ def _gate_config(table: Any, where: str) -> GateConfig:
     if not isinstance(table, dict):
         raise MlciError(f"{where}: must be a table")
     floors: dict[str, float] = {}
+    ceilings: dict[str, float] = {}
     for key, value in table.items():
         if key in ("max_drop", "max_relative_drop", "useless_features", "simpler"):
             continue
-        if not key.startswith(_GATE_FLOOR_PREFIX):
+        if key.startswith(_GATE_FLOOR_PREFIX):
+            floors[key[len(_GATE_FLOOR_PREFIX) :]] = number(value, f"{where} {key}")
+        elif key.startswith(_GATE_CEILING_PREFIX):  # max_rmse; the metric max_error: max_max_error
+            ceilings[key[len(_GATE_CEILING_PREFIX) :]] = number(value, f"{where} {key}")
+        else:
             raise MlciError(
-                f"{where}: unknown key '{key}'; expected min_<metric>, max_drop, "
-                "max_relative_drop, useless_features or [tool.mlci.gate.simpler]"
+                f"{where}: unknown key '{key}'; expected min_<metric> (a floor, e.g. min_r2), "
+                "max_<metric> (a ceiling, e.g. max_rmse), max_drop, max_relative_drop, "
+                "useless_features or [tool.mlci.gate.simpler]"
             )
-        floors[key[len(_GATE_FLOOR_PREFIX) :]] = number(value, f"{where} {key}")
     return GateConfig(
         floors=floors,
+        ceilings=ceilings,
         max_drop=number(table.get("max_drop", 0.0), f"{where} max_drop"),
         max_relative_drop=number(table.get("max_relative_drop", 0.0), f"{where} max_relative_drop"),
         useless_features=_choice(
@@ -318,7 +392,7 @@ def _simpler_config(table: Any, where: str) -> SimplerConfig:
     margin = number(table.get("margin", 0.0), f"{where} margin")
     if not 0.0 <= margin < 1.0:
         raise MlciError(f"{where} margin: must be at least 0 and below 1, got {margin:g}")
-    model = SIMPLE_MODEL
+    model = None
     if "model" in table:
         model = _estimator_spec(table["model"], f"{where} model", required=True)
     return SimplerConfig(
@@ -346,8 +420,8 @@ def _tune_config(table: Any, where: str) -> TuneConfig | None:
     folds = get(table, "folds", int, where, default=5)
     if folds < 2:
         raise MlciError(f"{where} folds: must be at least 2, got {folds}")
-    metric = get(table, "metric", str, where, default="accuracy")
-    if metric not in SCORING:
+    metric = get(table, "metric", str, where, default="")
+    if metric and metric not in SCORING:
         raise MlciError(f"{where} metric: '{metric}' is not one of {', '.join(SCORING)}")
     tolerance = number(table.get("tolerance", 0.01), f"{where} tolerance")
     if not 0.0 <= tolerance < 1.0:
@@ -385,14 +459,16 @@ def build_estimator(
     where: str = "[tool.mlci.estimator]",
     columns: tuple[Column, ...] = (),
     prepare: PrepareConfig | None = None,
+    target: Column | None = None,
+    task: str = "auto",
 ) -> Any:
-    """The configured classifier, or `make_pipeline` of the steps; anything else is refused.
+    """The configured classifier or regressor, or `make_pipeline` of the steps.
 
     With the feature ``columns``, the model starts with the preparation they need (categories
-    encoded, missing values imputed; ``[tool.mlci.prepare]``), so that it takes raw rows.
+    encoded, missing values imputed; ``[tool.mlci.prepare]``), so that it takes raw rows. With
+    the ``target`` column, the estimator must do what it asks for (``task``: the project's
+    ``[tool.mlci] task``); without it, any classifier or regressor is accepted.
     """
-    from sklearn.base import is_classifier
-
     if len(spec.steps) == 1:
         estimator = _build_step(spec.steps[0], where)
     else:
@@ -406,12 +482,14 @@ def build_estimator(
                     "has no transform); only the last step may be the classifier"
                 )
         estimator = make_pipeline(*parts)
-    if not is_classifier(estimator):
-        field = "class" if len(spec.steps) == 1 else f"steps[{len(spec.steps) - 1}]"
+    field = "class" if len(spec.steps) == 1 else f"steps[{len(spec.steps) - 1}]"
+    if target is not None:
+        check_task(estimator, spec.class_path, target, task, where, field)
+    elif task_of_estimator(estimator) is None:
         raise MlciError(
-            f"{where} {field}: {spec.class_path} is not a classifier (sklearn.base.is_classifier); "
-            f"mlci trains classifiers, such as {DEFAULT_ESTIMATOR} or "
-            "sklearn.linear_model.LogisticRegression"
+            f"{where} {field}: {spec.class_path} is neither a classifier nor a regressor "
+            "(sklearn.base.is_classifier / is_regressor); mlci trains one or the other, such "
+            f"as {DEFAULT_ESTIMATOR} or sklearn.ensemble.RandomForestRegressor"
         )
     return prepared(estimator, columns, prepare or PrepareConfig(), where)
 

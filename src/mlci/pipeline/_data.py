@@ -25,10 +25,12 @@ from mlci.pipeline._columns import (
     Dialect,
     cell_reader,
 )
+from mlci.pipeline._task import task_of_target
 
 MANIFEST_VERSION = 2
 PARQUET_SUFFIXES = (".parquet", ".pq")  # a data file by these names is Parquet, else CSV
 MAX_LABELS = 1000  # more distinct target values than this is regression, not classification
+TARGET_KINDS = (CATEGORICAL, NUMERIC, INTEGER)  # class labels, or a quantity
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +75,11 @@ class Manifest:
     def target_column(self) -> Column:
         """The label column."""
         return next(column for column in self.columns if column.name == self.target)
+
+    @property
+    def task(self) -> str:
+        """What the target asks for: classification (labels) or regression (a number)."""
+        return task_of_target(self.target_column)
 
     def schema(self) -> dict[str, Any]:
         """What a model trained on this data expects and answers: features, target, labels."""
@@ -149,7 +156,7 @@ class Table:
 
     feature_names: tuple[str, ...]
     features: list[list[Any]]  # floats, strings (categories) and None (missing)
-    labels: list[str] | None
+    labels: list[Any] | None  # class labels (str), or a regressor's targets (float)
     columns: tuple[Column, ...] = ()  # the feature columns, as the manifest describes them
 
 
@@ -195,10 +202,11 @@ def parse_manifest(raw: Any, where: str, path: Path | None = None) -> Manifest:
                 f"{where}: columns[{index}] ({column.name}): only the target may be a category "
                 "in a version 1 manifest; run 'mlci data init' again to describe categories"
             )
-        if column.name == raw["target"] and (column.kind != CATEGORICAL or column.missing):
+        if column.name == raw["target"] and (column.kind not in TARGET_KINDS or column.missing):
             raise MlciError(
                 f"{where}: columns[{index}] ({column.name}): the target must be categorical "
-                "with its labels listed, and never missing"
+                "with its labels listed (classification) or numeric with its range "
+                "(regression), and never missing"
             )
     if not any(c.feature and c.kind in FEATURE_KINDS for c in columns if c.name != raw["target"]):
         raise MlciError(f"{where}: columns: no feature column besides the target")
@@ -449,7 +457,7 @@ def _check_hash(report: Report, manifest: Manifest) -> None:
 def _collect(rows: Iterable[tuple[list[Any], Any]], manifest: Manifest) -> Table:
     """Gather scanned rows into a Table; labels only when every row has one."""
     features: list[list[Any]] = []
-    labels: list[str] = []
+    labels: list[Any] = []
     for row, label in rows:
         features.append(row)
         if label is not None:

@@ -1,10 +1,17 @@
-"""Held-out metrics for a classifier: what the gate, the baseline and the report compare."""
+"""Held-out metrics for a classifier, and for either task what the gate and the report compare.
+
+One evaluator per task, as MLflow's: this module's for classifiers, ``_regression`` for
+regressors; ``headline``, ``scalar_metrics`` and ``summary`` dispatch on a run's ``task``.
+"""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
 from typing import Any
+
+from mlci.pipeline import _regression as regression
+from mlci.pipeline._task import REGRESSION, task_of_metrics
 
 HEADLINE = ("accuracy", "macro_f1")
 # For binary targets whose estimator has predict_proba; the positive class is the manifest's last
@@ -65,6 +72,36 @@ def binary_metrics(y_true: Sequence[str], scores: Sequence[float], positive: str
     }
 
 
+def headline(task: str) -> tuple[str, ...]:
+    """The metrics a task's candidate is compared on with its reference and simpler models."""
+    return regression.HEADLINE if task == REGRESSION else HEADLINE
+
+
+def compared(task: str) -> tuple[str, ...]:
+    """Every single-number metric of a task, in the order the report shows them."""
+    return regression.METRICS if task == REGRESSION else (*HEADLINE, *BINARY)
+
+
+def headline_text(metrics: dict[str, Any], separator: str = "   ") -> str:
+    """The run's headline metrics in one line: ``accuracy 0.9667   macro_f1 0.9655``."""
+    names = (
+        headline(task_of_metrics(metrics))[:2]
+        if task_of_metrics(metrics) != REGRESSION
+        else (
+            "r2",
+            "rmse",
+        )
+    )
+    return separator.join(f"{name} {float(metrics[name]):.4f}" for name in names if name in metrics)
+
+
+def summary(metrics: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """The report's metrics table, header and rows, for the run's task."""
+    if task_of_metrics(metrics) == REGRESSION:
+        return regression.SUMMARY_HEADER, regression.summary_rows(metrics)
+    return SUMMARY_HEADER, summary_rows(metrics)
+
+
 def summary_rows(metrics: dict[str, Any]) -> list[list[str]]:
     """The report's metrics table: the headline numbers, then precision/recall/F1 per class."""
     rows = [
@@ -95,6 +132,8 @@ def predictions_fingerprint(predictions: Sequence[Any]) -> str:
 
 def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     """The flat numeric metrics, per-class ones as ``<metric>.<label>``: what gets compared."""
+    if task_of_metrics(metrics) == REGRESSION:
+        return regression.scalar_metrics(metrics)
     flat = {name: float(metrics[name]) for name in (*HEADLINE, *BINARY) if name in metrics}
     for label, scores in metrics.get("per_class", {}).items():
         for name in ("precision", "recall", "f1"):

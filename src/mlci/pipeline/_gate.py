@@ -1,8 +1,12 @@
-"""The quality gate: absolute floors, and the largest drop allowed against a reference model.
+"""The quality gate: floors and ceilings, and the largest loss allowed against a reference.
 
-Comparisons follow MLflow's ``MetricThreshold`` (greater is better): a candidate passes a floor
-when ``value >= floor``, and a reference check when ``value >= reference - max_drop`` and
-``value >= reference * (1 - max_relative_drop)``. A metric missing from the candidate fails.
+Comparisons follow MLflow's ``MetricThreshold``, each metric with its direction
+(``greater_is_better``: accuracy, F1, R²; lower is better: MAE, RMSE, max error, MAPE). A
+candidate passes a floor when ``value >= min_<metric>``, a ceiling when ``value <= max_<metric>``,
+and a reference check when it is worse than the reference by at most ``max_drop`` (MLflow's
+``min_absolute_change``, negated) and at most ``max_relative_drop`` of the reference
+(``min_relative_change``, negated): for R², ``value >= reference - max_drop``; for RMSE,
+``value <= reference + max_drop``. A metric missing from the candidate fails.
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ from mlci._report import Section, mermaid_xychart
 from mlci.errors import MlciError
 from mlci.pipeline import _baseline as baseline
 from mlci.pipeline._baseline import TOLERANCE
-from mlci.pipeline._config import Config, GateConfig
-from mlci.pipeline._evaluate import HEADLINE, SIMPLER
+from mlci.pipeline._config import DUMMY_METRICS, Config, GateConfig
+from mlci.pipeline._evaluate import SIMPLER, headline
+from mlci.pipeline._task import CLASSIFICATION, greater_is_better
 
 RESULTS = "gate.json"  # the verdict as plain JSON, in the artifacts folder, for the report
 
@@ -143,42 +148,50 @@ def evaluate(
     reference: dict[str, float] | None,
     gate: GateConfig,
     reference_name: str | None = None,
+    task: str = CLASSIFICATION,
 ) -> Verdict:
-    """Apply the floors, then the regression rules against ``reference`` when there is one."""
+    """Apply the floors and ceilings, then the rules against ``reference`` when there is one."""
     checks = []
-    for metric, floor in sorted(gate.floors.items()):
+    bounds = [(metric, floor, True) for metric, floor in gate.floors.items()]
+    bounds += [(metric, ceiling, False) for metric, ceiling in gate.ceilings.items()]
+    for metric, bound, floor in sorted(bounds):
         value = candidate.get(metric)
         ref = reference.get(metric) if reference else None
-        passed = value is not None and value >= floor - TOLERANCE
-        checks.append(Check(metric, value, ref, f">= {floor:g}", passed))
+        if floor:
+            passed = value is not None and value >= bound - TOLERANCE
+        else:
+            passed = value is not None and value <= bound + TOLERANCE
+        checks.append(Check(metric, value, ref, f"{'>=' if floor else '<='} {bound:g}", passed))
     improved = []
     if reference is not None:
-        for metric in sorted(set(HEADLINE) | set(gate.floors)):
+        for metric in sorted(set(headline(task)) | set(gate.floors) | set(gate.ceilings)):
             ref = reference.get(metric)
             if ref is None:
                 continue
             value = candidate.get(metric)
+            greater = greater_is_better(metric)
+            sign = 1.0 if greater else -1.0  # worse is lower for R², higher for RMSE
             # Each configured limit must hold, as with MLflow's absolute and relative changes;
-            # with neither configured, no drop at all is allowed.
-            limits = [ref - gate.max_drop] if gate.max_drop else []
+            # with neither configured, no loss at all is allowed.
+            limits = [ref - sign * gate.max_drop] if gate.max_drop else []
             if gate.max_relative_drop:
-                limits.append(ref * (1 - gate.max_relative_drop))
-            allowed = max(limits, default=ref)
-            rule = _regression_rule(gate)
-            passed = value is not None and value >= allowed - TOLERANCE
-            checks.append(Check(metric, value, ref, rule, passed))
-            if value is not None and value > ref + TOLERANCE:
+                limits.append(ref - sign * abs(ref) * gate.max_relative_drop)
+            allowed = (max if greater else min)(limits, default=ref)
+            passed = value is not None and sign * (value - allowed) >= -TOLERANCE
+            checks.append(Check(metric, value, ref, _regression_rule(gate, greater), passed))
+            if value is not None and sign * (value - ref) > TOLERANCE:
                 improved.append(metric)
     return Verdict(checks, reference_name, improved)
 
 
-def _regression_rule(gate: GateConfig) -> str:
+def _regression_rule(gate: GateConfig, greater: bool = True) -> str:
+    word = "drop" if greater else "rise"
     parts = []
     if gate.max_drop:
-        parts.append(f"drop <= {gate.max_drop:g}")
+        parts.append(f"{word} <= {gate.max_drop:g}")
     if gate.max_relative_drop:
-        parts.append(f"drop <= {gate.max_relative_drop:.1%}")
-    return " and ".join(parts) if parts else "no drop"
+        parts.append(f"{word} <= {gate.max_relative_drop:.1%}")
+    return " and ".join(parts) if parts else f"no {word}"
 
 
 def _number(value: float | None, signed: bool = False) -> str:
@@ -278,48 +291,63 @@ def chart(verdict: Verdict) -> str:
 def judge(config: Config, metrics: dict[str, Any], reference: Reference) -> Verdict:
     """Judge a run's metrics against ``reference`` with the configured floors and drops."""
     from mlci.pipeline._evaluate import scalar_metrics
+    from mlci.pipeline._task import task_of_metrics
 
-    verdict = evaluate(scalar_metrics(metrics), reference.metrics, config.gate, reference.name)
+    task = task_of_metrics(metrics)
+    verdict = evaluate(
+        scalar_metrics(metrics), reference.metrics, config.gate, reference.name, task
+    )
     verdict = simpler(verdict, metrics, config.gate)
-    return useless(verdict, metrics.get("feature_importance"), config.gate.useless_features)
+    return useless(verdict, metrics.get("feature_importance"), config.gate.useless_features, task)
 
 
 def simpler(verdict: Verdict, metrics: dict[str, Any], gate: GateConfig) -> Verdict:
     """The candidate against the simpler models fitted on its split: it must beat each by margin.
 
-    On the headline metrics and every metric with a floor. Training records their scores
-    (``simpler_models`` in metrics.json); a run without them is an error while the check is on.
+    On the headline metrics and every metric with a floor or a ceiling; a constant only on what
+    it is the best constant for (``DUMMY_METRICS``). The margin is added to a score and taken as
+    a share off an error. Training records their scores (``simpler_models`` in metrics.json); a
+    run without them is an error while the check is on.
     """
+    from mlci.pipeline._task import task_of_metrics
+
     settings = gate.simpler
     if settings.check == "off":
         return verdict
+    task = task_of_metrics(metrics)
     recorded = metrics.get(SIMPLER)
-    if not isinstance(recorded, dict) or set(recorded) != set(settings.models()):
+    if not isinstance(recorded, dict) or set(recorded) != set(settings.models(task)):
         raise MlciError(
             "the candidate's metrics hold no scores for the simpler models that "
             "[tool.mlci.gate.simpler] configures: retrain it (mlci train --force)"
         )
-    rule = f">= simpler + {settings.margin:g}"
+    first = headline(task)
     found = []
-    for name in settings.models():
+    for name in settings.models(task):
         theirs = recorded[name].get("metrics", {})
-        for metric in sorted(set(HEADLINE) | set(gate.floors), key=_headline_first):
+        wanted = DUMMY_METRICS.get(name) or {*first, *gate.floors, *gate.ceilings}
+        for metric in sorted(wanted, key=lambda m: _headline_first(m, first)):
             if metric not in theirs:
                 continue
-            value = metrics.get(metric)
-            passed = value is not None and value >= theirs[metric] + settings.margin - TOLERANCE
-            found.append(Check(metric, value, float(theirs[metric]), rule, passed, versus=name))
+            value, bar = metrics.get(metric), float(theirs[metric])
+            if greater_is_better(metric):
+                rule, needed = f">= simpler + {settings.margin:g}", bar + settings.margin
+                passed = value is not None and value >= needed - TOLERANCE
+            else:
+                rule, needed = f"<= simpler - {settings.margin:.0%}", bar * (1 - settings.margin)
+                passed = value is not None and value <= needed + TOLERANCE
+            found.append(Check(metric, value, bar, rule, passed, versus=name))
     if settings.check == "fail":
         return dataclasses.replace(verdict, checks=[*verdict.checks, *found])
     lost = [f"warning: {check.describe()}" for check in found if not check.passed]
     return dataclasses.replace(verdict, warnings=[*verdict.warnings, *lost])
 
 
-def _headline_first(metric: str) -> tuple[int, str]:
-    return (HEADLINE.index(metric) if metric in HEADLINE else len(HEADLINE), metric)
+def _headline_first(metric: str, first: tuple[str, ...]) -> tuple[int, str]:
+    return (first.index(metric) if metric in first else len(first), metric)
 
 
-def useless(verdict: Verdict, importance: Any, mode: str) -> Verdict:
+def useless(verdict: Verdict, importance: Any, mode: str, task: str = CLASSIFICATION) -> Verdict:
     """Features whose permutation importance is not above zero: a warning, or a failed check."""
     if mode == "off" or not isinstance(importance, dict):
         return verdict
@@ -335,7 +363,8 @@ def useless(verdict: Verdict, importance: Any, mode: str) -> Verdict:
         return dataclasses.replace(verdict, checks=[*verdict.checks, *checks])
     shown = ", ".join(f"{name} ({mean:.4f})" for name, mean in idle)
     warning = (
-        f"warning: shuffling {shown} costs no accuracy on the held-out rows: "
+        f"warning: shuffling {shown} costs no {'accuracy' if task == CLASSIFICATION else 'R²'} "
+        "on the held-out rows: "
         "drop the feature, or set [tool.mlci.gate] useless_features = 'fail' to stop on it"
     )
     return dataclasses.replace(verdict, warnings=[*verdict.warnings, warning])

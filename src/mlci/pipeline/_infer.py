@@ -103,6 +103,8 @@ def infer_manifest(path: Path, target: str, manifest_path: Path) -> Manifest:
         raise MlciError(f"{path}:1: target column '{target}' is not in the header {header}")
     stats = {name: _Stats(name) for name in header}
     labels: set[str] = set()
+    many = False  # more distinct target values than any classifier's labels: a quantity
+    numbers = 0  # target values that are finite numbers
     count = 0
     position = header.index(target) + 1 + int(dialect.index_column)
     for number, row in rows:
@@ -115,34 +117,47 @@ def infer_manifest(path: Path, target: str, manifest_path: Path) -> Manifest:
         )
         if label is None:
             raise MlciError(
-                f"{place}: target '{target}' is missing: every row needs a label "
-                "(drop or label the row, then run init again)"
+                f"{place}: target '{target}' is missing: every row needs a target value "
+                "(drop or fill the row, then run init again)"
             )
+        numbers += finite_float(label) is not None and not isinstance(label, bool)
         label = _text(label)
-        labels.add(label)
-        if len(labels) > MAX_LABELS:
+        if not many:
+            labels.add(label)
+            many = len(labels) > MAX_LABELS
+        if many and numbers < count:
             raise MlciError(
-                f"{place}: target '{target}' has more than {MAX_LABELS} distinct labels; "
-                "mlci trains classifiers"
+                f"{place}: target '{target}' has more than {MAX_LABELS} distinct values, and "
+                f"not all are numbers: neither class labels nor a quantity to predict"
             )
         for name, value in zip(header, row):
-            stats[name].add(value, label)
+            stats[name].add(value, "" if many else label)
     if count == 0:
         raise MlciError(f"{path}: no data rows: the file has a header only")
-    if looks_continuous(labels, count):
-        raise MlciError(
-            f"{path}: target '{target}' holds {len(labels)} distinct numbers in {count} rows: "
-            "a quantity to predict (regression), not class labels; mlci trains classifiers"
-        )
+    regression = numbers == count and (many or looks_continuous(labels, count))
     columns = [
-        Column(name, CATEGORICAL, values=tuple(sorted(labels)))
+        _target(stats[name], count, labels, many, regression)
         if name == target
-        else describe(stats[name], count, len(labels))
+        else describe(stats[name], count, 0 if regression else len(labels))
         for name in header
     ]
     dialect = dataclasses.replace(dialect, missing=tuple(sorted(found)))
     file = relative_to(path, manifest_path.parent)
     return Manifest(manifest_path, file, sha256_file(path), count, target, tuple(columns), dialect)
+
+
+def _target(stats: _Stats, rows: int, labels: set[str], many: bool, regression: bool) -> Column:
+    """The target: class labels, or (many distinct numbers) a quantity with its range."""
+    if not regression:
+        return Column(stats.name, CATEGORICAL, values=tuple(sorted(labels)))
+    kind = INTEGER if stats.integers == rows else NUMERIC
+    low, high = _widened(stats.low, stats.high, kind)
+    distinct = f"more than {MAX_LABELS}" if many else str(len(labels))
+    note = (
+        f"a quantity to predict (regression): {distinct} distinct numbers in {rows} rows; if "
+        "they are class codes, make the target categorical with its values"
+    )
+    return Column(stats.name, kind, min=low, max=high, note=note)
 
 
 FEW_LABELS = 20  # a numeric target with more distinct values, over 5 % of the rows, is a quantity

@@ -25,18 +25,18 @@ from mlci.pipeline import _stage as stage
 from mlci.pipeline._config import Config, EstimatorSpec, build_estimator
 from mlci.pipeline._data import Manifest, Table, load_manifest, read_training_data
 from mlci.pipeline._evaluate import (
-    BINARY,
-    HEADLINE,
     SIMPLER,
-    SUMMARY_HEADER,
     binary_metrics,
+    compared,
     compute_metrics,
     predictions_fingerprint,
-    summary_rows,
+    summary,
 )
 from mlci.pipeline._model import save_model
 from mlci.pipeline._prepare import PrepareConfig, model_input
+from mlci.pipeline._regression import regression_metrics
 from mlci.pipeline._stage import Artifacts
+from mlci.pipeline._task import REGRESSION, task_of_metrics, task_of_target
 
 PACKAGES = ("scikit-learn", "numpy", "scipy", "joblib", "threadpoolctl")
 STAGING_PREFIX = ".run-"
@@ -126,15 +126,20 @@ def load_data(config: Config, sha256: str | None = None) -> tuple[Manifest, Tabl
     return manifest, read_training_data(config.data, manifest, sha256=sha256, display=display)
 
 
-def split(config: Config, labels: Any) -> tuple[Any, Any]:
-    """The training and held-out row numbers: stratified, seeded, the same for every stage."""
+def split(config: Config, labels: Any, task: str = "classification") -> tuple[Any, Any]:
+    """The training and held-out row numbers, seeded, the same for every stage.
+
+    A classifier's split is stratified by label; a regressor's is a plain shuffle (a quantity
+    has no classes to keep in proportion, and binning it would add a setting to no clear gain).
+    """
     import numpy as np
     from sklearn.model_selection import train_test_split
 
     rows = np.arange(len(labels))
+    stratify = None if task == REGRESSION else labels
     try:
         train_rows, test_rows = train_test_split(
-            rows, test_size=config.test_size, random_state=config.seed, stratify=labels
+            rows, test_size=config.test_size, random_state=config.seed, stratify=stratify
         )
     except ValueError as exc:
         raise MlciError(f"{config.relative(config.data)}: cannot split the data: {exc}") from None
@@ -165,20 +170,26 @@ def fit(config: Config, manifest: Manifest, table: Table) -> Fitted:
 
     # Built first: its import loads the OpenMP and BLAS libraries that the limit then reaches.
     # A wrong estimator fails before any work.
-    estimator = build_estimator(config.estimator, columns=manifest.features, prepare=config.prepare)
+    estimator = build_estimator(
+        config.estimator,
+        columns=manifest.features,
+        prepare=config.prepare,
+        target=manifest.target_column,
+        task=config.task_setting,
+    )
     with threadpool_limits(limits=config.threads):
         return _fit(config, manifest, table, estimator)
 
 
 def _fit(config: Config, manifest: Manifest, table: Table, estimator: Any) -> Fitted:
-    import numpy as np
 
     assert table.labels is not None
+    task = task_of_target(manifest.target_column)
     features = model_input(table.features, manifest.features)
-    labels = np.asarray(table.labels, dtype=object)
-    rows = split(config, labels)
+    labels = target_array(table.labels, task)
+    rows = split(config, labels, task)
     test_rows = rows[1]
-    expected = [str(label) for label in labels[test_rows]]
+    expected = outputs(labels[test_rows], task)
     metrics, predicted = _fit_and_score(
         estimator,
         f"[tool.mlci.estimator]: training {config.estimator.class_path}",
@@ -188,7 +199,7 @@ def _fit(config: Config, manifest: Manifest, table: Table, estimator: Any) -> Fi
     )
     simpler = {
         name: simpler_score(spec, (features, labels), rows, manifest, config.prepare)
-        for name, spec in config.gate.simpler.models().items()
+        for name, spec in config.gate.simpler.models(task).items()
     }
     if simpler:
         metrics[SIMPLER] = simpler
@@ -198,6 +209,7 @@ def _fit(config: Config, manifest: Manifest, table: Table, estimator: Any) -> Fi
         labels[test_rows],
         [column.name for column in manifest.features],
         config.seed,
+        task,
     )
     predictions = {
         "lines": [int(row) + FIRST_LINE for row in test_rows],
@@ -208,8 +220,26 @@ def _fit(config: Config, manifest: Manifest, table: Table, estimator: Any) -> Fi
     return Fitted(estimator, metrics, predictions)
 
 
-IMPORTANCE = "feature_importance"  # in metrics.json: per feature, the accuracy lost to shuffling
+IMPORTANCE = "feature_importance"  # in metrics.json: per feature, the score lost to shuffling
 IMPORTANCE_REPEATS = 5
+IMPORTANCE_SCORING = {"classification": "accuracy", REGRESSION: "r2"}
+
+
+def target_array(labels: Sequence[Any], task: str) -> Any:
+    """The target as the estimator gets it: labels as objects, a quantity as floats."""
+    import numpy as np
+
+    return np.asarray(labels, dtype=np.float64 if task == REGRESSION else object)
+
+
+def outputs(values: Any, task: str) -> list[Any]:
+    """Targets or predictions as recorded in predictions.json: labels as text, numbers as floats.
+
+    A float's JSON form is its shortest exact repr, so a rerun's predictions compare exactly.
+    """
+    if task == REGRESSION:
+        return [float(value) for value in values]
+    return [str(value) for value in values]
 
 
 def _fit_and_score(
@@ -221,9 +251,15 @@ def _fit_and_score(
         estimator.fit(features[train_rows], labels[train_rows])
     except (TypeError, ValueError) as exc:
         raise MlciError(f"{what} failed: {exc}") from None
-    expected = [str(label) for label in labels[test_rows]]
+    task = task_of_target(manifest.target_column)
+    expected = outputs(labels[test_rows], task)
     return score(
-        estimator, features[test_rows], expected, manifest.target_column.labels, len(train_rows)
+        estimator,
+        features[test_rows],
+        expected,
+        manifest.target_column.labels,
+        len(train_rows),
+        task,
     )
 
 
@@ -247,7 +283,7 @@ def simpler_score(
         "auto" if prepare.categorical == "native" else prepare.categorical,
         "auto" if prepare.numeric == "passthrough" else prepare.numeric,
     )
-    estimator = build_estimator(spec, where, manifest.features, simpler)
+    estimator = build_estimator(spec, where, manifest.features, simpler, manifest.target_column)
     with warnings.catch_warnings():  # a baseline that does not converge is still a baseline
         warnings.simplefilter("ignore", ConvergenceWarning)
         scored, _ = _fit_and_score(
@@ -255,15 +291,18 @@ def simpler_score(
         )
     return {
         "estimator": spec.resolved(),
-        "metrics": {name: scored[name] for name in (*HEADLINE, *BINARY) if name in scored},
+        "metrics": {
+            name: scored[name] for name in compared(task_of_metrics(scored)) if name in scored
+        },
     }
 
 
 def importance(
-    model: Any, features: Any, labels: Any, names: list[str], seed: int
+    model: Any, features: Any, labels: Any, names: list[str], seed: int, task: str = ""
 ) -> dict[str, dict[str, float]]:
-    """Permutation importance on the held-out rows: the accuracy lost when a column is shuffled.
+    """Permutation importance on the held-out rows: the score lost when a column is shuffled.
 
+    The score is accuracy for a classifier, R² for a regressor.
     scikit-learn's ``permutation_importance`` with the run's seed, so the same run gives the
     same numbers. A feature at or below zero does not help the model on these rows.
     """
@@ -273,7 +312,7 @@ def importance(
         model,
         features,
         labels,
-        scoring="accuracy",
+        scoring=IMPORTANCE_SCORING.get(task, "accuracy"),
         n_repeats=IMPORTANCE_REPEATS,
         random_state=seed,
     )
@@ -285,10 +324,17 @@ def importance(
 
 
 def score(
-    model: Any, features: Any, expected: list[str], labels: Sequence[str], train_size: int
-) -> tuple[dict[str, Any], list[str]]:
+    model: Any,
+    features: Any,
+    expected: list[Any],
+    labels: Sequence[str],
+    train_size: int,
+    task: str = "classification",
+) -> tuple[dict[str, Any], list[Any]]:
     """A model's metrics on labelled rows, and its predictions (for training and the gate)."""
-    predicted = [str(p) for p in model.predict(features)]
+    predicted = outputs(model.predict(features), task)
+    if task == REGRESSION:
+        return regression_metrics(expected, predicted, train_size=train_size), predicted
     metrics = compute_metrics(expected, predicted, labels, train_size=train_size)
     if len(labels) == 2 and hasattr(model, "predict_proba"):
         positive = [str(c) for c in model.classes_].index(labels[-1])
@@ -311,7 +357,12 @@ def score_held_out(config: Config, model: Any, data_sha256: str | None = None) -
     train_size = len(table.features) - len(features)
     with model_threads(config):
         metrics, _ = score(
-            model, features, list(recorded["expected"]), manifest.target_column.labels, train_size
+            model,
+            features,
+            list(recorded["expected"]),
+            manifest.target_column.labels,
+            train_size,
+            task_of_target(manifest.target_column),
         )
     return metrics
 
@@ -379,10 +430,14 @@ def section(config: Config, result: TrainResult) -> Section:
             f"{metrics['train_size']} train / {metrics['test_size']} held out, "
             f"{result.lineage['python']}",
         ),
-        tuple(SUMMARY_HEADER),
-        tuple(map(tuple, summary_rows(metrics))),
+        *_summary(metrics),
         blocks=(*confusion_block(metrics), *simpler_block(metrics), *importance_block(metrics)),
     )
+
+
+def _summary(metrics: dict[str, Any]) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]:
+    header, rows = summary(metrics)
+    return tuple(header), tuple(map(tuple, rows))
 
 
 def simpler_block(metrics: dict[str, Any]) -> tuple[str, ...]:
@@ -390,7 +445,7 @@ def simpler_block(metrics: dict[str, Any]) -> tuple[str, ...]:
     found = metrics.get(SIMPLER)
     if not isinstance(found, dict) or not found:
         return ()
-    names = [name for name in (*HEADLINE, *BINARY) if name in metrics]
+    names = [name for name in compared(task_of_metrics(metrics)) if name in metrics]
     rows = [["**candidate**", *(f"{metrics[name]:.4f}" for name in names)]]
     for model, entry in found.items():
         theirs = entry.get("metrics", {})
@@ -412,7 +467,12 @@ def importance_block(metrics: dict[str, Any]) -> tuple[str, ...]:
         return ()
     ranked = sorted(found.items(), key=lambda item: -item[1]["mean"])
     rows = [[name, f"{v['mean']:.4f}", f"{v['std']:.4f}"] for name, v in ranked]
-    table = markdown_table(["feature", "accuracy lost when shuffled", "std"], rows)
+    lost = (
+        "R² lost when shuffled"
+        if task_of_metrics(metrics) == REGRESSION
+        else ("accuracy lost when shuffled")
+    )
+    table = markdown_table(["feature", lost, "std"], rows)
     return (
         f"Permutation importance on the held-out rows ({IMPORTANCE_REPEATS} shuffles):\n\n{table}",
     )

@@ -4,6 +4,10 @@
 ``GridSearchCV``) on the training rows of the pipeline's own split, so the held-out rows the gate
 judges stay unseen. It scores the configured params on the same folds, and fails when they trail
 the best point by more than ``tolerance``: the config is where tuning's result must land.
+
+A classifier is judged by accuracy or macro-F1 (stratified folds), a regressor by R², RMSE, MAE
+or max error (plain folds). For an error, lower is better and ``tolerance`` is a share of the
+best point's error (0.01: within 1 %); for a score, it is an absolute difference.
 """
 
 from __future__ import annotations
@@ -14,9 +18,17 @@ from typing import Any
 
 from mlci._report import Section
 from mlci.errors import MlciError
-from mlci.pipeline._config import SCORING, Config, EstimatorSpec, TuneConfig, build_estimator
+from mlci.pipeline._config import (
+    SCORED,
+    SCORING,
+    Config,
+    EstimatorSpec,
+    TuneConfig,
+    build_estimator,
+)
 from mlci.pipeline._prepare import model_input
-from mlci.pipeline._train import model_threads, split
+from mlci.pipeline._task import REGRESSION, greater_is_better
+from mlci.pipeline._train import model_threads, split, target_array
 
 RESULTS = "tune.json"  # in the artifacts folder: every point's score, the verdict
 SHOWN = 10  # the report's table: the best points, and the configured params
@@ -38,16 +50,27 @@ class Tuning:
     settings: TuneConfig
     configured: Point
     points: list[Point]
+    metric: str = "accuracy"  # the metric's own value in each point: an error stays positive
+
+    @property
+    def greater(self) -> bool:
+        """True when a higher value is better (accuracy, R²), False for an error."""
+        return greater_is_better(self.metric)
 
     @property
     def best(self) -> Point:
         """The grid's best point (the first of equals, in grid order)."""
-        return max(self.points, key=lambda point: point.mean)
+        if self.greater:
+            return max(self.points, key=lambda point: point.mean)
+        return min(self.points, key=lambda point: point.mean)
 
     @property
     def passed(self) -> bool:
         """True when the configured params trail the best by no more than the tolerance."""
-        return self.configured.mean >= self.best.mean - self.settings.tolerance - 1e-12
+        best, tolerance = self.best.mean, self.settings.tolerance
+        if self.greater:
+            return self.configured.mean >= best - tolerance - 1e-12
+        return self.configured.mean <= best + tolerance * abs(best) + 1e-12
 
 
 def tune(config: Config, settings: TuneConfig, table: Any) -> Tuning:
@@ -63,25 +86,33 @@ def tune(config: Config, settings: TuneConfig, table: Any) -> Tuning:
 
 
 def _tune(config: Config, settings: TuneConfig, table: Any) -> Tuning:
-    import numpy as np
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score
 
     assert table.labels is not None
     spec = config.estimator
+    task = config.task
+    metric = settings.metric_for(task)
+    if metric not in SCORED[task]:
+        raise MlciError(
+            f"[tool.mlci.tune] metric: '{metric}' does not judge a {task} model; use one of "
+            f"{', '.join(SCORED[task])}"
+        )
     where = "[tool.mlci.tune] grid"
     for name in settings.grid:  # each name and value refused before any fitting, by field
         for value in settings.grid[name]:
             build_estimator(_with(spec, {name: value}), f"{where}.{name}")
     features = model_input(table.features, table.columns)
-    labels = np.asarray(table.labels, dtype=object)
-    train_rows, _ = split(config, labels)  # the held-out rows stay unseen
+    labels = target_array(table.labels, task)
+    train_rows, _ = split(config, labels, task)  # the held-out rows stay unseen
     x, y = features[train_rows], labels[train_rows]
-    folds = StratifiedKFold(settings.folds, shuffle=True, random_state=config.seed)
+    kind = KFold if task == REGRESSION else StratifiedKFold
+    folds = kind(settings.folds, shuffle=True, random_state=config.seed)
     try:
         list(folds.split(x, y))  # too few rows of a label for the folds: said before fitting
     except ValueError as exc:
         raise MlciError(f"[tool.mlci.tune] folds: {exc}") from None
-    scoring = SCORING[settings.metric]
+    scoring = SCORING[metric]
+    sign = 1.0 if greater_is_better(metric) else -1.0  # scikit-learn negates errors
 
     def cross_validated(params: dict[str, Any]) -> Point:
         estimator = build_estimator(
@@ -94,6 +125,7 @@ def _tune(config: Config, settings: TuneConfig, table: Any) -> Tuning:
         except (TypeError, ValueError) as exc:  # scikit-learn checks param values when fitting
             shown = ", ".join(f"{name} = {_toml(value)}" for name, value in params.items())
             raise MlciError(f"{where}: fitting {spec.name} with {shown} failed: {exc}") from None
+        scores = sign * scores
         return Point(params, round(float(scores.mean()), 6), round(float(scores.std()), 6))
 
     names = list(settings.grid)
@@ -102,7 +134,7 @@ def _tune(config: Config, settings: TuneConfig, table: Any) -> Tuning:
         cross_validated(dict(zip(names, values)))
         for values in itertools.product(*(settings.grid[name] for name in names))
     ]
-    return Tuning(settings, cross_validated(configured), points)
+    return Tuning(settings, cross_validated(configured), points, metric)
 
 
 def _with(spec: EstimatorSpec, params: dict[str, Any]) -> EstimatorSpec:
@@ -122,7 +154,7 @@ def to_dict(tuning: Tuning) -> dict[str, Any]:
     point = dataclasses.asdict
     return {
         "passed": tuning.passed,
-        "metric": tuning.settings.metric,
+        "metric": tuning.metric,
         "folds": tuning.settings.folds,
         "tolerance": tuning.settings.tolerance,
         "configured": point(tuning.configured),
@@ -134,11 +166,15 @@ def to_dict(tuning: Tuning) -> dict[str, Any]:
 def advice(tuning: Tuning) -> str:
     """What to change in the config when the configured params lose."""
     best = ", ".join(f"{name} = {_toml(value)}" for name, value in tuning.best.params.items())
+    tolerance = tuning.settings.tolerance
+    trail = (
+        f"more than {tolerance:g} below" if tuning.greater else f"more than {tolerance:.0%} above"
+    )
     return (
-        f"the configured params score {tuning.configured.mean:.4f} {tuning.settings.metric} in "
-        f"{tuning.settings.folds}-fold cross-validation, more than {tuning.settings.tolerance:g} "
-        f"below the grid's best {tuning.best.mean:.4f}: set {best} in [tool.mlci.estimator] "
-        "params, or widen [tool.mlci.tune] tolerance"
+        f"the configured params score {tuning.configured.mean:.4f} {tuning.metric} in "
+        f"{tuning.settings.folds}-fold cross-validation, {trail} the grid's best "
+        f"{tuning.best.mean:.4f}: set {best} in [tool.mlci.estimator] params, or widen "
+        "[tool.mlci.tune] tolerance"
     )
 
 
@@ -152,7 +188,8 @@ def section(config: Config, tuning: Tuning) -> Section:
     """The report's section: the best points and the configured params, with their scores."""
     result = "passed" if tuning.passed else "FAILED"
     names = list(tuning.settings.grid)
-    ranked = sorted(tuning.points, key=lambda point: -point.mean)[:SHOWN]
+    ranked = sorted(tuning.points, key=lambda point: -point.mean if tuning.greater else point.mean)
+    ranked = ranked[:SHOWN]
     rows = [
         [*(_toml(p.params[n]) for n in names), f"{p.mean:.4f}", f"{p.std:.4f}", ""] for p in ranked
     ]
@@ -170,11 +207,15 @@ def section(config: Config, tuning: Tuning) -> Section:
         f"Tuning: {result}",
         (
             f"{config.estimator.name}: {len(tuning.points)} grid points, "
-            f"{tuning.settings.folds}-fold cross-validated {tuning.settings.metric} on the "
+            f"{tuning.settings.folds}-fold cross-validated {tuning.metric} on the "
             f"training rows only; the configured params may trail the best by "
-            f"{tuning.settings.tolerance:g}",
+            + (
+                f"{tuning.settings.tolerance:g}"
+                if tuning.greater
+                else f"{tuning.settings.tolerance:.0%} of its {tuning.metric}"
+            ),
         ),
-        (*names, f"mean {tuning.settings.metric}", "std", ""),
+        (*names, f"mean {tuning.metric}", "std", ""),
         tuple(map(tuple, rows)),
         notes,
         headline=f"tuning {result}: configured {configured.mean:.4f}, best {tuning.best.mean:.4f}",

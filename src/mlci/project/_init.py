@@ -41,8 +41,11 @@ class Plan:
         return found
 
 
-def _data_files(root: Path, data: Data, csv_text: str | None) -> dict[str, bytes]:
-    """The manifest and starter checks `mlci data init` writes (and the CSV, for the sample)."""
+def _data_files(root: Path, data: Data, csv_text: str | None) -> tuple[dict[str, bytes], str]:
+    """The manifest and starter checks `mlci data init` writes (and the CSV, for the sample).
+
+    With them, the task the data's target asks for (classification or regression).
+    """
     from mlci import pipeline
 
     with tempfile.TemporaryDirectory(prefix="mlci-init-") as tmp:
@@ -62,7 +65,7 @@ def _data_files(root: Path, data: Data, csv_text: str | None) -> dict[str, bytes
     files = {data.manifest: body.encode(), data.checks: checks.encode()}
     if csv_text is not None:
         files[data.csv] = csv_text.encode()
-    return files
+    return files, manifest.task
 
 
 def data_of(root: Path, csv: str | None, target: str | None) -> Data:
@@ -89,10 +92,11 @@ def plan(root: Path, data: Data) -> Plan:
             kept.append(path)
         else:
             files[path] = text.encode()
-    files.update(_data_files(root, data, template("iris.csv.tmpl") if data == IRIS else None))
+    written, task = _data_files(root, data, template("iris.csv.tmpl") if data == IRIS else None)
+    files.update(written)
     pyproject = root / PYPROJECT
     existing = pyproject.read_text(encoding="utf-8") if pyproject.exists() else None
-    merged = merge(existing, tables(data))
+    merged = merge(existing, tables(data, task))
     files[PYPROJECT] = merged.text.encode()
     manifest = Manifest(__version__, {path: sha256(files[path]) for path in owned()})
     files[MANIFEST] = manifest.text().encode()

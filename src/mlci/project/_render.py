@@ -74,14 +74,17 @@ def starters() -> dict[str, str]:
     return {path: template(name) for path, name in STARTERS.items()}
 
 
-def tables(data: Data) -> dict[str, str]:
-    """The pyproject.toml tables `mlci init` adds, by dotted name, as TOML text."""
+def tables(data: Data, task: str = "classification") -> dict[str, str]:
+    """The pyproject.toml tables `mlci init` adds, by dotted name, as TOML text.
+
+    ``task``: what the data's target asks for (`mlci data init` decides): a regressor's project
+    starts with a regressor, its gate with floors and ceilings that make sense for one.
+    """
     if data == IRIS:
         config = template("tool-mlci.iris.toml.tmpl")
     else:
-        config = template(
-            "tool-mlci.toml.tmpl", data=data.csv, manifest=data.manifest, target=data.target
-        )
+        name = "tool-mlci.regression.toml.tmpl" if task == "regression" else "tool-mlci.toml.tmpl"
+        config = template(name, data=data.csv, manifest=data.manifest, target=data.target)
     return {
         # Parquet data needs pyarrow wherever the data is read (training, tests, drift).
         "dependency-groups": template(

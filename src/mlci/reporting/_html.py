@@ -28,6 +28,7 @@ GATE = "gate.json"
 DRIFT = "drift.json"
 REGISTRY = "registry.json"
 METRICS = "metrics.json"
+PREDICTIONS = "predictions.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +57,7 @@ def write_html(
     """
     figures = [
         *_confusion(artifacts),
+        *_fit(artifacts),
         *_comparison(artifacts),
         *_history(artifacts),
         *_drift(artifacts),
@@ -103,6 +105,45 @@ def _read(path: Path) -> Any:
         return None
 
 
+def _fit(artifacts: Path) -> list[Picture]:
+    """A regressor's held-out rows: predicted against actual, and residuals against predicted."""
+    metrics, recorded = _read(artifacts / METRICS), _read(artifacts / PREDICTIONS)
+    if not (isinstance(metrics, dict) and metrics.get("task") == "regression"):
+        return []
+    if not isinstance(recorded, dict) or not recorded.get("predicted"):
+        return []
+    expected = [float(v) for v in recorded["expected"]]
+    predicted = [float(v) for v in recorded["predicted"]]
+    residuals = sorted(p - e for e, p in zip(expected, predicted))
+    middle = residuals[len(residuals) // 2]
+    spread = [residuals[len(residuals) // 20], residuals[-1 - len(residuals) // 20]]
+    rows = [
+        ["rows", str(len(expected))],
+        ["R²", _show(metrics.get("r2"))],
+        ["RMSE", _show(metrics.get("rmse"))],
+        ["MAE", _show(metrics.get("mae"))],
+        ["median residual", _show(middle)],
+        ["5 % to 95 % of residuals", f"{spread[0]:.4f} to {spread[1]:.4f}"],
+    ]
+    data = {"expected": expected, "predicted": predicted}
+    return [
+        Picture(
+            "fit",
+            "Predicted against actual",
+            data,
+            table(["held-out rows", "value"], rows),
+            "each held-out row; on the diagonal, the prediction is exact",
+        ),
+        Picture(
+            "residuals",
+            "Residuals against predicted",
+            data,
+            "",
+            "predicted minus actual; a pattern (a slope, a funnel) is what the model missed",
+        ),
+    ]
+
+
 def _confusion(artifacts: Path) -> list[Picture]:
     metrics = _read(artifacts / METRICS)
     if not isinstance(metrics, dict):
@@ -123,6 +164,7 @@ def _confusion(artifacts: Path) -> list[Picture]:
             )
         )
     importance = metrics.get("feature_importance")
+    lost = "R²" if metrics.get("task") == "regression" else "accuracy"
     if isinstance(importance, dict) and importance:
         ranked = sorted(importance.items(), key=lambda item: -float(item[1]["mean"]))
         rows = [[name, _show(v.get("mean")), _show(v.get("std"))] for name, v in ranked]
@@ -130,8 +172,12 @@ def _confusion(artifacts: Path) -> list[Picture]:
             Picture(
                 "importance",
                 "Permutation importance",
-                {"features": [name for name, _ in ranked], "scores": [v for _, v in ranked]},
-                table(["feature", "accuracy lost when shuffled", "std"], rows),
+                {
+                    "features": [name for name, _ in ranked],
+                    "scores": [v for _, v in ranked],
+                    "lost": lost,
+                },
+                table(["feature", f"{lost} lost when shuffled", "std"], rows),
                 "on the held-out rows; at or below zero, the feature does not help the model",
             )
         )

@@ -93,7 +93,7 @@ def importance(data: dict[str, Any]) -> bytes:
     axes.set_yticks(positions, features)
     axes.invert_yaxis()
     axes.axvline(0, color="black", linewidth=0.8)
-    axes.set_xlabel("accuracy lost when the feature is shuffled")
+    axes.set_xlabel(f"{data.get('lost', 'accuracy')} lost when the feature is shuffled")
     axes.set_title("permutation importance, held-out rows", fontsize=9)
     return _png(figure)
 
@@ -117,18 +117,70 @@ def comparison(data: dict[str, Any]) -> bytes:
 
 
 def simpler(data: dict[str, Any]) -> bytes:
-    """The candidate's headline metrics beside the simpler models' on the same held-out rows."""
+    """The candidate's headline metrics beside the simpler models' on the same held-out rows.
+
+    Scores between 0 and 1 share one axis; otherwise (a regressor's errors, in the target's
+    units) each metric gets a panel of its own scale.
+    """
     metrics, models = data["metrics"], data["models"]
-    figure = _figure(max(4.5, 1.8 * len(metrics) + 2), 3.2)
+    values = [value for scores in models.values() for value in scores]
+    if values and min(values) >= 0.0 and max(values) <= 1.0:
+        figure = _figure(max(4.5, 1.8 * len(metrics) + 2), 3.2)
+        axes = figure.subplots()
+        width = 0.8 / max(1, len(models))
+        for index, (name, scores) in enumerate(models.items()):
+            offset = (index - (len(models) - 1) / 2) * width
+            axes.bar([p + offset for p in range(len(metrics))], scores, width, label=name)
+        axes.set_xticks(list(range(len(metrics))), metrics)
+        axes.set_ylim(0.0, 1.02)
+        axes.legend(loc="lower right", fontsize=7)
+        axes.set_title("candidate against simpler models, same split", fontsize=9)
+        return _png(figure)
+    figure = _figure(2.4 * len(metrics) + 1, 3.4)
+    panels = figure.subplots(1, len(metrics), squeeze=False)[0]
+    names = list(models)
+    colors = [f"C{index}" for index in range(len(names))]
+    for position, (axes, metric) in enumerate(zip(panels, metrics)):
+        axes.bar(range(len(names)), [models[n][position] for n in names], color=colors)
+        axes.set_xticks([])
+        axes.axhline(0, color="black", linewidth=0.6)
+        axes.set_title(metric, fontsize=9)
+        axes.tick_params(axis="y", labelsize=7)
+    figure.legend(
+        [panels[0].patches[i] for i in range(len(names))],
+        names,
+        loc="outside lower center",
+        ncols=min(4, len(names)),
+        fontsize=7,
+    )
+    figure.suptitle("candidate against simpler models, same split", fontsize=9)
+    return _png(figure)
+
+
+def fit(data: dict[str, Any]) -> bytes:
+    """A regressor's held-out rows: predicted against actual, with the diagonal of exactness."""
+    expected, predicted = data["expected"], data["predicted"]
+    figure = _figure(4.6, 4.2)
     axes = figure.subplots()
-    width = 0.8 / max(1, len(models))
-    for index, (name, values) in enumerate(models.items()):
-        offset = (index - (len(models) - 1) / 2) * width
-        axes.bar([p + offset for p in range(len(metrics))], values, width, label=name)
-    axes.set_xticks(list(range(len(metrics))), metrics)
-    axes.set_ylim(0.0, 1.02)
-    axes.legend(loc="lower right", fontsize=7)
-    axes.set_title("candidate against simpler models, same split", fontsize=9)
+    axes.scatter(expected, predicted, s=10, alpha=0.6)
+    low, high = min(*expected, *predicted), max(*expected, *predicted)
+    axes.plot([low, high], [low, high], color="black", linewidth=0.8)
+    axes.set_xlabel("actual")
+    axes.set_ylabel("predicted")
+    axes.set_title("held-out rows: predicted against actual", fontsize=9)
+    return _png(figure)
+
+
+def residuals(data: dict[str, Any]) -> bytes:
+    """Residuals (predicted minus actual) against the prediction, around the zero line."""
+    expected, predicted = data["expected"], data["predicted"]
+    figure = _figure(5.0, 3.2)
+    axes = figure.subplots()
+    axes.scatter(predicted, [p - e for e, p in zip(expected, predicted)], s=10, alpha=0.6)
+    axes.axhline(0, color="black", linewidth=0.8)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("predicted - actual")
+    axes.set_title("held-out rows: residuals against predicted", fontsize=9)
     return _png(figure)
 
 
@@ -185,6 +237,8 @@ def drift(data: dict[str, Any]) -> bytes:
 
 DRAW: dict[str, Callable[[dict[str, Any]], bytes]] = {
     "confusion": confusion,
+    "fit": fit,
+    "residuals": residuals,
     "per_class": per_class,
     "importance": importance,
     "comparison": comparison,
