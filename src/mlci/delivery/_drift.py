@@ -2,28 +2,39 @@
 
 Per column, after Evidently's defaults: two-sample Kolmogorov-Smirnov for numeric columns when the
 reference has at most ``ks_max_rows`` rows, Wasserstein distance over the reference's standard
-deviation above that, chi-squared for the label. PSI is reported alongside. The dataset drifts
-when the share of drifted columns reaches ``share``.
+deviation above that, chi-squared for the label (a regressor's target is a number, tested like
+one). PSI is reported alongside. The dataset drifts when the share of drifted columns reaches
+``share``. Beside the columns, the model's predictions on the batch are compared with its
+predictions on the reference (Evidently's prediction drift): reported, not counted, since they
+move because the columns do.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlci._report import Markup, Section, mermaid_xychart
 from mlci.delivery._settings import DriftConfig, drift_settings
+from mlci.errors import MlciError
 from mlci.pipeline import (
     BOOLEAN,
+    CLASSIFICATION,
     NUMERIC,
     PARQUET_SUFFIXES,
+    REGRESSION,
     Column,
     Config,
     Manifest,
     Table,
     load_manifest,
+    load_trained,
+    model_input,
+    model_threads,
+    outputs,
     read_file,
 )
 
@@ -113,8 +124,13 @@ def detect(
     *,
     labels: tuple[str, ...] = (),
     names: tuple[str, str] = ("reference", "batch"),
+    task: str = CLASSIFICATION,
+    predictions: tuple[list[Any], list[Any]] | None = None,
 ) -> DriftReport:
-    """Compare every feature column by its kind, its share of missing values, and the label."""
+    """Compare every feature column by its kind, its share of missing values, and the label.
+
+    ``predictions``: the model's on the reference and on the batch, compared beside the columns.
+    """
     columns = []
     kinds = reference.columns or tuple(Column(name, NUMERIC) for name in reference.feature_names)
     for position, column in enumerate(kinds):
@@ -133,7 +149,12 @@ def detect(
         if len(present[0]) < len(ref) or len(present[1]) < len(cur):
             columns.append(missing_share(column.name, ref, cur, settings))
     if reference.labels is not None and batch.labels is not None:
-        columns.append(label(reference.labels, batch.labels, settings, labels))
+        if task == REGRESSION:
+            columns.append(numeric("target", reference.labels, batch.labels, settings))
+        else:
+            columns.append(label(reference.labels, batch.labels, settings, labels))
+    if predictions is not None:
+        columns.append(prediction(*predictions, settings, task, labels))
     return DriftReport(
         names[1],
         names[0],
@@ -207,6 +228,21 @@ def label(
 ) -> ColumnDrift:
     """Chi-squared test of homogeneity on the two label count vectors."""
     return categories("label", reference, current, settings, labels)
+
+
+def prediction(
+    reference: list[Any],
+    current: list[Any],
+    settings: DriftConfig,
+    task: str = CLASSIFICATION,
+    labels: tuple[str, ...] = (),
+) -> ColumnDrift:
+    """The model's predictions on the batch against those on the reference; not counted."""
+    if task == REGRESSION:
+        found = numeric("prediction", reference, current, settings)
+    else:
+        found = categories("prediction", reference, current, settings, labels)
+    return dataclasses.replace(found, counted=False)
 
 
 def missing_share(
@@ -337,17 +373,40 @@ def reference_of(
     The manifest is the version's own: batches are judged by the columns its model takes. The
     data comes from the registry (verified against its recorded SHA-256), wherever it lives.
     """
+    path, name, manifest, _ = _reference(config, registry)
+    return path, name, manifest
+
+
+def _reference(
+    config: Config, registry: Registry | None
+) -> tuple[Path | bytes, str, Manifest, Callable[[], Any]]:
+    """The reference data and manifest, and how to load the model that goes with them."""
     from mlci.delivery._registry import DATA, PRODUCTION, Registry
 
     registry = Registry.of(config) if registry is None else registry
     production = registry.alias(PRODUCTION)
     if production is None:
-        return config.data, config.relative(config.data), load_manifest(config.manifest)
+        manifest = load_manifest(config.manifest)
+        return config.data, config.relative(config.data), manifest, lambda: load_trained(config)
+    found = registry
     return (
         registry.read_file(production, DATA),
         f"training data of production (version {production.number})",
         registry.manifest(production),
+        lambda: found.load_model(
+            production, config.skops_trusted, model_format=config.model_format
+        ),
     )
+
+
+def _predicted(config: Config, load: Callable[[], Any], tables: list[Table], task: str) -> Any:
+    """The model's predictions on each table, or None when there is no model to ask."""
+    try:
+        model = load()
+    except MlciError:  # not trained yet, and nothing in production: the columns alone
+        return None
+    with model_threads(config):
+        return [outputs(model.predict(model_input(t.features, t.columns)), task) for t in tables]
 
 
 def incoming(config: Config) -> list[Path]:
@@ -362,13 +421,16 @@ def check(
     config: Config, batches: list[Path], registry: Registry | None = None
 ) -> list[DriftReport]:
     """Validate each batch against the manifest, then compare it with the reference."""
-    path, name, manifest = reference_of(config, registry)
+    path, name, manifest, load = _reference(config, registry)
     reference = _read(path, name, manifest, require_target=True)
     settings = drift_settings(config)
-    reports = []
+    tables = []
     for batch in batches:
         display = config.relative(batch.resolve())
-        table = _read(batch, display, manifest, require_target=False)
+        tables.append((display, _read(batch, display, manifest, require_target=False)))
+    predicted = _predicted(config, load, [reference, *(t for _, t in tables)], manifest.task)
+    reports = []
+    for index, (display, table) in enumerate(tables, start=1):
         reports.append(
             detect(
                 reference,
@@ -376,6 +438,8 @@ def check(
                 settings,
                 labels=manifest.target_column.labels,
                 names=(name, display),
+                task=manifest.task,
+                predictions=None if predicted is None else (predicted[0], predicted[index]),
             )
         )
     return reports

@@ -1,7 +1,8 @@
 """``/metrics``: the server's counters in Prometheus' text format (``prometheus_client``).
 
-Requests by path and status, their latency, rows scored, predicted classes, rows whose class
-probabilities were not finite, and from the model slot at each scrape: the served version, its
+Requests by path and status, their latency, rows scored, predicted classes (a classifier) or a
+histogram of predicted values (a regressor), rows whose class probabilities or predictions were
+not finite, and from the model slot at each scrape: the served version, its
 age and the failed reloads. Each app has its own registry: nothing global, nothing shared.
 """
 
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from mlci.pipeline import Column
     from mlci.serving._server import ModelSlot
 
 PATHS = {"/invocations", "/ping", "/health", "/version", "/metrics"}  # others count as "other"
@@ -51,6 +53,12 @@ class Metrics:
             "Rows whose class probabilities were NaN or infinite (answered with an error)",
             registry=self.registry,
         )
+        self.nonfinite = Counter(
+            "mlci_nonfinite_predictions",
+            "Rows a regressor predicted NaN or infinity for (answered with an error)",
+            registry=self.registry,
+        )
+        self.values: Any = None  # a regressor's histogram, made at its first answer
         self.registry.register(_SlotCollector(slot))
 
     def answered(self, path: str, status: int, seconds: float) -> None:
@@ -59,18 +67,52 @@ class Metrics:
         self.requests.labels(shown, str(status)).inc()
         self.latency.labels(shown).observe(seconds)
 
-    def scored(self, labels: list[str]) -> None:
-        """Rows scored, with their predicted classes."""
+    def scored(self, labels: list[Any], target: Column | None = None) -> None:
+        """Rows scored: a classifier's predicted classes, a regressor's values (``target``)."""
         self.rows.inc(len(labels))
+        if target is not None:
+            histogram = self._histogram(target)
+            for value in labels:
+                histogram.observe(value)
+            return
         # One increment per class, not per row: this runs on the event loop.
         for label, count in collections.Counter(labels).items():
             self.predicted.labels(label).inc(count)
+
+    def failed(self, rows: int, what: str) -> None:
+        """Rows whose probabilities, or a regressor's predictions, were not finite."""
+        (self.nonfinite if what == "predictions" else self.unstable).inc(rows)
+
+    def _histogram(self, target: Column) -> Any:
+        """The predicted values' histogram: ten buckets over the first served target's range.
+
+        Prometheus fixes a histogram's buckets when it is made; a later version with another
+        range is counted in the same buckets (and ``+Inf``).
+        """
+        if self.values is None:
+            from prometheus_client import Histogram
+
+            self.values = Histogram(
+                "mlci_predicted_value",
+                "Values a regressor predicted",
+                buckets=value_buckets(target.min, target.max),
+                registry=self.registry,
+            )
+        return self.values
 
     def render(self) -> tuple[bytes, str]:
         """The text exposition, and its content type."""
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+def value_buckets(low: float | None, high: float | None, count: int = 10) -> tuple[float, ...]:
+    """``count`` equal buckets' upper bounds over the target's range (its manifest's)."""
+    if low is None or high is None or not high > low:
+        return (0.0, 1.0, 10.0, 100.0, 1000.0)
+    step = (high - low) / count
+    return tuple(float(f"{low + step * i:.6g}") for i in range(1, count + 1))
 
 
 class _SlotCollector:

@@ -68,6 +68,12 @@ class Loaded:
     trained_at: str = ""  # when its training run finished: the model's age in /health
     ignored: tuple[str, ...] = ()  # the data's columns that are not features: sent, dropped
     dialect: Dialect = dataclasses.field(default_factory=Dialect)  # how the data is written
+    target: Column | None = None  # a regressor's target (its range): None for a classifier
+
+    @property
+    def regressor(self) -> bool:
+        """True when the version predicts a number (its manifest's target is numeric)."""
+        return self.target is not None
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -151,6 +157,7 @@ class ModelSlot:
                 trained_at,
                 manifest.ignored,
                 manifest.dialect,
+                manifest.target_column if manifest.task == "regression" else None,
             )
             self.error = None
             self._failed = None
@@ -284,9 +291,9 @@ def create_app(slot: ModelSlot, settings: ServeConfig) -> FastAPI:
                 loaded.model, scoring.rows, scoring.params, loaded.columns
             )
         except Unstable as unstable:
-            metrics.unstable.inc(unstable.rows)
+            metrics.failed(unstable.rows, unstable.what)
             return error(500, str(unstable))
-        metrics.scored(reply["predictions"])
+        metrics.scored(reply["predictions"], loaded.target)
         if sample is not None:
             await run_in_threadpool(sample.write, loaded.features, scoring.rows, loaded.dialect)
         return JSONResponse(reply, headers={"X-Model-Version": str(loaded.version.number)})
@@ -480,6 +487,12 @@ def _predict(
     features = model_input(rows, columns) if columns else np.asarray(rows, dtype=np.float64)
     try:
         labels = model.predict(features)
+        if _is_regressor(model):  # numbers, as MLflow's scoring server answers for a regressor
+            values = np.asarray(labels, dtype=np.float64)
+            bad = int((~np.isfinite(values)).sum())
+            if bad:
+                raise Unstable(bad, "predictions")
+            return {"predictions": [float(value) for value in values]}
         reply: dict[str, Any] = {"predictions": [str(label) for label in labels]}
         if params.get("proba"):
             classes = [str(c) for c in model.classes_]
@@ -494,14 +507,22 @@ def _predict(
 
 
 class Unstable(Exception):
-    """The model gave NaN or infinite probabilities: a server-side fault, counted in /metrics."""
+    """The model gave NaN or infinite probabilities (or a regressor's predictions): a server-side
+    fault, counted in /metrics."""
 
-    def __init__(self, rows: int) -> None:
+    def __init__(self, rows: int, what: str = "probabilities") -> None:
         super().__init__(
-            f"the served model returned NaN or infinite probabilities for {rows} row(s); "
+            f"the served model returned NaN or infinite {what} for {rows} row(s); "
             "it is numerically unstable: roll it back"
         )
         self.rows = rows
+        self.what = what
+
+
+def _is_regressor(model: Any) -> bool:
+    from sklearn.base import is_regressor
+
+    return bool(is_regressor(model))
 
 
 def serve(

@@ -198,16 +198,19 @@ def log_training(config: Config, result: TrainResult, settings: TrackingConfig) 
 
 
 def signature_of(manifest: pipeline.Manifest, model: Any) -> Any:
-    """The model's MLflow signature: the manifest's features in, one label out.
+    """The model's MLflow signature: the manifest's features in, one label (or number) out.
 
     Numbers are doubles and categories strings; a column that may be missing is optional, so
-    MLflow's server lets a null through to the model's own imputation.
+    MLflow's server lets a null through to the model's own imputation. A regressor answers
+    doubles.
     """
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
     labels = getattr(model, "classes_", None)
     kind = "long" if labels is not None and labels.dtype.kind in "iu" else "string"
+    if manifest.task == pipeline.REGRESSION:
+        kind = "double"
     return ModelSignature(
         inputs=Schema(
             [
