@@ -13,7 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from mlci.pipeline import Config, Fitted, check_baseline, fit, load_config, load_data
+from mlci.pipeline import (
+    REGRESSION,
+    Config,
+    Fitted,
+    check_baseline,
+    fit,
+    load_config,
+    load_data,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,16 +44,23 @@ def test_this_python_reproduces_the_committed_baseline(config: Config) -> None:
     assert not problems, "\n".join(problems)
 
 
-def test_held_out_metrics_meet_every_gate_floor(config: Config, fitted: Fitted) -> None:
+def test_held_out_metrics_meet_every_gate_floor_and_ceiling(config: Config, fitted: Fitted) -> None:
     for metric, floor in sorted(config.gate.floors.items()):
         assert metric in fitted.metrics, f"the gate names '{metric}', which training never computes"
         assert fitted.metrics[metric] >= floor, f"{metric} {fitted.metrics[metric]:.4f} < {floor}"
+    for metric, ceiling in sorted(config.gate.ceilings.items()):
+        assert metric in fitted.metrics, f"the gate names '{metric}', which training never computes"
+        value = fitted.metrics[metric]
+        assert value <= ceiling, f"{metric} {value:.4f} > {ceiling}"
 
 
-def test_predictions_are_only_known_labels(config: Config, fitted: Fitted) -> None:
+def test_predictions_are_known_labels_or_finite_numbers(config: Config, fitted: Fitted) -> None:
     manifest, _ = load_data(config)
-    known = set(manifest.target_column.labels)
-    assert set(fitted.predictions["predicted"]) <= known
+    predicted = fitted.predictions["predicted"]
+    if manifest.task == REGRESSION:
+        assert all(math.isfinite(float(value)) for value in predicted)
+    else:
+        assert set(predicted) <= set(manifest.target_column.labels)
 
 
 def test_probabilities_are_finite_and_sum_to_one(config: Config, fitted: Fitted) -> None:

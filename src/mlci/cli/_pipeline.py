@@ -167,7 +167,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"predictions": labels}))
     else:
-        print("\n".join(labels))
+        print("\n".join(map(str, labels)))
     return 0
 
 
