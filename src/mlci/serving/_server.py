@@ -520,9 +520,13 @@ class Unstable(Exception):
 
 
 def _is_regressor(model: Any) -> bool:
+    """scikit-learn's tag; an object without tags (not an estimator) answers labels."""
     from sklearn.base import is_regressor
 
-    return bool(is_regressor(model))
+    try:
+        return bool(is_regressor(model))
+    except (AttributeError, TypeError):
+        return False
 
 
 def serve(

@@ -145,11 +145,11 @@ def test_build_estimator_applies_params() -> None:
             "n_estimator not a parameter",
         ),
         (
-            "sklearn.ensemble.RandomForestRegressor",
+            "sklearn.cluster.KMeans",
             {},
-            r"class: sklearn.ensemble.RandomForestRegressor is not a classifier",
+            r"class: sklearn.cluster.KMeans is neither a classifier nor a regressor",
         ),
-        ("sklearn.preprocessing.StandardScaler", {}, "is not a classifier"),
+        ("sklearn.preprocessing.StandardScaler", {}, "is neither a classifier nor a regressor"),
     ],
 )
 def test_build_estimator_errors(class_path: str, params: dict[str, object], message: str) -> None:
@@ -213,8 +213,8 @@ def test_a_single_estimator_keeps_its_resolved_form() -> None:
     ("classes", "message"),
     [
         (
-            ("sklearn.preprocessing.StandardScaler", "sklearn.linear_model.LinearRegression"),
-            r"steps\[1\]: sklearn.linear_model.LinearRegression is not a classifier",
+            ("sklearn.preprocessing.StandardScaler", "sklearn.cluster.KMeans"),
+            r"steps\[1\]: sklearn.cluster.KMeans is neither a classifier nor a regressor",
         ),
         (
             ("sklearn.linear_model.LogisticRegression", "sklearn.linear_model.LogisticRegression"),

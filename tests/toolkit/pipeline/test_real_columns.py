@@ -275,15 +275,20 @@ def test_model_input_by_kind() -> None:
     assert mixed[0, 0] == "a"
 
 
-def test_a_numeric_target_with_many_values_is_named_a_quantity_not_labels(tmp_path: Path) -> None:
+def test_a_numeric_target_with_many_values_is_a_quantity_with_its_range(tmp_path: Path) -> None:
     """Written as 214 labels before (scikit-learn's diabetes data); training failed to split."""
     from sklearn.datasets import load_diabetes
 
     diabetes = load_diabetes()
     lines = ["a,b,y"] + [f"{x[0]},{x[1]},{y}" for x, y in zip(diabetes.data, diabetes.target)]
-    with pytest.raises(MlciError, match=r"target 'y' holds 214 distinct numbers in 442 rows"):
-        draft(tmp_path, "\n".join(lines) + "\n", target="y")
-    assert not (tmp_path / "t.manifest.json").exists()
+    manifest = draft(tmp_path, "\n".join(lines) + "\n", target="y")
+    target = manifest.target_column
+    assert (manifest.task, target.kind, target.values) == ("regression", "integer", ())
+    assert target.min is not None
+    assert target.max is not None
+    assert target.min <= min(diabetes.target) <= max(diabetes.target) <= target.max
+    assert "214 distinct numbers in 442 rows" in target.note
+    assert manifest.features[0].why == ""  # no column "leaks" a quantity by being unique
     # few distinct numbers are class labels, as before
     manifest = draft(tmp_path, rows_of("a,y", "1.5,0", "2.5,1", "3.5,2"), target="y")
     assert manifest.target_column.labels == ("0", "1", "2")

@@ -223,10 +223,12 @@ def test_multiclass_string_labels_with_a_plain_estimator(tmp_path: Path) -> None
     assert result.metrics["accuracy"] > 0.8
 
 
-def test_a_regressor_is_refused_before_the_data_is_split(tmp_path: Path) -> None:
+def test_a_regressor_on_class_labels_is_refused_before_the_data_is_split(tmp_path: Path) -> None:
     root = make_dataset_project(tmp_path, "wine", 'class = "sklearn.linear_model.Ridge"')
     with pytest.raises(
-        MlciError, match=r"\[tool.mlci.estimator\] class: .*Ridge is not a classifier"
+        MlciError,
+        match=r"\[tool.mlci.estimator\] class: Ridge is a regressor, but the target 'label' is "
+        r"categorical \(class labels",
     ):
         train(load_config(root))
 
