@@ -183,15 +183,17 @@ def load(path: Path, document: dict[str, Any], manifest: Manifest) -> Regression
                 "(a number never stays exactly the same)"
             )
         relative = "relative" in entry
-        tolerances = [get(entry, key, float, where, default=0.0) for key in ("abs_tol", "rel_tol")]
-        if min(tolerances) < 0:
+        abs_tol = get(entry, "abs_tol", float, where, default=0.0)
+        rel_tol = get(entry, "rel_tol", float, where, default=0.0)
+        if min(abs_tol, rel_tol) < 0:
             raise MlciError(f"{where}: abs_tol and rel_tol must be 0 or more")
         invariance.append(
             Invariance(
                 column(entry, where),
                 get(entry, "relative" if relative else "delta", float, where),
                 relative,
-                *tolerances,
+                abs_tol,
+                rel_tol,
                 share(entry, where),
             )
         )
