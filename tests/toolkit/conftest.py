@@ -113,6 +113,33 @@ def make_dataset_project(
 NO_PICTURES = "[tool.mlci.report]\npictures = false\n"  # see write_pyproject
 
 
+RIDGE = """steps = [
+  { class = "sklearn.preprocessing.StandardScaler" },
+  { class = "sklearn.linear_model.Ridge", params = { alpha = 1.0 } },
+]"""
+
+
+def diabetes_project(root: Path, estimator: str = RIDGE, extra: str = "") -> Path:
+    """The diabetes data (target `progression`), its drafted manifest, and ``estimator``."""
+    from sklearn.datasets import load_diabetes
+
+    data = load_diabetes(scaled=False)
+    (root / "data").mkdir(parents=True)
+    lines = [",".join([*data.feature_names, "progression"])]
+    lines += [
+        ",".join(map(repr, [*map(float, x), float(y)])) for x, y in zip(data.data, data.target)
+    ]
+    csv_path = root / "data" / "diabetes.csv"
+    csv_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    infer_manifest(csv_path, "progression", root / "data" / "diabetes.manifest.json").save()
+    (root / "pyproject.toml").write_text(
+        f'[tool.mlci]\ndata = "data/diabetes.csv"\ntarget = "progression"\n{extra}\n'
+        f"[tool.mlci.estimator]\n{estimator}\n{NO_PICTURES}",
+        encoding="utf-8",
+    )
+    return root
+
+
 SCALED_LOGISTIC = """steps = [
   { class = "sklearn.preprocessing.StandardScaler" },
   { class = "sklearn.linear_model.LogisticRegression", params = { max_iter = 1000 } },

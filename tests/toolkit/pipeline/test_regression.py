@@ -12,42 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import NO_PICTURES
+from conftest import diabetes_project
 
 from mlci.cli import main
 from mlci.errors import MlciError
 from mlci.pipeline import _gate as gate
-from mlci.pipeline import infer_manifest, load_config, load_manifest
+from mlci.pipeline import load_config, load_manifest
 from mlci.pipeline._checks import checks_path, load_checks, run_checks
 from mlci.pipeline._config import GateConfig, SimplerConfig
 from mlci.pipeline._regression import regression_metrics, summary_rows
 from mlci.pipeline._train import split, train
-
-RIDGE = """steps = [
-  { class = "sklearn.preprocessing.StandardScaler" },
-  { class = "sklearn.linear_model.Ridge", params = { alpha = 1.0 } },
-]"""
-
-
-def diabetes_project(root: Path, estimator: str = RIDGE, extra: str = "") -> Path:
-    """The diabetes data (target `progression`), its drafted manifest, and ``estimator``."""
-    from sklearn.datasets import load_diabetes
-
-    data = load_diabetes(scaled=False)
-    (root / "data").mkdir(parents=True)
-    lines = [",".join([*data.feature_names, "progression"])]
-    lines += [
-        ",".join(map(repr, [*map(float, x), float(y)])) for x, y in zip(data.data, data.target)
-    ]
-    csv_path = root / "data" / "diabetes.csv"
-    csv_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    infer_manifest(csv_path, "progression", root / "data" / "diabetes.manifest.json").save()
-    (root / "pyproject.toml").write_text(
-        f'[tool.mlci]\ndata = "data/diabetes.csv"\ntarget = "progression"\n{extra}\n'
-        f"[tool.mlci.estimator]\n{estimator}\n{NO_PICTURES}",
-        encoding="utf-8",
-    )
-    return root
 
 
 @pytest.fixture
