@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import free_port, write_pyproject
+from conftest import diabetes_project, free_port, write_pyproject
 
 from mlci import tracking
 from mlci.cli import main
@@ -233,3 +233,27 @@ def test_an_exported_version_is_served_by_mlflow_with_mlcis_predictions(
         os.killpg(server.pid, 15)
         server.wait(timeout=30)
     assert [str(label) for label in served] == predictions["predicted"]
+
+
+@pytest.mark.mlflow
+def test_a_regressors_run_logs_the_regression_metrics(
+    tmp_path: Path, mlflow_server: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = diabetes_project(tmp_path)
+    pyproject = root / "pyproject.toml"
+    table = f'[tool.mlci.mlflow]\ntracking_uri = "{mlflow_server}"\nexperiment = "mlci-tests"\n'
+    pyproject.write_text(pyproject.read_text() + "\n" + table, encoding="utf-8")
+    assert main(["-C", str(root), "train"]) == 0
+    capsys.readouterr()
+    lineage = json.loads((root / "artifacts" / "lineage.json").read_text())
+    run = client(mlflow_server).get_run(lineage["tracking"]["run_id"])
+    metrics = json.loads((root / "artifacts" / "metrics.json").read_text())
+    for name in ("r2", "rmse", "mae", "max_error", "mape"):
+        assert run.data.metrics[name] == pytest.approx(metrics[name])
+    assert "accuracy" not in run.data.metrics
+    assert run.data.params["task"] == "regression"
+    import mlflow
+
+    model = mlflow.pyfunc.load_model(lineage["tracking"]["model_uri"])
+    [output] = model.metadata.get_output_schema().inputs
+    assert output.type.name == "double"
