@@ -196,3 +196,32 @@ def test_a_real_table_passes_its_projects_make_ci(
     green(folder, user)
     metrics = json.loads((folder / "artifacts" / "metrics.json").read_text())
     assert set(metrics["feature_importance"]) == {"sex", "embarked", "pclass", "age", "fare"}
+
+
+def test_a_regression_passes_its_projects_make_ci(
+    wheels: Path, user: dict[str, str], tmp_path: Path
+) -> None:
+    """The README's "Regression" steps on the diabetes data with gradient boosting: a model
+    that predicts a number, its project's own `make ci` green with no code or test edit."""
+    from test_readme_regression import estimator_blocks, regression_section
+
+    folder = tmp_path / "diabetes"
+    (folder / "data").mkdir(parents=True)
+    run(["git", "init", "--quiet"], folder, user)
+    text = regression_section()
+    snippet = block(text, "python - <<'PY'", "PY")
+    python = user["MLCI_TEST_USER_PYTHON"]
+    subprocess.run([python, "-"], input=snippet, text=True, cwd=folder, check=True, env=user)
+    command = re.search(r"^\s*mlci (init --data \S+ --target \S+)$", text, re.MULTILINE)
+    assert command, "no `mlci init --data … --target …` line in the section"
+    output = run(["mlci", *command[1].split(), "--find-links", str(wheels)], folder, user)
+    assert "a quantity to predict (regression)" in output
+    pyproject = folder / "pyproject.toml"
+    old = pyproject.read_text()
+    start, end = old.index("[tool.mlci.estimator]"), old.index("[tool.mlci.gate]")
+    pyproject.write_text(old[:start] + estimator_blocks()[0] + "\n" + old[end:])
+    green(folder, user)
+    metrics = json.loads((folder / "artifacts" / "metrics.json").read_text())
+    assert metrics["task"] == "regression"
+    gate = json.loads((folder / "artifacts" / "gate.json").read_text())
+    assert any(check.get("versus") == "StandardScaler → Ridge" for check in gate["checks"])
