@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 from mlci import __version__
@@ -44,9 +45,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     stderr = sys.stderr
     sys.stderr = RedactingStream(stderr)
     try:
-        return _run(argv)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=LIGHTGBM_NAMES, category=UserWarning)
+            return _run(argv)
     finally:
         sys.stderr = stderr
+
+
+# LightGBM 4.6 (the last for Python 3.9) names a model fitted on an array's columns itself, and
+# scikit-learn 1.6 then warns at every prediction that the array has no names
+# (lightgbm-org/LightGBM#6798, fixed in 4.7): a notice about their code, on every row scored.
+LIGHTGBM_NAMES = "X does not have valid feature names, but LGBM"
 
 
 def _run(argv: Sequence[str] | None) -> int:

@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import importlib
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -469,18 +470,25 @@ def build_estimator(
     the ``target`` column, the estimator must do what it asks for (``task``: the project's
     ``[tool.mlci] task``); without it, any classifier or regressor is accepted.
     """
-    if len(spec.steps) == 1:
-        estimator = _build_step(spec.steps[0], where)
+    from mlci.pipeline._labels import EncodedLabels, needs_codes
+
+    parts = [
+        _build_step(step, f"{where} steps[{i}]" if len(spec.steps) > 1 else where)
+        for i, step in enumerate(spec.steps)
+    ]
+    for i, part in enumerate(parts[:-1]):
+        if not hasattr(part, "transform"):
+            raise MlciError(
+                f"{where} steps[{i}]: {spec.steps[i].class_path} is not a transformer (it "
+                "has no transform); only the last step may be the classifier or regressor"
+            )
+    if needs_codes(spec.class_path) and task_of_estimator(parts[-1]) == CLASSIFICATION:
+        parts[-1] = EncodedLabels(parts[-1])  # fitted on codes, it answers the labels
+    if len(parts) == 1:
+        estimator = parts[0]
     else:
         from sklearn.pipeline import make_pipeline
 
-        parts = [_build_step(step, f"{where} steps[{i}]") for i, step in enumerate(spec.steps)]
-        for i, part in enumerate(parts[:-1]):
-            if not hasattr(part, "transform"):
-                raise MlciError(
-                    f"{where} steps[{i}]: {spec.steps[i].class_path} is not a transformer (it "
-                    "has no transform); only the last step may be the classifier"
-                )
         estimator = make_pipeline(*parts)
     field = "class" if len(spec.steps) == 1 else f"steps[{len(spec.steps) - 1}]"
     if target is not None:
@@ -494,6 +502,39 @@ def build_estimator(
     return prepared(estimator, columns, prepare or PrepareConfig(), where)
 
 
+def _takes_any_param(cls: type) -> bool:
+    """True when the constructor takes ``**kwargs`` and hands them to its library (LightGBM's
+    ``deterministic``, XGBoost's booster params): the library checks those names."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(cls.__init__).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
+def determinism_warning(spec: EstimatorSpec) -> str | None:
+    """Why a LightGBM model may differ with the thread count, or None.
+
+    LightGBM promises the same model whatever its threads only with ``deterministic = true``
+    and a fixed histogram layout (``force_row_wise`` or ``force_col_wise``); otherwise it times
+    both layouts and keeps the faster one.
+    """
+    if not spec.class_path.startswith("lightgbm."):
+        return None
+    params = spec.params
+    if params.get("deterministic") is True and (
+        params.get("force_row_wise") is True or params.get("force_col_wise") is True
+    ):
+        return None
+    return (
+        f"[tool.mlci.estimator] params: {spec.name} makes the same model on every machine and "
+        "thread count only with deterministic = true and force_row_wise = true (or "
+        "force_col_wise = true); add them, or baselines may differ between machines"
+    )
+
+
 def _build_step(step: StepSpec, where: str) -> Any:
     """Import one estimator class and construct it, checking each param name against it."""
     module_name, _, class_name = step.class_path.rpartition(".")
@@ -502,7 +543,12 @@ def _build_step(step: StepSpec, where: str) -> Any:
             f"{where} class: '{step.class_path}' is not an import path like {DEFAULT_ESTIMATOR}"
         )
     try:
-        module = importlib.import_module(module_name)
+        with warnings.catch_warnings():
+            # LightGBM imports matplotlib when it is there, and matplotlib 3.9 (the last for
+            # Python 3.9) calls pyparsing names newer pyparsing deprecates: a notice about
+            # their code, nothing a user can act on.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            module = importlib.import_module(module_name)
     except ImportError as exc:
         raise MlciError(f"{where} class: cannot import module '{module_name}': {exc}") from None
     cls = getattr(module, class_name, None)
@@ -519,7 +565,7 @@ def _build_step(step: StepSpec, where: str) -> Any:
         )
     valid = estimator.get_params(deep=False)
     unknown = sorted(set(step.params) - set(valid))
-    if unknown:
+    if unknown and not _takes_any_param(cls):
         raise MlciError(
             f"{where} params: {', '.join(unknown)} not a parameter of {class_name}; "
             f"valid parameters: {', '.join(sorted(valid))}"

@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import os
 import shutil
+import sys
 import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
@@ -22,7 +23,7 @@ from mlci._io import atomic_write_json, read_json, sha256_file, utc_now
 from mlci._report import Markup, Section, escape, markdown_table
 from mlci.errors import MlciError
 from mlci.pipeline import _stage as stage
-from mlci.pipeline._config import Config, EstimatorSpec, build_estimator
+from mlci.pipeline._config import Config, EstimatorSpec, build_estimator, determinism_warning
 from mlci.pipeline._data import Manifest, Table, load_manifest, read_training_data
 from mlci.pipeline._evaluate import (
     SIMPLER,
@@ -39,6 +40,8 @@ from mlci.pipeline._stage import Artifacts
 from mlci.pipeline._task import REGRESSION, task_of_metrics, task_of_target
 
 PACKAGES = ("scikit-learn", "numpy", "scipy", "joblib", "threadpoolctl")
+# The gradient boosting libraries a model may hold: recorded when installed.
+BOOSTING = ("xgboost-cpu", "xgboost", "lightgbm")
 STAGING_PREFIX = ".run-"
 
 FIRST_LINE = 2  # the data file's first row: line 1 is the header
@@ -69,11 +72,12 @@ def package_versions() -> dict[str, str | None]:
     from importlib import metadata  # only when training: it costs a cache hit about 20 ms
 
     versions: dict[str, str | None] = {}
-    for name in PACKAGES:
+    for name in (*PACKAGES, *BOOSTING):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
-            versions[name] = None
+            if name in PACKAGES:  # the boosting libraries only when there
+                versions[name] = None
     return versions
 
 
@@ -177,6 +181,9 @@ def fit(config: Config, manifest: Manifest, table: Table) -> Fitted:
         target=manifest.target_column,
         task=config.task_setting,
     )
+    warning = determinism_warning(config.estimator)
+    if warning:
+        print(f"mlci: warning: {warning}", file=sys.stderr)
     with threadpool_limits(limits=config.threads):
         return _fit(config, manifest, table, estimator)
 

@@ -144,9 +144,10 @@ def _with(spec: EstimatorSpec, params: dict[str, Any]) -> EstimatorSpec:
 
 
 def _default(spec: EstimatorSpec, name: str) -> Any:
-    """The classifier's own default for a param the config leaves unset."""
-    last = EstimatorSpec((spec.steps[-1],))
-    return build_estimator(last).get_params(deep=False).get(name)
+    """The estimator's own default for a param the config leaves unset."""
+    from mlci.pipeline._config import _build_step
+
+    return _build_step(spec.steps[-1], "[tool.mlci.estimator]").get_params(deep=False).get(name)
 
 
 def to_dict(tuning: Tuning) -> dict[str, Any]:
