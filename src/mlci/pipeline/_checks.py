@@ -156,30 +156,14 @@ def load_checks(path: Path, manifest: Manifest) -> Any:
         from mlci.pipeline import _checks_regression
 
         return _checks_regression.load(path, document, manifest)
-    features = [column.name for column in manifest.features]
     kinds = {column.name: column for column in manifest.features}
     labels = list(manifest.target_column.labels)
 
     def entries(kind: str) -> list[tuple[str, dict[str, Any]]]:
-        found = get(document, kind, list, str(path), default=[])
-        out = []
-        for index, entry in enumerate(found, start=1):
-            where = f"{path}: [[{kind}]] {index}"
-            if not isinstance(entry, dict):
-                raise MlciError(f"{where}: must be a table")
-            out.append((where, entry))
-        return out
+        return entries_of(document, path, kind)
 
     def column(entry: dict[str, Any], where: str) -> str:
-        name = get(entry, "column", str, where)
-        if name not in features:
-            raise MlciError(f"{where} column: '{name}' is not a feature ({', '.join(features)})")
-        if kinds[name].kind not in (NUMERIC, INTEGER):
-            raise MlciError(
-                f"{where} column: '{name}' is {kinds[name].kind}; invariance and directional "
-                "checks move numeric columns only (use examples or slices for the others)"
-            )
-        return name
+        return numeric_column(entry, where, manifest)
 
     def label(entry: dict[str, Any], where: str) -> str:
         value = entry.get("label")
@@ -189,29 +173,13 @@ def load_checks(path: Path, manifest: Manifest) -> Any:
         return text
 
     def share(entry: dict[str, Any], where: str, default: float) -> float:
-        value = get(entry, "min_share", float, where, default=default)
-        if not 0.0 <= value <= 1.0:
-            raise MlciError(f"{where} min_share: must be between 0 and 1, got {value}")
-        return value
+        return min_share(entry, where, default)
 
     examples: list[Example] = []
     for where, entry in entries("examples"):
         reject_unknown(entry, {"name", "label", "row"}, where)
         expected = label(entry, where)
-        row = get(entry, "row", dict, where)
-        missing = [name for name in features if name not in row and not kinds[name].missing]
-        unknown = sorted(set(row) - set(features))
-        if missing or unknown:
-            raise MlciError(
-                f"{where} row: needs exactly the features; missing {missing or 'none'}, "
-                f"unknown {unknown or 'none'}"
-            )
-        values = {}
-        for feature in manifest.features:
-            value, problem = read_value(row.get(feature.name), feature)
-            if problem:
-                raise MlciError(f"{where} row: {feature.name}: {problem}")
-            values[feature.name] = value
+        values = example_row(entry, where, manifest)
         name = get(entry, "name", str, where, default=f"example {len(examples) + 1}")
         examples.append(Example(name, expected, values))
 
@@ -260,6 +228,62 @@ def load_checks(path: Path, manifest: Manifest) -> Any:
         title = get(entry, "name", str, where, default=str(condition))
         slices.append(Slice(title, metric, minimum, where=condition))
     return CheckFile(path, tuple(examples), tuple(invariance), tuple(directional), tuple(slices))
+
+
+def entries_of(document: dict[str, Any], path: Path, kind: str) -> list[tuple[str, dict[str, Any]]]:
+    """The file's ``[[kind]]`` tables, each with where it is for messages."""
+    found = get(document, kind, list, str(path), default=[])
+    out = []
+    for index, entry in enumerate(found, start=1):
+        where = f"{path}: [[{kind}]] {index}"
+        if not isinstance(entry, dict):
+            raise MlciError(f"{where}: must be a table")
+        out.append((where, entry))
+    return out
+
+
+def numeric_column(entry: dict[str, Any], where: str, manifest: Manifest) -> str:
+    """The entry's ``column``: a feature, and numeric (invariance and directional move it)."""
+    kinds = {column.name: column for column in manifest.features}
+    name = get(entry, "column", str, where)
+    if name not in kinds:
+        raise MlciError(f"{where} column: '{name}' is not a feature ({', '.join(kinds)})")
+    if kinds[name].kind not in (NUMERIC, INTEGER):
+        raise MlciError(
+            f"{where} column: '{name}' is {kinds[name].kind}; invariance and directional "
+            "checks move numeric columns only (use examples or slices for the others)"
+        )
+    return name
+
+
+def min_share(entry: dict[str, Any], where: str, default: float = 1.0) -> float:
+    """The share of rows a check must hold for, between 0 and 1."""
+    value = get(entry, "min_share", float, where, default=default)
+    if not 0.0 <= value <= 1.0:
+        raise MlciError(f"{where} min_share: must be between 0 and 1, got {value}")
+    return value
+
+
+def example_row(entry: dict[str, Any], where: str, manifest: Manifest) -> dict[str, Any]:
+    """An example's ``row``: every feature (a column that may be missing may be left out),
+    each value read as the data's."""
+    features = manifest.features
+    row = get(entry, "row", dict, where)
+    names = [feature.name for feature in features]
+    missing = [f.name for f in features if f.name not in row and not f.missing]
+    unknown = sorted(set(row) - set(names))
+    if missing or unknown:
+        raise MlciError(
+            f"{where} row: needs exactly the features; missing {missing or 'none'}, "
+            f"unknown {unknown or 'none'}"
+        )
+    values = {}
+    for feature in features:
+        value, problem = read_value(row.get(feature.name), feature)
+        if problem:
+            raise MlciError(f"{where} row: {feature.name}: {problem}")
+        values[feature.name] = value
+    return values
 
 
 def _condition(text: str, columns: dict[str, Column], where: str) -> Condition:

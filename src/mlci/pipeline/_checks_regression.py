@@ -29,8 +29,12 @@ from mlci.pipeline._checks import (
     _slice_example,
     _toml,
     _where,
+    entries_of,
+    example_row,
+    min_share,
+    numeric_column,
 )
-from mlci.pipeline._columns import INTEGER, NUMERIC, read_value
+from mlci.pipeline._columns import INTEGER, NUMERIC
 from mlci.pipeline._data import Manifest, Table
 from mlci.pipeline._regression import regression_metrics
 
@@ -106,35 +110,16 @@ class RegressionChecks:
 
 def load(path: Path, document: dict[str, Any], manifest: Manifest) -> RegressionChecks:
     """Parse a regressor's checks file: every column must exist, every tolerance make sense."""
-    features = [column.name for column in manifest.features]
     kinds = {column.name: column for column in manifest.features}
 
     def entries(kind: str) -> list[tuple[str, dict[str, Any]]]:
-        found = get(document, kind, list, str(path), default=[])
-        out = []
-        for index, entry in enumerate(found, start=1):
-            where = f"{path}: [[{kind}]] {index}"
-            if not isinstance(entry, dict):
-                raise MlciError(f"{where}: must be a table")
-            out.append((where, entry))
-        return out
+        return entries_of(document, path, kind)
 
     def column(entry: dict[str, Any], where: str) -> str:
-        name = get(entry, "column", str, where)
-        if name not in features:
-            raise MlciError(f"{where} column: '{name}' is not a feature ({', '.join(features)})")
-        if kinds[name].kind not in (NUMERIC, INTEGER):
-            raise MlciError(
-                f"{where} column: '{name}' is {kinds[name].kind}; invariance and directional "
-                "checks move numeric columns only (use examples or slices for the others)"
-            )
-        return name
+        return numeric_column(entry, where, manifest)
 
     def share(entry: dict[str, Any], where: str) -> float:
-        value = get(entry, "min_share", float, where, default=1.0)
-        if not 0.0 <= value <= 1.0:
-            raise MlciError(f"{where} min_share: must be between 0 and 1, got {value}")
-        return value
+        return min_share(entry, where)
 
     def bounds(entry: dict[str, Any], where: str) -> tuple[float | None, float | None]:
         low = get(entry, "min", float, where) if "min" in entry else None
@@ -153,20 +138,7 @@ def load(path: Path, document: dict[str, Any], manifest: Manifest) -> Regression
                 "fall in with 'min' and 'max' instead"
             )
         reject_unknown(entry, {"name", "row", "min", "max"}, where)
-        row = get(entry, "row", dict, where)
-        missing = [name for name in features if name not in row and not kinds[name].missing]
-        unknown = sorted(set(row) - set(features))
-        if missing or unknown:
-            raise MlciError(
-                f"{where} row: needs exactly the features; missing {missing or 'none'}, "
-                f"unknown {unknown or 'none'}"
-            )
-        values = {}
-        for feature in manifest.features:
-            value, problem = read_value(row.get(feature.name), feature)
-            if problem:
-                raise MlciError(f"{where} row: {feature.name}: {problem}")
-            values[feature.name] = value
+        values = example_row(entry, where, manifest)
         name = get(entry, "name", str, where, default=f"example {len(examples) + 1}")
         examples.append(Example(name, values, *bounds(entry, where)))
 
