@@ -25,7 +25,7 @@ from mlci.pipeline import load_config, load_manifest
 def regression_section() -> str:
     """The README's "Regression" part of "Adapt it to your model"."""
     text = (REPO / "README.md").read_text(encoding="utf-8")
-    match = re.search(r"### Regression[^\n]*\n(?P<body>.*?)\n## ", text, re.DOTALL)
+    match = re.search(r"### Regression[^\n]*\n(?P<body>.*?)\n##+ ", text, re.DOTALL)
     assert match, "README has no 'Regression' section"
     return match["body"]
 

@@ -47,11 +47,7 @@ def champion_reference(
     scored = pipeline.scalar_metrics(
         pipeline.score_held_out(config, model, candidate.get("sha256"))
     )
-    recorded = ", ".join(
-        f"{metric} {champion.metrics[metric]:.4f}"
-        for metric in pipeline.HEADLINE
-        if metric in champion.metrics
-    )
+    recorded = pipeline.headline_text(champion.metrics, ", ")
     lineage = registry.lineage(champion)
     return Reference(
         scored,

@@ -523,10 +523,9 @@ def _is_regressor(model: Any) -> bool:
     """scikit-learn's tag; an object without tags (not an estimator) answers labels."""
     from sklearn.base import is_regressor
 
-    try:
-        return bool(is_regressor(model))
-    except (AttributeError, TypeError):
+    if not hasattr(model, "__sklearn_tags__"):  # scikit-learn 1.6 and 1.7 warn, 1.8 raises
         return False
+    return bool(is_regressor(model))
 
 
 def serve(
