@@ -12,6 +12,7 @@ import dataclasses
 import json
 import logging
 import os
+import pickle
 import shutil
 import sys
 import uuid
@@ -182,7 +183,7 @@ def log_training(config: Config, result: TrainResult, settings: TrackingConfig) 
                     name="model",
                     signature=signature,
                     input_example=_example(config, manifest, features),
-                    pip_requirements=_requirements(lineage),
+                    pip_requirements=_requirements(lineage, model),
                     **_format(config.model_format, config.skops_trusted),
                 )
     except MlciError:
@@ -261,7 +262,7 @@ def export(
                 model,
                 str(staging),
                 signature=signature_of(manifest, model),
-                pip_requirements=_requirements(lineage),
+                pip_requirements=_requirements(lineage, model),
                 **_format(model_format, trusted),
             )
         os.replace(staging, directory)
@@ -287,10 +288,17 @@ def tags_of(lineage: dict[str, Any], key: str) -> dict[str, str]:
     }
 
 
-def _requirements(lineage: dict[str, Any]) -> list[str]:
-    """The model's packages at the versions it was trained with (MLflow's inference is slow)."""
+def _requirements(lineage: dict[str, Any], model: Any = None) -> list[str]:
+    """The model's packages at the versions it was trained with (MLflow's inference is slow).
+
+    mlci itself when the model holds one of its classes (an XGBoost classifier's label codes):
+    loading the pickle imports it.
+    """
     packages = lineage.get("packages", {})
-    return sorted(f"{name}=={version}" for name, version in packages.items() if version)
+    found = sorted(f"{name}=={version}" for name, version in packages.items() if version)
+    if model is not None and b"mlci." in pickle.dumps(model):
+        found.append(f"mlci=={__version__}")
+    return found
 
 
 def _example(config: Config, manifest: pipeline.Manifest, features: list[str]) -> Any:

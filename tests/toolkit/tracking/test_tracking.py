@@ -257,3 +257,17 @@ def test_a_regressors_run_logs_the_regression_metrics(
     model = mlflow.pyfunc.load_model(lineage["tracking"]["model_uri"])
     [output] = model.metadata.get_output_schema().inputs
     assert output.type.name == "double"
+
+
+def test_a_model_holding_mlcis_classes_requires_mlci_where_mlflow_loads_it() -> None:
+    """An XGBoost classifier is pickled inside mlci's label-code wrapper: loading imports mlci."""
+    from sklearn.linear_model import LogisticRegression
+
+    from mlci import __version__
+    from mlci.pipeline._labels import EncodedLabels
+    from mlci.tracking._mlflow import _requirements
+
+    lineage = {"packages": {"scikit-learn": "1.9.1", "numpy": None}}
+    assert _requirements(lineage, LogisticRegression()) == ["scikit-learn==1.9.1"]
+    wrapped = EncodedLabels(LogisticRegression())
+    assert _requirements(lineage, wrapped) == ["scikit-learn==1.9.1", f"mlci=={__version__}"]
